@@ -1,0 +1,343 @@
+"""InMemoryRepository: the Repository port over InMemoryDatabase rows (or a private list of objects)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from core.adapters.memory.database import InMemoryDatabase, InMemorySession
+from core.errors import (
+    ForeignKeyViolationError,
+    NotFoundError,
+    NotNullViolationError,
+    UniqueViolationError,
+)
+from core.models import lookups
+from core.ports.repository import Condition, Node, Query
+
+_MARK = "_core_memory_pk"  # set on instances this adapter has stored, so save() knows insert from update
+
+
+class _Schema:
+    """What the adapter needs to know of one model's table, worked out once."""
+
+    def __init__(self, model: type[Any]) -> None:
+        mapper = lookups.mapper_of(model)
+        self.model = model
+        self.table = model.__table__
+        self.key_of = {attr.columns[0].name: attr.key for attr in mapper.column_attrs}
+        self.columns = {attr.key: attr.columns[0] for attr in mapper.column_attrs}
+        self.pk = lookups.primary_key(model)
+        pk_column = self.columns[self.pk]
+        self.autoincrement = pk_column.default is None and lookups.column_types(model)[self.pk] is int
+        self.uniques: list[tuple[str, ...]] = [(k,) for k, c in self.columns.items() if c.unique]
+        for constraint in self.table.constraints:
+            names = tuple(self.key_of[c.name] for c in getattr(constraint, "columns", ()))
+            if type(constraint).__name__ == "UniqueConstraint" and names not in self.uniques:
+                self.uniques.append(names)
+        self.required = [
+            k for k, c in self.columns.items()
+            if not c.nullable and c.default is None and c.server_default is None and k != self.pk
+        ]
+        self.foreign_keys: list[tuple[str, type[Any], str]] = []
+        for key, column in self.columns.items():
+            for fk in column.foreign_keys:
+                target = lookups._model_for_table(model, fk.column.table)
+                self.foreign_keys.append((key, target, schema(target).key_of[fk.column.name]))
+
+    @property
+    def dependants(self) -> list[tuple[_Schema, str, str, str | None]]:
+        """(dependent schema, its fk key, our referenced key, ON DELETE action) for rows pointing here."""
+        found = []
+        for mapper in self.model.registry.mappers:
+            other = schema(mapper.class_)
+            for key, column in other.columns.items():
+                for fk in column.foreign_keys:
+                    if fk.column.table is self.table:
+                        found.append((other, key, self.key_of[fk.column.name], fk.ondelete))
+        return found
+
+
+@cache
+def schema(model: type[Any]) -> _Schema:
+    return _Schema(model)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "exact": operator.eq,
+    "iexact": lambda a, b: str(a).lower() == b.lower(),
+    "contains": lambda a, b: b in a,
+    "icontains": lambda a, b: b.lower() in str(a).lower(),
+    "startswith": lambda a, b: str(a).startswith(b),
+    "istartswith": lambda a, b: str(a).lower().startswith(b.lower()),
+    "endswith": lambda a, b: str(a).endswith(b),
+    "iendswith": lambda a, b: str(a).lower().endswith(b.lower()),
+    "in": lambda a, b: a in b,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "range": lambda a, b: b[0] <= a <= b[1],
+}
+
+
+class InMemoryRepository:
+    """A repository on in-process rows. Give it objects to get a private store for a test.
+
+    Example:
+        >>> posts = InMemoryRepository(Post, [Post(id=1, title="Hi")])  # doctest: +SKIP
+        >>> with app.container.database.repository.override(posts): ...  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, model: type[Any], objects: Iterable[Any] = (), *, session: InMemorySession | None = None
+    ) -> None:
+        self.model = model
+        self.session = session if session is not None else InMemorySession(InMemoryDatabase())
+        for obj in objects:
+            self._insert(obj)
+        if session is None:
+            self.session._undo.clear()
+
+    @classmethod
+    def for_session(cls, model: type[Any], session: InMemorySession) -> InMemoryRepository:
+        return cls(model, session=session)
+
+    @property
+    def database(self) -> InMemoryDatabase:
+        return self.session.database
+
+    # -- reading ------------------------------------------------------------------------------
+    def _truth(self, model: type[Any], row: Mapping[str, Any], node: Node | Condition) -> bool | None:
+        # SQL's three-valued logic, so `exclude` and NULLs agree with the SQL adapter.
+        if isinstance(node, Condition):
+            return self._condition(model, row, node)
+        results = [self._truth(model, row, child) for child in node.children]
+        if node.op == "not":
+            value = self._all(results)
+            return None if value is None else not value
+        if node.op == "or":
+            return True if True in results else (None if None in results else False)
+        return self._all(results)
+
+    @staticmethod
+    def _all(results: list[bool | None]) -> bool | None:
+        return False if False in results else (None if None in results else True)
+
+    def _condition(self, model: type[Any], row: Mapping[str, Any], condition: Condition) -> bool | None:
+        if condition.hops:
+            hop, rest = condition.hops[0], condition.hops[1:]
+            local = row.get(hop.local)
+            if local is None:
+                return False
+            inner = Condition(rest, condition.column, condition.lookup, condition.value)
+            return any(
+                self._condition(hop.target, other, inner) is True
+                for other in self.database.table(hop.target).values()
+                if other.get(hop.remote) == local
+            )
+        value = row.get(condition.column)
+        if condition.lookup == "isnull":
+            return (value is None) is condition.value
+        if condition.lookup == "exact" and condition.value is None:
+            return value is None
+        if value is None:
+            return None
+        return _COMPARE[condition.lookup](value, condition.value)
+
+    def _rows(self, query: Query) -> list[dict[str, Any]]:
+        rows = [
+            row for row in self.database.table(query.model).values()
+            if not query.where.children or self._truth(query.model, row, query.where) is True
+        ]
+        for ordering in reversed(query.order_by):
+            # NULLs last ascending and first descending, as PostgreSQL (and the SQL adapter) sort them.
+            rows.sort(
+                key=lambda r, c=ordering.column: (r.get(c) is None, r.get(c) if r.get(c) is not None else 0),
+                reverse=ordering.descending,
+            )
+        end = None if query.limit is None else query.offset + query.limit
+        return rows[query.offset:end]
+
+    def _materialize(self, row: Mapping[str, Any]) -> Any:
+        key = (self.model.__table__, row[schema(self.model).pk])
+        obj = self.session.identity.get(key)
+        if obj is None:
+            obj = lookups.mapper_of(self.model).class_manager.new_instance()
+            for name, value in row.items():
+                setattr(obj, name, value)
+            setattr(obj, _MARK, key[1])
+            self.session.identity[key] = obj
+        return obj
+
+    async def list(self, query: Query) -> list[Any]:
+        return [self._materialize(row) for row in self._rows(query)]
+
+    async def values(self, query: Query) -> list[dict[str, Any]]:
+        names = query.columns or tuple(schema(query.model).columns)
+        return [{name: row.get(name) for name in names} for row in self._rows(query)]
+
+    async def count(self, query: Query) -> int:
+        return len(self._rows(query))
+
+    async def exists(self, query: Query) -> bool:
+        return bool(self._rows(query))
+
+    # -- writing ------------------------------------------------------------------------------
+    def _row_of(self, obj: Any, *, inserting: bool) -> dict[str, Any]:
+        info = schema(self.model)
+        state = obj.__dict__
+        row: dict[str, Any] = {}
+        for key, column in info.columns.items():
+            if key in state and not (inserting and state[key] is None and column.default is not None):
+                row[key] = state[key]
+            elif inserting and column.default is not None:
+                default = column.default
+                row[key] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+            else:
+                row[key] = state.get(key)
+        if not inserting:
+            row.update(_stamps(info, ()))
+        return row
+
+    def _check(self, row: Mapping[str, Any], *, replacing: Any = None) -> None:
+        info = schema(self.model)
+        name = self.model.__name__
+        for key in info.required:
+            if row.get(key) is None:
+                raise NotNullViolationError(f"{name}.{key} is required.", field=key)
+        table = self.database.table(self.model)
+        for keys in [(info.pk,), *info.uniques]:
+            values = tuple(row.get(k) for k in keys)
+            if None in values:
+                continue
+            for pk, other in table.items():
+                if pk != replacing and tuple(other.get(k) for k in keys) == values:
+                    raise UniqueViolationError(f"{name} with this {keys[0]} already exists.", field=keys[0])
+        for key, target, remote in info.foreign_keys:
+            value = row.get(key)
+            if value is not None and not any(
+                other.get(remote) == value for other in self.database.table(target).values()
+            ):
+                raise ForeignKeyViolationError(f"{name}.{key} refers to a missing row.", field=key)
+
+    def _insert(self, obj: Any) -> Any:
+        info = schema(self.model)
+        row = self._row_of(obj, inserting=True)
+        if row.get(info.pk) is None and info.autoincrement:
+            row[info.pk] = self.database.next_id(self.model)
+        elif info.autoincrement and isinstance(row.get(info.pk), int):
+            self.database.sequences[self.model.__table__] = max(
+                self.database.sequences.get(self.model.__table__, 0), row[info.pk]
+            )
+        self._check(row)
+        table = self.database.table(self.model)
+        pk = row[info.pk]
+        table[pk] = row
+        self.session.record(lambda: table.pop(pk, None))
+        for key, value in row.items():
+            setattr(obj, key, value)
+        setattr(obj, _MARK, pk)
+        self.session.identity[(self.model.__table__, pk)] = obj
+        return obj
+
+    def _update(self, obj: Any, pk: Any) -> Any:
+        table = self.database.table(self.model)
+        if pk not in table:
+            raise NotFoundError(f"{self.model.__name__} {pk!r} no longer exists.")
+        row = self._row_of(obj, inserting=False)
+        self._check(row, replacing=pk)
+        previous = table[pk]
+        table[pk] = row
+        self.session.record(lambda: table.__setitem__(pk, previous))
+        for key, value in row.items():
+            setattr(obj, key, value)
+        return obj
+
+    async def add(self, obj: Any) -> Any:
+        return self._insert(obj)
+
+    async def add_many(self, objs: Sequence[Any]) -> list[Any]:
+        return [self._insert(obj) for obj in objs]
+
+    async def save(self, obj: Any) -> Any:
+        pk = getattr(obj, _MARK, None)
+        return self._insert(obj) if pk is None else self._update(obj, pk)
+
+    def _remove(self, info: _Schema, pk: Any) -> None:
+        table = self.database.table(info.model)
+        row = table.get(pk)
+        if row is None:
+            return
+        for other, fk_key, our_key, on_delete in info.dependants:
+            other_table = self.database.table(other.model)
+            pointing = [opk for opk, orow in other_table.items() if orow.get(fk_key) == row.get(our_key)]
+            if not pointing:
+                continue
+            if on_delete == "CASCADE":
+                for opk in pointing:
+                    self._remove(other, opk)
+            elif on_delete == "SET NULL":
+                for opk in pointing:
+                    before = other_table[opk]
+                    other_table[opk] = {**before, fk_key: None}
+                    self.session.record(lambda t=other_table, k=opk, b=before: t.__setitem__(k, b))
+            else:
+                raise ForeignKeyViolationError(
+                    f"{info.model.__name__} {pk!r} is still referenced by {other.model.__name__}.{fk_key}.",
+                    field=fk_key,
+                )
+        del table[pk]
+        self.session.record(lambda: table.__setitem__(pk, row))
+        self.session.identity.pop((info.table, pk), None)
+
+    async def delete(self, obj: Any) -> None:
+        pk = getattr(obj, _MARK, None)
+        if pk is None:
+            raise NotFoundError(f"{self.model.__name__} was never saved.")
+        self._remove(schema(self.model), pk)
+
+    async def refresh(self, obj: Any) -> Any:
+        pk = getattr(obj, _MARK, None)
+        row = self.database.table(self.model).get(pk)
+        if row is None:
+            raise NotFoundError(f"{self.model.__name__} {pk!r} does not exist.")
+        for key, value in row.items():
+            setattr(obj, key, value)
+        return obj
+
+    async def update_where(self, query: Query, values: Mapping[str, Any]) -> int:
+        info = schema(self.model)
+        table = self.database.table(self.model)
+        rows = self._rows(query)
+        stamped = _stamps(info, values)
+        for row in rows:
+            pk = row[info.pk]
+            updated = {**row, **values, **stamped}
+            self._check(updated, replacing=pk)
+            previous = table[pk]
+            table[pk] = updated
+            self.session.record(lambda p=pk, b=previous: table.__setitem__(p, b))
+            obj = self.session.identity.get((info.table, pk))
+            if obj is not None:
+                for key, value in updated.items():
+                    setattr(obj, key, value)
+        return len(rows)
+
+    async def delete_where(self, query: Query) -> int:
+        info = schema(self.model)
+        rows = self._rows(query)
+        for row in rows:
+            self._remove(info, row[info.pk])
+        return len(rows)
+
+
+def _stamps(info: _Schema, given: Iterable[str]) -> dict[str, Any]:
+    """Values of `onupdate` columns (e.g. `auto_now`) not set explicitly."""
+    return {
+        key: column.onupdate.arg(None) if column.onupdate.is_callable else column.onupdate.arg  # type: ignore[attr-defined]
+        for key, column in info.columns.items()
+        if column.onupdate is not None and key not in given
+    }

@@ -1,0 +1,85 @@
+"""SqlAlchemyDatabase: an async engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from core.errors import ConfigurationError, MissingDependencyError
+
+_DRIVER_EXTRAS = {"asyncpg": "postgres", "aiosqlite": "sqlite"}
+
+
+class SqlAlchemyDatabase:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_timeout: float = 30.0,
+        pool_recycle: int = 1800,
+    ) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigurationError(f"DATABASE_URL is not a valid database URL: {url!r}.") from exc
+        options: dict[str, Any] = {"echo": echo}
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if parsed.database in (None, "", ":memory:"):
+                # One shared connection, or every session would see its own empty database.
+                options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            options.update(
+                pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
+                pool_recycle=pool_recycle, pool_pre_ping=True,
+            )
+        try:
+            self.engine = create_async_engine(parsed, **options)
+        except ModuleNotFoundError as exc:
+            driver = parsed.get_driver_name()
+            raise MissingDependencyError(driver, _DRIVER_EXTRAS.get(driver, "all")) from exc
+        except Exception as exc:
+            raise ConfigurationError(f"DATABASE_URL {url!r} cannot be used: {exc}") from exc
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    def session(self) -> AsyncSession:
+        return self._sessions()
+
+    async def create_all(self, metadata: Any) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def drop_all(self, metadata: Any) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise ConnectionError(f"Database at {self.engine.url!r} is unreachable: {exc}") from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite ignores foreign keys unless asked, and its LIKE folds ASCII case, which would make
+    # `contains` behave like `icontains` here and not on PostgreSQL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA case_sensitive_like=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,241 @@
+"""SqlAlchemyRepository: the Repository port over an AsyncSession; the only place that sees SQL errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, not_, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.errors import (
+    ForeignKeyViolationError,
+    IntegrityViolationError,
+    NotNullViolationError,
+    UniqueViolationError,
+)
+from core.models import lookups
+from core.ports.repository import Condition, Node, Query
+
+
+def _compare(column: Any, lookup: str, value: Any) -> ColumnElement[bool]:
+    match lookup:
+        case "exact":
+            return column.is_(None) if value is None else column == value
+        case "iexact":
+            return func.lower(column) == func.lower(value)
+        case "contains":
+            return column.contains(value, autoescape=True)
+        case "icontains":
+            return column.icontains(value, autoescape=True)
+        case "startswith":
+            return column.startswith(value, autoescape=True)
+        case "istartswith":
+            return column.istartswith(value, autoescape=True)
+        case "endswith":
+            return column.endswith(value, autoescape=True)
+        case "iendswith":
+            return column.iendswith(value, autoescape=True)
+        case "in":
+            return column.in_(value)
+        case "gt":
+            return column > value
+        case "gte":
+            return column >= value
+        case "lt":
+            return column < value
+        case "lte":
+            return column <= value
+        case "isnull":
+            return column.is_(None) if value else column.is_not(None)
+        case "range":
+            return column.between(*value)
+    raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
+
+
+def _condition(entity: Any, condition: Condition) -> ColumnElement[bool]:
+    if not condition.hops:
+        return _compare(getattr(entity, condition.column), condition.lookup, condition.value)
+    # Across a relation: EXISTS (a correlated subquery) instead of a JOIN, so a to-many relation
+    # never duplicates rows and `exclude` keeps SQL's meaning.
+    hop, rest = condition.hops[0], condition.hops[1:]
+    target = aliased(hop.target)
+    inner = _condition(target, Condition(rest, condition.column, condition.lookup, condition.value))
+    return exists().where(getattr(target, hop.remote) == getattr(entity, hop.local), inner)
+
+
+def compile_where(entity: Any, node: Node) -> ColumnElement[bool]:
+    parts = [
+        compile_where(entity, child) if isinstance(child, Node) else _condition(entity, child)
+        for child in node.children
+    ]
+    if node.op == "not":
+        return not_(and_(*parts))
+    if node.op == "or":
+        return or_(*parts) if parts else false()
+    return and_(*parts) if parts else true()
+
+
+def _order(entity: Any, query: Query) -> list[Any]:
+    # NULLs sort as PostgreSQL sorts them by default, on every backend.
+    return [
+        getattr(entity, o.column).desc().nulls_first() if o.descending else getattr(entity, o.column).asc().nulls_last()
+        for o in query.order_by
+    ]
+
+
+def _windowed(statement: Select[Any], query: Query) -> Select[Any]:
+    if query.order_by:
+        statement = statement.order_by(*_order(query.model, query))
+    if query.limit is not None:
+        statement = statement.limit(query.limit)
+    if query.offset:
+        statement = statement.offset(query.offset)
+    return statement
+
+
+def _filtered(statement: Select[Any], query: Query) -> Select[Any]:
+    if query.where.children:
+        statement = statement.where(compile_where(query.model, query.where))
+    return statement
+
+
+_SQLITE = re.compile(r"(UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(?P<cols>[\w., ]+))?")
+_PG_KEY = re.compile(r"Key \((?P<cols>[^)]+)\)=")
+
+
+def translate_integrity_error(model: type[Any], exc: IntegrityError) -> IntegrityViolationError:
+    """One error type per constraint kind, naming the field, whichever database answered."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None) or orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    message = str(orig)
+    kind: type[IntegrityViolationError] = IntegrityViolationError
+    field: str | None = None
+    if sqlstate:  # PostgreSQL
+        kind = {"23505": UniqueViolationError, "23503": ForeignKeyViolationError,
+                "23502": NotNullViolationError}.get(sqlstate, IntegrityViolationError)
+        detail = getattr(cause, "detail", None) or ""
+        match = _PG_KEY.search(detail)
+        field = match["cols"].split(",")[0].strip() if match else getattr(cause, "column_name", None)
+    elif match := _SQLITE.search(message):  # SQLite
+        kind = {"UNIQUE": UniqueViolationError, "NOT NULL": NotNullViolationError,
+                "FOREIGN KEY": ForeignKeyViolationError}[match[1]]
+        if match["cols"]:
+            field = match["cols"].split(",")[0].strip().split(".")[-1]
+    field = _attribute_for(model, field)
+    what = {UniqueViolationError: "already exists", ForeignKeyViolationError: "refers to a missing row",
+            NotNullViolationError: "is required"}.get(kind, "breaks a constraint")
+    subject = f"{model.__name__} with this {field}" if kind is UniqueViolationError and field else (
+        f"{model.__name__}.{field}" if field else model.__name__)
+    return kind(f"{subject} {what}.", field=field)
+
+
+def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
+    if column_name is None:
+        return None
+    mapper = lookups.mapper_of(model)
+    for attr in mapper.column_attrs:
+        if attr.columns[0].name == column_name:
+            return attr.key
+    return column_name
+
+
+class SqlAlchemyRepository:
+    __slots__ = ("model", "session")
+
+    def __init__(self, model: type[Any], session: AsyncSession) -> None:
+        self.model = model
+        self.session = session
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # A failed statement ends the transaction on PostgreSQL; roll back so the session
+            # stays usable, and report the constraint in the framework's own terms.
+            await self.session.rollback()
+            raise translate_integrity_error(self.model, exc) from exc
+
+    async def list(self, query: Query) -> list[Any]:
+        statement = _windowed(_filtered(select(query.model), query), query)
+        return list((await self.session.scalars(statement)).all())
+
+    async def values(self, query: Query) -> list[dict[str, Any]]:
+        names = query.columns or tuple(lookups.column_types(query.model))
+        statement = select(*(getattr(query.model, name) for name in names))
+        statement = _windowed(_filtered(statement, query), query)
+        return [dict(row) for row in (await self.session.execute(statement)).mappings()]
+
+    async def count(self, query: Query) -> int:
+        if query.limit is not None or query.offset:
+            inner = _windowed(_filtered(select(query.model), query), query).subquery()
+            statement = select(func.count()).select_from(inner)
+        else:
+            statement = _filtered(select(func.count()).select_from(query.model), query)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def exists(self, query: Query) -> bool:
+        inner = _windowed(_filtered(select(query.model), query), query).limit(1)
+        return bool((await self.session.execute(select(exists(inner)))).scalar())
+
+    async def add(self, obj: Any) -> Any:
+        self.session.add(obj)
+        await self._flush()
+        return obj
+
+    async def add_many(self, objs: Sequence[Any]) -> list[Any]:
+        self.session.add_all(objs)
+        await self._flush()
+        return list(objs)
+
+    async def save(self, obj: Any) -> Any:
+        self.session.add(obj)
+        await self._flush()
+        return obj
+
+    async def delete(self, obj: Any) -> None:
+        await self.session.delete(obj)
+        await self._flush()
+
+    async def refresh(self, obj: Any) -> Any:
+        await self.session.refresh(obj)
+        return obj
+
+    def _matching(self, query: Query) -> ColumnElement[bool] | None:
+        if query.limit is not None or query.offset:
+            pk = getattr(self.model, lookups.primary_key(self.model))
+            window = _windowed(_filtered(select(pk), query), query)
+            return pk.in_(window.scalar_subquery())
+        return compile_where(self.model, query.where) if query.where.children else None
+
+    async def update_where(self, query: Query, values: Mapping[str, Any]) -> int:
+        statement = update(self.model).values(**values)
+        if (criteria := self._matching(query)) is not None:
+            statement = statement.where(criteria)
+        try:
+            result = await self.session.execute(
+                statement.execution_options(synchronize_session="fetch")
+            )
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise translate_integrity_error(self.model, exc) from exc
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_where(self, query: Query) -> int:
+        statement = delete(self.model)
+        if (criteria := self._matching(query)) is not None:
+            statement = statement.where(criteria)
+        try:
+            result = await self.session.execute(
+                statement.execution_options(synchronize_session="fetch")
+            )
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise translate_integrity_error(self.model, exc) from exc
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+

@@ -1,0 +1,40 @@
+"""CoreContainer and build_container(): the composition root every entry point shares."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from core.containers.auth import AuthContainer
+from core.containers.database import DatabaseContainer
+from core.containers.messaging import MessagingContainer
+from core.containers.tasks import TasksContainer
+from core.settings import Settings
+
+
+class CoreContainer(containers.DeclarativeContainer):
+    """The root container: settings, and one nested container per area.
+
+    Override a provider at the path the framework resolves, before first use:
+    `with app.container.database.repository.override(fake): ...`.
+    """
+
+    config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=Settings)
+
+    database = providers.Container(DatabaseContainer, config=config)
+    auth = providers.Container(AuthContainer, config=config)
+    messaging = providers.Container(MessagingContainer, config=config)
+    tasks = providers.Container(TasksContainer, config=config)
+
+
+def build_container(settings: Settings | None = None) -> CoreContainer:
+    """Build the root container from settings (read from the environment and `.env` when None).
+
+    Raises:
+        ConfigurationError: the settings must not run (e.g. production with the default SECRET_KEY).
+    """
+    settings = settings if settings is not None else Settings()
+    settings.check()
+    container = CoreContainer(settings=settings)
+    container.config.from_dict(settings.as_config())
+    return container

@@ -1,0 +1,104 @@
+"""The CoreError tree. HTTP-facing errors carry DRF-style `status_code`, `code` and `default_detail`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CoreError(Exception):
+    """Base class of every error the framework raises on purpose."""
+
+    status_code: int = 500
+    code: str = "error"
+    default_detail: str = "A server error occurred."
+
+    def __init__(self, detail: Any = None) -> None:
+        self.detail = self.default_detail if detail is None else detail
+        super().__init__(self.detail)
+
+
+class ConfigurationError(CoreError, ValueError):
+    """The settings or the wiring are wrong; raised at start-up, never per request."""
+
+    code = "configuration_error"
+    default_detail = "Invalid configuration."
+
+
+class MissingDependencyError(CoreError, ImportError):
+    """An adapter was selected whose optional extra is not installed."""
+
+    code = "missing_dependency"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"{package} is not installed; install it with: pip install 'core-framework[{extra}]'")
+
+
+class NoActiveContextError(CoreError, RuntimeError):
+    """A helper needing the running app's container or session was used outside one."""
+
+    code = "no_active_context"
+
+
+class NotFoundError(CoreError, LookupError):
+    """A requested object does not exist."""
+
+    status_code = 404
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class MultipleObjectsReturned(CoreError, LookupError):
+    """`get()` matched more than one row."""
+
+    status_code = 500
+    code = "multiple_objects_returned"
+
+
+class FieldError(CoreError, ValueError):
+    """A query named a field or lookup the model does not have, or a value of the wrong type."""
+
+    status_code = 400
+    code = "invalid_field"
+
+
+class IntegrityViolationError(CoreError, ValueError):
+    """A write broke a database constraint. `field` names the column when it is known."""
+
+    status_code = 400
+    code = "integrity_error"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class UniqueViolationError(IntegrityViolationError):
+    """A unique column or constraint already holds the value."""
+
+    code = "unique"
+
+
+class ForeignKeyViolationError(IntegrityViolationError):
+    """A foreign key points to a row that does not exist (or still has dependants)."""
+
+    code = "foreign_key"
+
+
+class NotNullViolationError(IntegrityViolationError):
+    """A required column got no value."""
+
+    code = "not_null"
+
+
+class BrokerUnavailableError(CoreError, ConnectionError):
+    """The message broker could not be reached; the event was not published."""
+
+    status_code = 503
+    code = "broker_unavailable"
+
+
+class TaskQueueUnavailableError(CoreError, ConnectionError):
+    """The task queue could not be reached; the task was not enqueued."""
+
+    status_code = 503
+    code = "task_queue_unavailable"

@@ -1,0 +1,178 @@
+"""Field: Django-flavoured shortcuts for SQLAlchemy's `mapped_column`.
+
+The column type follows the `Mapped[...]` annotation; a `Field` call only adds what the
+annotation cannot say (length, uniqueness, defaults, foreign keys).
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Callable
+from datetime import UTC, datetime as _datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    false,
+    true,
+    text as sql_text,
+)
+from sqlalchemy.orm import MappedColumn, mapped_column, relationship
+
+OnDelete = Literal["CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT"]
+_MISSING: Any = object()
+
+
+def _now() -> _datetime:
+    return _datetime.now(UTC)
+
+
+def _server_default(value: Any) -> Any:
+    # A literal default also goes into the DDL, so adding a NOT NULL column to a table that
+    # already has rows migrates without hand edits.
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, int | float):
+        return sql_text(repr(value))
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _column(type_: Any, *args: Any, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    if default is not _MISSING:
+        kw["default"] = default
+        if not callable(default) and default is not None and "server_default" not in kw:
+            server_default = _server_default(default)
+            if server_default is not None:
+                kw["server_default"] = server_default
+    if type_ is None:
+        return mapped_column(*args, **kw)
+    return mapped_column(type_, *args, **kw)
+
+
+class Field:
+    """Column shortcuts. Every keyword SQLAlchemy's `mapped_column` takes passes through.
+
+    Example:
+        >>> from sqlalchemy.orm import Mapped
+        >>> from core import Field, Model
+        >>> class Post(Model):
+        ...     __tablename__ = "doc_posts"
+        ...     id: Mapped[int] = Field.pk()
+        ...     title: Mapped[str] = Field.string(max_length=200)
+    """
+
+    @staticmethod
+    def pk(*, autoincrement: bool | Literal["auto"] = "auto", **kw: Any) -> MappedColumn[Any]:
+        """Primary key; integer autoincrement for `Mapped[int]`, a uuid4 for `Mapped[uuid.UUID]` when given `default=uuid.uuid4`."""
+        return mapped_column(primary_key=True, autoincrement=autoincrement, **kw)
+
+    @staticmethod
+    def string(
+        max_length: int = 255,
+        *,
+        unique: bool = False,
+        index: bool = False,
+        nullable: bool | None = None,
+        default: Any = _MISSING,
+        **kw: Any,
+    ) -> MappedColumn[Any]:
+        return _column(String(max_length), unique=unique, index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def text(*, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+        return _column(Text(), nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def integer(
+        *, unique: bool = False, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
+        return _column(Integer(), unique=unique, index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def float_(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+        return _column(Float(), index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def boolean(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+        return _column(Boolean(), index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def datetime(
+        *,
+        auto_now_add: bool = False,
+        auto_now: bool = False,
+        index: bool = False,
+        nullable: bool | None = None,
+        default: Any = _MISSING,
+        **kw: Any,
+    ) -> MappedColumn[Any]:
+        """A timezone-aware timestamp. `auto_now_add` stamps inserts; `auto_now` also stamps updates."""
+        if auto_now_add or auto_now:
+            default = _now
+        if auto_now:
+            kw.setdefault("onupdate", _now)
+        return _column(DateTime(timezone=True), index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def date(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+        return _column(Date(), index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def uuid(
+        *, unique: bool = False, index: bool = False, nullable: bool | None = None,
+        default: Any = _uuid.uuid4, **kw: Any,
+    ) -> MappedColumn[Any]:
+        """A UUID column, a fresh uuid4 by default."""
+        return _column(Uuid(), unique=unique, index=index, nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def json(*, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+        return _column(JSON(), nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def decimal(
+        max_digits: int = 12, decimal_places: int = 2, *, nullable: bool | None = None,
+        default: Any = _MISSING, **kw: Any,
+    ) -> MappedColumn[Any]:
+        return _column(Numeric(max_digits, decimal_places, asdecimal=True), nullable=nullable, default=default, **kw)
+
+    @staticmethod
+    def foreign_key(
+        target: str,
+        *,
+        on_delete: OnDelete | None = None,
+        index: bool = True,
+        nullable: bool | None = None,
+        default: Any = _MISSING,
+        **kw: Any,
+    ) -> MappedColumn[Any]:
+        """A column referencing `"table.column"`; its type follows the annotation."""
+        return _column(
+            None, ForeignKey(target, ondelete=on_delete), index=index, nullable=nullable, default=default, **kw
+        )
+
+    @staticmethod
+    def relationship(target: str | type[Any] | Callable[[], Any], **kw: Any) -> Any:
+        """A relationship, loaded with `selectin` by default since lazy loads cannot run in async code.
+
+        Deleting a row leaves its dependants to the foreign key's `on_delete` in the database
+        (`passive_deletes`), as Django users expect, instead of the ORM nulling them first.
+        """
+        kw.setdefault("lazy", "selectin")
+        kw.setdefault("passive_deletes", True)
+        return relationship(target, **kw)
+
+
+__all__ = ("Field",)

@@ -1,0 +1,1 @@
+"""Ports: the interfaces the framework asks of every technology. Stdlib and core.errors only."""

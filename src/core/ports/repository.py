@@ -1,0 +1,115 @@
+"""Repository port: how the framework reads and writes models, whatever stores them.
+
+A query is plain data (`Query`): a tree of conditions, an ordering and a window. The models
+layer builds and validates it (every field path and lookup is checked before it gets here); an
+adapter only translates it to its technology.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+LOOKUPS = frozenset(
+    {
+        "exact", "iexact", "contains", "icontains", "in", "gt", "gte", "lt", "lte",
+        "startswith", "istartswith", "endswith", "iendswith", "isnull", "range",
+    }
+)
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One step across a relation: rows of `target` whose `remote` column equals our `local`."""
+
+    local: str
+    target: type[Any]
+    remote: str
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`<hops...>.column <lookup> value`, with the value already converted to the column's type."""
+
+    hops: tuple[Hop, ...]
+    column: str
+    lookup: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A boolean combination of conditions: `and`/`or` of children, or `not` of one child."""
+
+    op: Literal["and", "or", "not"]
+    children: tuple[Node | Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to read: rows of `model` matching `where`, ordered, then windowed."""
+
+    model: type[Any]
+    where: Node = field(default_factory=lambda: Node("and", ()))
+    order_by: tuple[Ordering, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    columns: tuple[str, ...] | None = None
+
+
+@runtime_checkable
+class Repository(Protocol[M]):
+    """Reads and writes one model's rows inside a unit of work.
+
+    Writes are visible to later reads of the same unit of work at once and become durable when
+    the unit of work commits. Constraint failures raise `UniqueViolationError`,
+    `ForeignKeyViolationError` or `NotNullViolationError` (naming the field when known); a
+    driver's own exception never leaks.
+    """
+
+    async def list(self, query: Query) -> list[M]: ...
+    async def values(self, query: Query) -> list[dict[str, Any]]: ...
+    async def count(self, query: Query) -> int: ...
+    async def exists(self, query: Query) -> bool: ...
+    async def add(self, obj: M) -> M: ...
+    async def add_many(self, objs: Sequence[M]) -> list[M]: ...
+    async def save(self, obj: M) -> M: ...
+    async def delete(self, obj: M) -> None: ...
+    async def refresh(self, obj: M) -> M: ...
+    async def update_where(self, query: Query, values: Mapping[str, Any]) -> int: ...
+    async def delete_where(self, query: Query) -> int: ...
+
+
+@runtime_checkable
+class UnitOfWork(Protocol):
+    """A database session: what a request, message or task runs inside."""
+
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Database(Protocol):
+    """A database: opens units of work and owns the connections behind them.
+
+    `session()` never blocks or connects by itself; the first query does. `dispose()` closes
+    every pooled connection and is called once at shutdown.
+    """
+
+    url: str
+
+    def session(self) -> UnitOfWork: ...
+    async def create_all(self, metadata: Any) -> None: ...
+    async def drop_all(self, metadata: Any) -> None: ...
+    async def ping(self) -> None: ...
+    async def dispose(self) -> None: ...

@@ -1,0 +1,156 @@
+"""Task-queue port: what the framework needs from a background-job engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from core.errors import CoreError
+
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+class TaskStatus(StrEnum):
+    """Where a task stands, as `TaskQueue.result` reports it."""
+
+    PENDING = "pending"
+    """Queued, waiting for its eta, running, or unknown to the result store."""
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The outcome of one enqueued task.
+
+    Attributes:
+        task_id: the id `enqueue` returned.
+        status: `PENDING` until the task finished, then `SUCCESS` or `FAILURE`.
+        value: the function's return value after a JSON round trip (a tuple comes back as a
+            list); `None` unless `status` is `SUCCESS`.
+        error: `"ExceptionType: message"` of the exception that ended the task; `None` unless
+            `status` is `FAILURE`.
+    """
+
+    task_id: str
+    status: TaskStatus
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the task finished, whether it succeeded or failed."""
+        return self.status is not TaskStatus.PENDING
+
+
+class UnknownTaskError(CoreError, LookupError):
+    """`enqueue` named a task that was never registered with this queue."""
+
+    code = "unknown_task"
+
+
+@runtime_checkable
+class TaskQueue(Protocol):
+    """Enqueues calls of registered tasks and runs them in workers.
+
+    Call order: `register` every task, then `start`; `enqueue` and `result` between `start` and
+    `stop`. A worker process calls `run_worker` (after `start`) instead of serving requests.
+
+    Guarantees:
+        - `enqueue` returns the task id at once; the task runs no earlier than `eta`.
+        - Arguments must be JSON-serializable; anything else raises `TypeError` at enqueue time,
+          naming the argument. The function receives them after a JSON round trip, as it would
+          from another machine.
+        - A task runs only in a worker consuming its queue.
+        - Delivery is at least once: a task may run again after a worker dies mid-task, so
+          tasks must tolerate redelivery.
+        - Retries and timeouts are not the engine's business: the `@task` layer wraps the
+          function it registers.
+
+    Raises:
+        TaskQueueUnavailableError: from `enqueue` or `result` when the engine cannot be reached.
+        UnknownTaskError: from `enqueue` for a name that was never registered.
+    """
+
+    async def start(self) -> None:
+        """Connect to the engine (and, for the in-process engine, start running tasks)."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect; tasks already running in this process finish first."""
+        ...
+
+    def register(self, name: str, function: TaskFunction, *, queue: str) -> None:
+        """Make `function` runnable under `name`; `queue` is where `enqueue` sends it by default.
+
+        Register the same names in producers and workers; call before `start`.
+        """
+        ...
+
+    async def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str,
+        eta: datetime | None = None,
+    ) -> str:
+        """Send one call of task `name` to `queue`; return its id without waiting for it.
+
+        Args:
+            eta: run no earlier than this timezone-aware moment; `None` runs as soon as a
+                worker is free. A naive datetime raises `ValueError`.
+        """
+        ...
+
+    async def result(self, task_id: str) -> TaskResult:
+        """Where task `task_id` stands now; never waits for it to finish."""
+        ...
+
+    async def run_worker(self, queues: Sequence[str], *, concurrency: int) -> None:
+        """Run the registered tasks sent to `queues`, at most `concurrency` at a time.
+
+        Runs until cancelled. Cancellation is graceful: no new task is taken and the running
+        ones finish before this returns by re-raising `CancelledError`.
+        """
+        ...
+
+
+def check_json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """Encode a call's arguments as JSON, the wire format every engine shares.
+
+    Returns:
+        `{"args": [...], "kwargs": {...}}` as a JSON string.
+
+    Raises:
+        TypeError: naming the first argument that JSON cannot encode.
+    """
+    for index, value in enumerate(args):
+        _check_json_value(value, f"positional argument {index}")
+    for key, value in kwargs.items():
+        if not isinstance(key, str):
+            raise TypeError(f"Task keyword argument names must be strings, got {key!r}.")
+        _check_json_value(value, f"keyword argument {key!r}")
+    return json.dumps({"args": list(args), "kwargs": dict(kwargs)}, allow_nan=False)
+
+
+def _check_json_value(value: Any, where: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"Task {where} is not JSON-serializable ({type(value).__name__}: {exc}); "
+            "pass plain str/int/float/bool/None, lists and dicts with string keys, "
+            "e.g. an id instead of an object."
+        ) from exc
+
+
+def describe_error(error: BaseException) -> str:
+    """The `TaskResult.error` text for an exception: `"ExceptionType: message"`."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

