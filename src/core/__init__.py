@@ -2,5 +2,7 @@
 
 from core.app import CoreApp
 from core.models import Field, Model
+from core.routing import AutoRouter
+from core.views import APIView, ModelViewSet, action
 
-__all__ = ("CoreApp", "Field", "Model")
+__all__ = ("APIView", "AutoRouter", "CoreApp", "Field", "Model", "ModelViewSet", "action")

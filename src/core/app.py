@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from core.containers.core import CoreContainer, build_container
 from core.context import _container, use_container
-from core.errors import CoreError, IntegrityViolationError
 from core.models.session import unit_of_work
 from core.settings import Settings
+from core.views import errors
 
 Lifespan = Callable[["CoreApp"], AbstractAsyncContextManager[None]]
 
@@ -53,10 +52,13 @@ class CoreApp:
         if container is None:
             container = build_container(settings)
         elif settings is not None:
-            raise TypeError("Pass settings or container, not both: the container already has settings.")
+            raise TypeError(
+                "Pass settings or container, not both: the container already has settings."
+            )
         self.container = container
         self.settings: Settings = container.settings()
         self._user_lifespan = lifespan
+        self._routers: list[Any] = []
         self.fastapi = FastAPI(
             title=title or self.settings.app_name,
             version=version,
@@ -66,13 +68,15 @@ class CoreApp:
             **fastapi_options,
         )
         self.fastapi.state.core_app = self
-        self.fastapi.add_exception_handler(CoreError, _core_error_response)  # type: ignore[arg-type]
+        errors.install(self.fastapi)
         for router in routers:
             self.include_router(router)
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""
         build = getattr(router, "api_router", None)
+        if callable(build):
+            self._routers.append(router)
         self.fastapi.include_router(build() if callable(build) else router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,18 +117,12 @@ class CoreApp:
         await self.container.database.database().create_all(metadata or Model.metadata)
 
     @property
-    def routes(self) -> Iterable[Any]:
-        return self.fastapi.routes
+    def routes(self) -> list[Any]:
+        """The route specs of every AutoRouter mounted (what `core routes` prints)."""
+        return [spec for router in self._routers for spec in router.route_specs()]
 
 
 async def _maybe_await(result: Any) -> None:
     # init_resources()/shutdown_resources() return an awaitable only when some resource is async.
     if inspect.isawaitable(result):
         await result
-
-
-async def _core_error_response(_: Request, exc: CoreError) -> JSONResponse:
-    body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
-    if isinstance(exc, IntegrityViolationError) and exc.field:
-        body["field"] = exc.field
-    return JSONResponse(body, status_code=exc.status_code)

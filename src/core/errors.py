@@ -11,10 +11,36 @@ class CoreError(Exception):
     status_code: int = 500
     code: str = "error"
     default_detail: str = "A server error occurred."
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: Any = None) -> None:
         self.detail = self.default_detail if detail is None else detail
         super().__init__(self.detail)
+
+
+class NotAuthenticatedError(CoreError, PermissionError):
+    """No valid credentials came with a request that needs them (401)."""
+
+    status_code = 401
+    code = "not_authenticated"
+    default_detail = "Authentication credentials were not provided or are invalid."
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDeniedError(CoreError, PermissionError):
+    """The user is known but may not do this (403)."""
+
+    status_code = 403
+    code = "permission_denied"
+    default_detail = "You do not have permission to perform this action."
+
+
+class ValidationFailedError(CoreError, ValueError):
+    """A request's parameters or body are invalid (400); `detail` says which and why."""
+
+    status_code = 400
+    code = "invalid"
+    default_detail = "Invalid input."
 
 
 class ConfigurationError(CoreError, ValueError):
@@ -30,7 +56,9 @@ class MissingDependencyError(CoreError, ImportError):
     code = "missing_dependency"
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"{package} is not installed; install it with: pip install 'core-framework[{extra}]'")
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'core-framework[{extra}]'"
+        )
 
 
 class NoActiveContextError(CoreError, RuntimeError):

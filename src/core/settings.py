@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     auth_refresh_token_expire_days: int = 7
     auth_password_hasher: str = "pbkdf2_sha256"
     auth_token_backend: str = "jwt"
-    auth_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"] = "HS256"
+    auth_algorithm: Literal[
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384"
+    ] = "HS256"
     auth_private_key_file: str | None = None
     auth_public_key_file: str | None = None
     auth_issuer: str | None = None

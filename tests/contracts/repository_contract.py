@@ -44,11 +44,19 @@ class RepositoryContract:
     @pytest.fixture
     async def seeded(self, db: Any) -> dict[str, Any]:
         ann = await Author.objects.create(email="ann@example.com", name="Ann", db=db)
-        bob = await Author.objects.create(email="Bob@Example.com", name="Bob", is_active=False, db=db)
+        bob = await Author.objects.create(
+            email="Bob@Example.com", name="Bob", is_active=False, db=db
+        )
         articles = [
             await Article.objects.create(
-                title=title, slug=slug, views=views, rating=rating, is_published=published,
-                author_id=author.id, content=content, db=db,
+                title=title,
+                slug=slug,
+                views=views,
+                rating=rating,
+                is_published=published,
+                author_id=author.id,
+                content=content,
+                db=db,
             )
             for title, slug, views, rating, published, author, content in [
                 ("Hello World", "hello-world", 10, 4.5, True, ann, "first post"),
@@ -90,8 +98,11 @@ class RepositoryContract:
 
     async def test_uuid_primary_key_and_typed_columns(self, db: Any) -> None:
         doc = await Document.objects.create(
-            name="spec", meta={"a": [1, 2]}, price=decimal.Decimal("9.99"),
-            due=datetime.date(2026, 1, 2), db=db,
+            name="spec",
+            meta={"a": [1, 2]},
+            price=decimal.Decimal("9.99"),
+            due=datetime.date(2026, 1, 2),
+            db=db,
         )
         assert isinstance(doc.uuid, uuid.UUID)
         found = await Document.objects.using(db).get(uuid=str(doc.uuid))
@@ -129,26 +140,43 @@ class RepositoryContract:
             ({"pk__in": []}, []),
         ],
     )
-    async def test_lookups(self, db: Any, seeded: dict[str, Any], lookup: dict[str, Any], expected: list[str]) -> None:
+    async def test_lookups(
+        self, db: Any, seeded: dict[str, Any], lookup: dict[str, Any], expected: list[str]
+    ) -> None:
         assert await self.slugs(Article.objects.using(db).filter(**lookup)) == expected
 
     async def test_lookups_across_relations(self, db: Any, seeded: dict[str, Any]) -> None:
         articles = Article.objects.using(db)
-        assert await self.slugs(articles.filter(author__email="ann@example.com")) == ["hello-world", "python-tips"]
-        assert await self.slugs(articles.filter(author__email__icontains="EXAMPLE", author__is_active=False)) == [
-            "draft", "hello-again",
+        assert await self.slugs(articles.filter(author__email="ann@example.com")) == [
+            "hello-world",
+            "python-tips",
+        ]
+        assert await self.slugs(
+            articles.filter(author__email__icontains="EXAMPLE", author__is_active=False)
+        ) == [
+            "draft",
+            "hello-again",
         ]
         assert await self.slugs(articles.filter(comments__body__contains="read")) == ["hello-world"]
         comments = Comment.objects.using(db)
-        assert [c.body for c in await comments.filter(article__author__name="Ann").order_by("body").all()] == [
-            "great read", "thanks",
+        assert [
+            c.body
+            for c in await comments.filter(article__author__name="Ann").order_by("body").all()
+        ] == [
+            "great read",
+            "thanks",
         ]
 
     async def test_exclude_and_q_objects(self, db: Any, seeded: dict[str, Any]) -> None:
         articles = Article.objects.using(db)
         assert await self.slugs(articles.exclude(is_published=True)) == ["draft"]
-        assert await self.slugs(articles.filter(Q(slug="draft") | Q(views__gt=150))) == ["draft", "hello-again"]
-        assert await self.slugs(articles.filter(~Q(author__name="Ann"), is_published=True)) == ["hello-again"]
+        assert await self.slugs(articles.filter(Q(slug="draft") | Q(views__gt=150))) == [
+            "draft",
+            "hello-again",
+        ]
+        assert await self.slugs(articles.filter(~Q(author__name="Ann"), is_published=True)) == [
+            "hello-again"
+        ]
         # SQL semantics: a NULL rating is neither > 4 nor not > 4.
         assert await self.slugs(articles.exclude(rating__gt=4)) == ["python-tips"]
 
@@ -163,7 +191,10 @@ class RepositoryContract:
         assert (await ordered.last()).views == 0  # type: ignore[union-attr]
         assert [a.rating for a in await articles.order_by("rating").all()] == [3.0, 4.5, 5.0, None]
         assert [a.slug for a in await articles.order_by("author_id", "-slug").all()] == [
-            "python-tips", "hello-world", "hello-again", "draft",
+            "python-tips",
+            "hello-world",
+            "hello-again",
+            "draft",
         ]
         assert (await articles.filter(slug="nope").first()) is None
 

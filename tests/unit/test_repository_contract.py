@@ -22,7 +22,9 @@ class TestInMemoryRepository(RepositoryContract):
 class TestSqliteRepository(RepositoryContract):
     @pytest.fixture
     async def container(self, tmp_path: Path) -> AsyncIterator[CoreContainer]:
-        container = build_container(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/contract.db"))
+        container = build_container(
+            Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/contract.db")
+        )
         database = container.database.database()
         await database.create_all(Model.metadata)
         yield container

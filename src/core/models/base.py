@@ -54,16 +54,25 @@ class Model(AsyncAttrs, DeclarativeBase):
     objects: ClassVar[Manager[Any]] = Manager()
 
     DoesNotExist: ClassVar[type[errors.NotFoundError]] = errors.NotFoundError
-    MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]] = errors.MultipleObjectsReturned
+    MultipleObjectsReturned: ClassVar[type[errors.MultipleObjectsReturned]] = (
+        errors.MultipleObjectsReturned
+    )
 
     def __init_subclass__(cls, **kw: Any) -> None:
         # Each model gets its own DoesNotExist, as in Django, so `except Post.DoesNotExist`
         # does not swallow a missing User; both still subclass the shared NotFoundError.
-        cls.DoesNotExist = type("DoesNotExist", (cls.DoesNotExist,), {"__module__": cls.__module__,
-                                                                       "__qualname__": f"{cls.__qualname__}.DoesNotExist"})
+        cls.DoesNotExist = type(
+            "DoesNotExist",
+            (cls.DoesNotExist,),
+            {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.DoesNotExist"},
+        )
         cls.MultipleObjectsReturned = type(
-            "MultipleObjectsReturned", (cls.MultipleObjectsReturned,),
-            {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.MultipleObjectsReturned"},
+            "MultipleObjectsReturned",
+            (cls.MultipleObjectsReturned,),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": f"{cls.__qualname__}.MultipleObjectsReturned",
+            },
         )
         super().__init_subclass__(**kw)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid as _uuid
 from collections.abc import Callable
-from datetime import UTC, datetime as _datetime
+from datetime import UTC
+from datetime import datetime as _datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -25,6 +26,8 @@ from sqlalchemy import (
     Uuid,
     false,
     true,
+)
+from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.orm import MappedColumn, mapped_column, relationship
@@ -88,24 +91,39 @@ class Field:
         default: Any = _MISSING,
         **kw: Any,
     ) -> MappedColumn[Any]:
-        return _column(String(max_length), unique=unique, index=index, nullable=nullable, default=default, **kw)
+        return _column(
+            String(max_length), unique=unique, index=index, nullable=nullable, default=default, **kw
+        )
 
     @staticmethod
-    def text(*, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    def text(
+        *, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
         return _column(Text(), nullable=nullable, default=default, **kw)
 
     @staticmethod
     def integer(
-        *, unique: bool = False, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+        *,
+        unique: bool = False,
+        index: bool = False,
+        nullable: bool | None = None,
+        default: Any = _MISSING,
+        **kw: Any,
     ) -> MappedColumn[Any]:
-        return _column(Integer(), unique=unique, index=index, nullable=nullable, default=default, **kw)
+        return _column(
+            Integer(), unique=unique, index=index, nullable=nullable, default=default, **kw
+        )
 
     @staticmethod
-    def float_(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    def float_(
+        *, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
         return _column(Float(), index=index, nullable=nullable, default=default, **kw)
 
     @staticmethod
-    def boolean(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    def boolean(
+        *, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
         return _column(Boolean(), index=index, nullable=nullable, default=default, **kw)
 
     @staticmethod
@@ -123,30 +141,49 @@ class Field:
             default = _now
         if auto_now:
             kw.setdefault("onupdate", _now)
-        return _column(DateTime(timezone=True), index=index, nullable=nullable, default=default, **kw)
+        return _column(
+            DateTime(timezone=True), index=index, nullable=nullable, default=default, **kw
+        )
 
     @staticmethod
-    def date(*, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    def date(
+        *, index: bool = False, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
         return _column(Date(), index=index, nullable=nullable, default=default, **kw)
 
     @staticmethod
     def uuid(
-        *, unique: bool = False, index: bool = False, nullable: bool | None = None,
-        default: Any = _uuid.uuid4, **kw: Any,
+        *,
+        unique: bool = False,
+        index: bool = False,
+        nullable: bool | None = None,
+        default: Any = _uuid.uuid4,
+        **kw: Any,
     ) -> MappedColumn[Any]:
         """A UUID column, a fresh uuid4 by default."""
         return _column(Uuid(), unique=unique, index=index, nullable=nullable, default=default, **kw)
 
     @staticmethod
-    def json(*, nullable: bool | None = None, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    def json(
+        *, nullable: bool | None = None, default: Any = _MISSING, **kw: Any
+    ) -> MappedColumn[Any]:
         return _column(JSON(), nullable=nullable, default=default, **kw)
 
     @staticmethod
     def decimal(
-        max_digits: int = 12, decimal_places: int = 2, *, nullable: bool | None = None,
-        default: Any = _MISSING, **kw: Any,
+        max_digits: int = 12,
+        decimal_places: int = 2,
+        *,
+        nullable: bool | None = None,
+        default: Any = _MISSING,
+        **kw: Any,
     ) -> MappedColumn[Any]:
-        return _column(Numeric(max_digits, decimal_places, asdecimal=True), nullable=nullable, default=default, **kw)
+        return _column(
+            Numeric(max_digits, decimal_places, asdecimal=True),
+            nullable=nullable,
+            default=default,
+            **kw,
+        )
 
     @staticmethod
     def foreign_key(
@@ -160,7 +197,12 @@ class Field:
     ) -> MappedColumn[Any]:
         """A column referencing `"table.column"`; its type follows the annotation."""
         return _column(
-            None, ForeignKey(target, ondelete=on_delete), index=index, nullable=nullable, default=default, **kw
+            None,
+            ForeignKey(target, ondelete=on_delete),
+            index=index,
+            nullable=nullable,
+            default=default,
+            **kw,
         )
 
     @staticmethod

@@ -19,7 +19,9 @@ from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
 from core.errors import FieldError
 from core.ports.repository import LOOKUPS, Condition, Hop, Ordering
 
-_STRING_LOOKUPS = frozenset({"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"})
+_STRING_LOOKUPS = frozenset(
+    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
+)
 _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 
@@ -65,7 +67,9 @@ def _hop(model: type[Any], name: str) -> Hop | None:
     if isinstance(prop, RelationshipProperty):
         pairs = prop.local_remote_pairs or []
         if len(pairs) != 1 or prop.secondary is not None:
-            raise FieldError(f"{model.__name__}.{name}: only single-column relations can be queried across.")
+            raise FieldError(
+                f"{model.__name__}.{name}: only single-column relations can be queried across."
+            )
         local, remote = pairs[0]
         target = prop.mapper.class_
         return Hop(
@@ -92,8 +96,11 @@ def _fields_of(model: type[Any]) -> str:
 
 
 def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: Any) -> Any:
-    if value is None or python_type is None or isinstance(value, python_type) and not (
-        python_type is int and isinstance(value, bool)
+    if (
+        value is None
+        or python_type is None
+        or isinstance(value, python_type)
+        and not (python_type is int and isinstance(value, bool))
     ):
         return value
     try:
@@ -135,8 +142,14 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
 def type_label(python_type: type[Any] | None) -> str:
     """A user-facing name for a column's Python type (`integer`, `uuid`, ...)."""
     return {
-        int: "integer", str: "string", float: "number", decimal.Decimal: "decimal", bool: "boolean",
-        uuid.UUID: "uuid", datetime.datetime: "datetime", datetime.date: "date",
+        int: "integer",
+        str: "string",
+        float: "number",
+        decimal.Decimal: "decimal",
+        bool: "boolean",
+        uuid.UUID: "uuid",
+        datetime.datetime: "datetime",
+        datetime.date: "date",
     }.get(python_type, getattr(python_type, "__name__", "value"))  # type: ignore[arg-type]
 
 
@@ -172,11 +185,17 @@ def resolve(model: type[Any], key: str, value: Any) -> Condition:
         name = primary_key(current)
     types = column_types(current)
     if name not in types:
-        raise FieldError(f"{current.__name__} has no field {name!r} (in {key!r}). Fields: {_fields_of(current)}.")
-    return Condition(tuple(hops), name, lookup, _lookup_value(current, name, lookup, types[name], value))
+        raise FieldError(
+            f"{current.__name__} has no field {name!r} (in {key!r}). Fields: {_fields_of(current)}."
+        )
+    return Condition(
+        tuple(hops), name, lookup, _lookup_value(current, name, lookup, types[name], value)
+    )
 
 
-def _lookup_value(model: type[Any], name: str, lookup: str, python_type: type[Any] | None, value: Any) -> Any:
+def _lookup_value(
+    model: type[Any], name: str, lookup: str, python_type: type[Any] | None, value: Any
+) -> Any:
     if lookup == "isnull":
         return bool(_convert(model, name, bool, value))
     if lookup == "in":
@@ -184,7 +203,11 @@ def _lookup_value(model: type[Any], name: str, lookup: str, python_type: type[An
             raise FieldError(f"{model.__name__}.{name}__in needs a list of values, got {value!r}.")
         return tuple(_convert(model, name, python_type, v) for v in value)
     if lookup == "range":
-        if isinstance(value, str | bytes) or not isinstance(value, Iterable) or len(values := tuple(value)) != 2:
+        if (
+            isinstance(value, str | bytes)
+            or not isinstance(value, Iterable)
+            or len(values := tuple(value)) != 2
+        ):
             raise FieldError(f"{model.__name__}.{name}__range needs (low, high), got {value!r}.")
         return tuple(_convert(model, name, python_type, v) for v in values)
     if lookup in _STRING_LOOKUPS:
@@ -192,7 +215,9 @@ def _lookup_value(model: type[Any], name: str, lookup: str, python_type: type[An
             raise FieldError(f"{model.__name__}.{name}__{lookup} needs a string, got {value!r}.")
         return value
     if value is None and lookup != "exact":
-        raise FieldError(f"{model.__name__}.{name}__{lookup} cannot compare with None; use __isnull.")
+        raise FieldError(
+            f"{model.__name__}.{name}__{lookup} cannot compare with None; use __isnull."
+        )
     return _convert(model, name, python_type, value)
 
 
@@ -204,6 +229,8 @@ def resolve_ordering(model: type[Any], fields: Iterable[str]) -> tuple[Ordering,
         if name == "pk":
             name = primary_key(model)
         if name not in column_types(model):
-            raise FieldError(f"Cannot order {model.__name__} by {name!r}. Fields: {_fields_of(model)}.")
+            raise FieldError(
+                f"Cannot order {model.__name__} by {name!r}. Fields: {_fields_of(model)}."
+            )
         orderings.append(Ordering(name, descending))
     return tuple(orderings)

@@ -219,15 +219,21 @@ class QuerySet(Generic[M]):
                 raise FieldError(
                     f"{self.model.__name__} has no field {name!r}. Fields: {', '.join(sorted(known))}."
                 )
-        return self.model(**{k: lookups.convert_value(self.model, k, v) if k in known else v
-                             for k, v in values.items()})
+        return self.model(
+            **{
+                k: lookups.convert_value(self.model, k, v) if k in known else v
+                for k, v in values.items()
+            }
+        )
 
     async def create(self, *, db: Any = None, **values: Any) -> M:
         """Insert one object and return it with its primary key set."""
         qs = self.using(db) if db is not None else self
         return await qs._repository().add(self._build(values))
 
-    async def bulk_create(self, objs: Iterable[M | Mapping[str, Any]], *, db: Any = None) -> list[M]:
+    async def bulk_create(
+        self, objs: Iterable[M | Mapping[str, Any]], *, db: Any = None
+    ) -> list[M]:
         """Insert many objects (instances or dicts of values) in one round of statements."""
         qs = self.using(db) if db is not None else self
         built = [o if isinstance(o, self.model) else self._build(o) for o in objs]  # type: ignore[arg-type]
@@ -263,7 +269,7 @@ class Manager(Generic[M]):
 
     def __get__(self, instance: Any, owner: type[M]) -> QuerySet[M]:
         if instance is not None:
-            raise AttributeError("Manager isn't accessible via model instances; use type(obj).objects.")
+            raise AttributeError(
+                "Manager isn't accessible via model instances; use type(obj).objects."
+            )
         return QuerySet(owner)
-
-

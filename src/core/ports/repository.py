@@ -13,8 +13,21 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 LOOKUPS = frozenset(
     {
-        "exact", "iexact", "contains", "icontains", "in", "gt", "gte", "lt", "lte",
-        "startswith", "istartswith", "endswith", "iendswith", "isnull", "range",
+        "exact",
+        "iexact",
+        "contains",
+        "icontains",
+        "in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "isnull",
+        "range",
     }
 )
 

@@ -34,7 +34,9 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, desp
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("core_app_factory", "module:callable building the project's CoreApp from settings")
+    parser.addini(
+        "core_app_factory", "module:callable building the project's CoreApp from settings"
+    )
 
 
 @pytest.fixture

@@ -31,14 +31,17 @@ class _Schema:
         self.columns = {attr.key: attr.columns[0] for attr in mapper.column_attrs}
         self.pk = lookups.primary_key(model)
         pk_column = self.columns[self.pk]
-        self.autoincrement = pk_column.default is None and lookups.column_types(model)[self.pk] is int
+        self.autoincrement = (
+            pk_column.default is None and lookups.column_types(model)[self.pk] is int
+        )
         self.uniques: list[tuple[str, ...]] = [(k,) for k, c in self.columns.items() if c.unique]
         for constraint in self.table.constraints:
             names = tuple(self.key_of[c.name] for c in getattr(constraint, "columns", ()))
             if type(constraint).__name__ == "UniqueConstraint" and names not in self.uniques:
                 self.uniques.append(names)
         self.required = [
-            k for k, c in self.columns.items()
+            k
+            for k, c in self.columns.items()
             if not c.nullable and c.default is None and c.server_default is None and k != self.pk
         ]
         self.foreign_keys: list[tuple[str, type[Any], str]] = []
@@ -92,7 +95,11 @@ class InMemoryRepository:
     """
 
     def __init__(
-        self, model: type[Any], objects: Iterable[Any] = (), *, session: InMemorySession | None = None
+        self,
+        model: type[Any],
+        objects: Iterable[Any] = (),
+        *,
+        session: InMemorySession | None = None,
     ) -> None:
         self.model = model
         self.session = session if session is not None else InMemorySession(InMemoryDatabase())
@@ -110,7 +117,9 @@ class InMemoryRepository:
         return self.session.database
 
     # -- reading ------------------------------------------------------------------------------
-    def _truth(self, model: type[Any], row: Mapping[str, Any], node: Node | Condition) -> bool | None:
+    def _truth(
+        self, model: type[Any], row: Mapping[str, Any], node: Node | Condition
+    ) -> bool | None:
         # SQL's three-valued logic, so `exclude` and NULLs agree with the SQL adapter.
         if isinstance(node, Condition):
             return self._condition(model, row, node)
@@ -126,7 +135,9 @@ class InMemoryRepository:
     def _all(results: list[bool | None]) -> bool | None:
         return False if False in results else (None if None in results else True)
 
-    def _condition(self, model: type[Any], row: Mapping[str, Any], condition: Condition) -> bool | None:
+    def _condition(
+        self, model: type[Any], row: Mapping[str, Any], condition: Condition
+    ) -> bool | None:
         if condition.hops:
             hop, rest = condition.hops[0], condition.hops[1:]
             local = row.get(hop.local)
@@ -149,17 +160,21 @@ class InMemoryRepository:
 
     def _rows(self, query: Query) -> list[dict[str, Any]]:
         rows = [
-            row for row in self.database.table(query.model).values()
+            row
+            for row in self.database.table(query.model).values()
             if not query.where.children or self._truth(query.model, row, query.where) is True
         ]
         for ordering in reversed(query.order_by):
             # NULLs last ascending and first descending, as PostgreSQL (and the SQL adapter) sort them.
             rows.sort(
-                key=lambda r, c=ordering.column: (r.get(c) is None, r.get(c) if r.get(c) is not None else 0),
+                key=lambda r, c=ordering.column: (
+                    r.get(c) is None,
+                    r.get(c) if r.get(c) is not None else 0,
+                ),
                 reverse=ordering.descending,
             )
         end = None if query.limit is None else query.offset + query.limit
-        return rows[query.offset:end]
+        return rows[query.offset : end]
 
     def _materialize(self, row: Mapping[str, Any]) -> Any:
         key = (self.model.__table__, row[schema(self.model).pk])
@@ -191,7 +206,9 @@ class InMemoryRepository:
         state = obj.__dict__
         row: dict[str, Any] = {}
         for key, column in info.columns.items():
-            if key in state and not (inserting and state[key] is None and column.default is not None):
+            if key in state and not (
+                inserting and state[key] is None and column.default is not None
+            ):
                 row[key] = state[key]
             elif inserting and column.default is not None:
                 default = column.default
@@ -215,7 +232,9 @@ class InMemoryRepository:
                 continue
             for pk, other in table.items():
                 if pk != replacing and tuple(other.get(k) for k in keys) == values:
-                    raise UniqueViolationError(f"{name} with this {keys[0]} already exists.", field=keys[0])
+                    raise UniqueViolationError(
+                        f"{name} with this {keys[0]} already exists.", field=keys[0]
+                    )
         for key, target, remote in info.foreign_keys:
             value = row.get(key)
             if value is not None and not any(
@@ -273,7 +292,9 @@ class InMemoryRepository:
             return
         for other, fk_key, our_key, on_delete in info.dependants:
             other_table = self.database.table(other.model)
-            pointing = [opk for opk, orow in other_table.items() if orow.get(fk_key) == row.get(our_key)]
+            pointing = [
+                opk for opk, orow in other_table.items() if orow.get(fk_key) == row.get(our_key)
+            ]
             if not pointing:
                 continue
             if on_delete == "CASCADE":

@@ -39,8 +39,11 @@ class SqlAlchemyDatabase:
                 options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         else:
             options.update(
-                pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
-                pool_recycle=pool_recycle, pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout,
+                pool_recycle=pool_recycle,
+                pool_pre_ping=True,
             )
         try:
             self.engine = create_async_engine(parsed, **options)

@@ -6,7 +6,20 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, not_, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -82,7 +95,9 @@ def compile_where(entity: Any, node: Node) -> ColumnElement[bool]:
 def _order(entity: Any, query: Query) -> list[Any]:
     # NULLs sort as PostgreSQL sorts them by default, on every backend.
     return [
-        getattr(entity, o.column).desc().nulls_first() if o.descending else getattr(entity, o.column).asc().nulls_last()
+        getattr(entity, o.column).desc().nulls_first()
+        if o.descending
+        else getattr(entity, o.column).asc().nulls_last()
         for o in query.order_by
     ]
 
@@ -116,21 +131,35 @@ def translate_integrity_error(model: type[Any], exc: IntegrityError) -> Integrit
     kind: type[IntegrityViolationError] = IntegrityViolationError
     field: str | None = None
     if sqlstate:  # PostgreSQL
-        kind = {"23505": UniqueViolationError, "23503": ForeignKeyViolationError,
-                "23502": NotNullViolationError}.get(sqlstate, IntegrityViolationError)
+        kind = {
+            "23505": UniqueViolationError,
+            "23503": ForeignKeyViolationError,
+            "23502": NotNullViolationError,
+        }.get(sqlstate, IntegrityViolationError)
         detail = getattr(cause, "detail", None) or ""
         match = _PG_KEY.search(detail)
-        field = match["cols"].split(",")[0].strip() if match else getattr(cause, "column_name", None)
+        field = (
+            match["cols"].split(",")[0].strip() if match else getattr(cause, "column_name", None)
+        )
     elif match := _SQLITE.search(message):  # SQLite
-        kind = {"UNIQUE": UniqueViolationError, "NOT NULL": NotNullViolationError,
-                "FOREIGN KEY": ForeignKeyViolationError}[match[1]]
+        kind = {
+            "UNIQUE": UniqueViolationError,
+            "NOT NULL": NotNullViolationError,
+            "FOREIGN KEY": ForeignKeyViolationError,
+        }[match[1]]
         if match["cols"]:
             field = match["cols"].split(",")[0].strip().split(".")[-1]
     field = _attribute_for(model, field)
-    what = {UniqueViolationError: "already exists", ForeignKeyViolationError: "refers to a missing row",
-            NotNullViolationError: "is required"}.get(kind, "breaks a constraint")
-    subject = f"{model.__name__} with this {field}" if kind is UniqueViolationError and field else (
-        f"{model.__name__}.{field}" if field else model.__name__)
+    what = {
+        UniqueViolationError: "already exists",
+        ForeignKeyViolationError: "refers to a missing row",
+        NotNullViolationError: "is required",
+    }.get(kind, "breaks a constraint")
+    subject = (
+        f"{model.__name__} with this {field}"
+        if kind is UniqueViolationError and field
+        else (f"{model.__name__}.{field}" if field else model.__name__)
+    )
     return kind(f"{subject} {what}.", field=field)
 
 
@@ -237,5 +266,3 @@ class SqlAlchemyRepository:
             await self.session.rollback()
             raise translate_integrity_error(self.model, exc) from exc
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-

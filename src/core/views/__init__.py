@@ -1,0 +1,18 @@
+"""Views: ViewSets, APIView, @action, pagination."""
+
+from core.views.actions import action
+from core.views.base import APIView, ViewSet
+from core.views.pagination import LimitOffsetPagination, PageNumberPagination, Pagination
+from core.views.viewsets import GenericViewSet, ModelViewSet, ReadOnlyModelViewSet
+
+__all__ = (
+    "APIView",
+    "GenericViewSet",
+    "LimitOffsetPagination",
+    "ModelViewSet",
+    "PageNumberPagination",
+    "Pagination",
+    "ReadOnlyModelViewSet",
+    "ViewSet",
+    "action",
+)

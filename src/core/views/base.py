@@ -1,0 +1,146 @@
+"""ViewSet and APIView: permissions, authentication and rendering shared by every view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.errors import NotAuthenticatedError, PermissionDeniedError
+from core.permissions import AllowAny, Permission, resolve_permissions
+
+if TYPE_CHECKING:
+    from core.containers.core import CoreContainer
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+@cache
+def list_adapter(schema: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
+
+
+class JSONBytesResponse(Response):
+    """A response whose body is already JSON bytes (pydantic-core made them: one pass)."""
+
+    media_type = JSON_MEDIA_TYPE
+
+
+class ViewSet:
+    """Base of every view: who may run which action, and how results become responses.
+
+    Per request the router creates an instance and sets `request`, `action` (the action's
+    name), `container` (the running app's root container) and `kwargs` (path values).
+
+    Permission precedence: `@action(permission_classes=...)` > `permission_classes_by_action`
+    > `permission_classes`. Entries may be classes or instances.
+    """
+
+    permission_classes: ClassVar[Sequence[Any]] = (AllowAny,)
+    permission_classes_by_action: ClassVar[dict[str, Sequence[Any]]] = {}
+    tags: ClassVar[list[str] | None] = None
+    output_schema: ClassVar[type[BaseModel] | None] = None
+
+    request: Request
+    action: str
+    container: CoreContainer
+    kwargs: dict[str, Any]
+    _action_permissions: tuple[Any, ...] | None = None
+
+    # -- authentication and permissions ------------------------------------------------------
+    async def authenticate(self, db: Any) -> Any:
+        """The request's user (or None), from the container's authenticator."""
+        return await self.container.auth.authenticator().authenticate(self.request, db)
+
+    def get_permissions(self) -> tuple[Permission, ...]:
+        """Permission instances for the current action, by precedence."""
+        return _permissions(type(self), self.action, self._action_permissions)
+
+    def permission_denied(self, permission: Permission | None = None) -> None:
+        """401 when nobody is authenticated (so the client knows to log in), else 403."""
+        message = getattr(permission, "message", None)
+        if getattr(self.request.state, "user", None) is None:
+            raise NotAuthenticatedError()
+        raise PermissionDeniedError(message)
+
+    async def check_permissions(self) -> None:
+        for permission in self.get_permissions():
+            if not await permission.has_permission(self.request, self):
+                self.permission_denied(permission)
+
+    async def check_object_permissions(self, obj: Any) -> None:
+        for permission in self.get_permissions():
+            if not await permission.has_object_permission(self.request, self, obj):
+                self.permission_denied(permission)
+
+    # -- rendering --------------------------------------------------------------------------
+    def get_output_schema(self) -> type[BaseModel] | None:
+        return self.output_schema
+
+    def render(self, result: Any, status_code: int = 200) -> Response:
+        """A response for whatever a handler returned: Response, model instance(s), pydantic, or JSON data."""
+        if isinstance(result, Response):
+            return result
+        if status_code == 204:
+            return Response(status_code=204)
+        return JSONBytesResponse(self.to_json(result), status_code=status_code)
+
+    def to_json(self, result: Any) -> bytes:
+        schema = self.get_output_schema()
+        if schema is not None and _is_model_instance(result):
+            instance = schema.model_validate(result, from_attributes=True)
+            return schema.__pydantic_serializer__.to_json(instance, by_alias=True)
+        if (
+            schema is not None
+            and isinstance(result, list)
+            and result
+            and _is_model_instance(result[0])
+        ):
+            adapter = list_adapter(schema)
+            return adapter.dump_json(adapter.validate_python(result, from_attributes=True))
+        return to_json(result, by_alias=True)
+
+
+def _is_model_instance(value: Any) -> bool:
+    return hasattr(type(value), "__mapper__")
+
+
+_permission_cache: dict[tuple[type, str, Any], tuple[Permission, ...]] = {}
+
+
+def _permissions(
+    cls: type[ViewSet], action: str, from_action: tuple[Any, ...] | None
+) -> tuple[Permission, ...]:
+    key = (cls, action, from_action)
+    found = _permission_cache.get(key)
+    if found is None:
+        if from_action is not None:
+            chosen: Any = from_action
+        elif action in cls.permission_classes_by_action:
+            chosen = cls.permission_classes_by_action[action]
+        else:
+            chosen = cls.permission_classes
+        found = _permission_cache[key] = resolve_permissions(chosen)
+    return found
+
+
+class APIView(ViewSet):
+    """Endpoints without a model: methods `get`, `post`, `put`, `patch`, `delete` become routes.
+
+    Handlers are `async def get(self, request, **kwargs)`; kwargs hold path values. A database
+    unit of work is open (the ambient session) for code that needs one.
+
+    Example:
+        >>> class HealthView(APIView):
+        ...     permission_classes = [AllowAny]
+        ...     tags = ["System"]
+        ...     async def get(self, request, **kwargs):
+        ...         return {"status": "healthy"}
+    """
+
+    http_methods: ClassVar[tuple[str, ...]] = ("get", "post", "put", "patch", "delete")

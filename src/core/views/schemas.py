@@ -1,0 +1,83 @@
+"""Pydantic schemas derived from models when a ViewSet declares none, and partial (PATCH) variants."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from core.models import lookups
+
+
+def _columns(model: type[Any]) -> list[tuple[str, Any, Any]]:
+    """(name, python type, column) for each column attribute, in declaration order."""
+    types = lookups.column_types(model)
+    mapper = lookups.mapper_of(model)
+    return [(attr.key, types[attr.key] or Any, attr.columns[0]) for attr in mapper.column_attrs]
+
+
+@cache
+def output_schema_for(model: type[Any]) -> type[BaseModel]:
+    """Every column of the model, read from attributes (`from_attributes`)."""
+    fields: dict[str, Any] = {
+        name: (Optional[py] if column.nullable else py, ...)  # noqa: UP045
+        for name, py, column in _columns(model)
+    }
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"{model.__name__}Output", __config__=ConfigDict(from_attributes=True), **fields
+    )
+
+
+def _generated(column: Any, model: type[Any]) -> bool:
+    # Values the database or the model makes: autoincrement keys and callable defaults
+    # (auto_now, uuid4) are not the client's to send.
+    if column.primary_key and (
+        column.autoincrement is True
+        or column.default is not None
+        or (column.autoincrement == "auto" and lookups.column_types(model).get(column.key) is int)
+    ):
+        return True
+    return column.default is not None and column.default.is_callable
+
+
+@cache
+def input_schema_for(model: type[Any]) -> type[BaseModel]:
+    """The columns a client may write; those with a default or NULL allowed are optional."""
+    fields: dict[str, Any] = {}
+    for name, py, column in _columns(model):
+        if _generated(column, model):
+            continue
+        if column.nullable:
+            fields[name] = (Optional[py], None)  # noqa: UP045
+        elif column.default is not None:
+            fields[name] = (py, column.default.arg)
+        else:
+            fields[name] = (py, ...)
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+@cache
+def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
+    """The same fields, all optional, for PATCH: only what the client sends is applied."""
+    fields = {
+        name: (Optional[field.annotation], None)  # noqa: UP045
+        for name, field in schema.model_fields.items()
+    }
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"{schema.__name__}Partial", __config__=schema.model_config, **fields
+    )
+
+
+@cache
+def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
+    """DRF's page envelope around a list of `schema` (documentation of the list route)."""
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"{schema.__name__}Page",
+        count=(int, ...),
+        next=(Optional[str], None),  # noqa: UP045
+        previous=(Optional[str], None),  # noqa: UP045
+        results=(list[schema], ...),  # type: ignore[valid-type]
+    )

@@ -1,0 +1,259 @@
+"""Model ViewSets: DRF's CRUD actions over the Repository port, with filtering and pagination."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from functools import reduce
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.errors import NotFoundError, UniqueViolationError, ValidationFailedError
+from core.models import Model, Q, QuerySet, lookups
+from core.ports.repository import LOOKUPS
+from core.views import schemas
+from core.views.base import JSONBytesResponse, ViewSet, list_adapter
+from core.views.pagination import PageNumberPagination, Pagination
+
+SEARCH_PARAM = "search"
+ORDERING_PARAM = "ordering"
+
+
+class GenericViewSet(ViewSet):
+    """A ViewSet bound to a model: lookups, querysets, schemas, filtering, pagination; no routes.
+
+    Class attributes:
+        model: the Model class served.
+        input_schema / output_schema: pydantic models; derived from the model when absent.
+        lookup_field: the column a detail route looks objects up by (`id`); its type types the
+            path parameter, and a value that does not convert answers 422 `invalid_lookup_value`.
+        unique_fields: columns checked for an existing value before a write (400 naming the field).
+        page_size / max_page_size / pagination_class: the list's pages (`?page=`, `?page_size=`).
+        filterset_fields: columns clients may filter on (`?is_published=true`, `?views__gte=10`).
+        search_fields: columns `?search=` looks in (case-insensitive contains, any of them).
+        ordering_fields / ordering: what `?ordering=-created_at,title` may name / the default.
+    """
+
+    model: ClassVar[type[Model]]
+    input_schema: ClassVar[type[BaseModel] | None] = None
+    lookup_field: ClassVar[str] = "id"
+    unique_fields: ClassVar[Sequence[str]] = ()
+    page_size: ClassVar[int] = 20
+    max_page_size: ClassVar[int] = 100
+    pagination_class: ClassVar[type[Pagination] | None] = PageNumberPagination
+    filterset_fields: ClassVar[Sequence[str]] = ()
+    search_fields: ClassVar[Sequence[str]] = ()
+    ordering_fields: ClassVar[Sequence[str]] = ()
+    ordering: ClassVar[Sequence[str]] = ()
+    owner_field: ClassVar[str | None] = None
+
+    # -- schemas ----------------------------------------------------------------------------
+    @classmethod
+    def resolved_output_schema(cls) -> type[BaseModel]:
+        return cls.output_schema or schemas.output_schema_for(cls.model)
+
+    @classmethod
+    def resolved_input_schema(cls) -> type[BaseModel]:
+        return cls.input_schema or schemas.input_schema_for(cls.model)
+
+    def get_output_schema(self) -> type[BaseModel]:
+        return self.resolved_output_schema()
+
+    # -- querysets and objects --------------------------------------------------------------
+    def get_queryset(self, db: Any) -> QuerySet[Any]:
+        """The objects this ViewSet serves; override to scope them (e.g. published only)."""
+        return self.model.objects.using(db)
+
+    async def get_object(self, db: Any, **kwargs: Any) -> Any:
+        """The object named by the lookup value in `kwargs`, after its object permissions.
+
+        Raises:
+            NotFoundError: no such object in `get_queryset(db)` (404).
+        """
+        try:
+            value = kwargs[self.lookup_field]
+        except KeyError:
+            raise TypeError(
+                f"get_object() needs the lookup value {self.lookup_field}=..."
+            ) from None
+        obj = await self.get_queryset(db).filter(**{self.lookup_field: value}).first()
+        if obj is None:
+            raise NotFoundError(f"{self.model.__name__} not found.")
+        await self.check_object_permissions(obj)
+        return obj
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Apply `?<filter>=`, `?search=` and `?ordering=` from the request; unknown names are a 400."""
+        params = self.request.query_params
+        reserved = {SEARCH_PARAM, ORDERING_PARAM}
+        if self.pagination_class is not None:
+            reserved.update(self.pagination_class.query_params)
+        conditions: dict[str, Any] = {}
+        for key, value in params.multi_items():
+            if key in reserved:
+                continue
+            parts = key.split("__")
+            base = "__".join(parts[:-1]) if len(parts) > 1 and parts[-1] in LOOKUPS else key
+            if base not in self.filterset_fields:
+                allowed = ", ".join(self.filterset_fields) or "none"
+                raise ValidationFailedError(
+                    f"Unknown filter field {key!r}. Filterable fields: {allowed}."
+                )
+            conditions[key] = value.split(",") if key.endswith(("__in", "__range")) else value
+        if conditions:
+            queryset = queryset.filter(**conditions)
+        term = params.get(SEARCH_PARAM)
+        if term and self.search_fields:
+            queryset = queryset.filter(
+                reduce(operator.or_, (Q(**{f"{f}__icontains": term}) for f in self.search_fields))
+            )
+        requested = params.get(ORDERING_PARAM)
+        if requested:
+            fields = [f.strip() for f in requested.split(",") if f.strip()]
+            for name in fields:
+                if name.lstrip("-") not in self.ordering_fields:
+                    allowed = ", ".join(self.ordering_fields) or "none"
+                    raise ValidationFailedError(
+                        f"Cannot order by {name!r}. Ordering fields: {allowed}."
+                    )
+            queryset = queryset.order_by(*fields)
+        elif self.ordering:
+            queryset = queryset.order_by(*self.ordering)
+        if not queryset.query.order_by:
+            # Pages of an unordered query may overlap or skip rows.
+            queryset = queryset.order_by(lookups.primary_key(self.model))
+        return queryset
+
+    async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
+        """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
+
+        The database's own constraint still decides under a race; it answers the same 400.
+        """
+        for field in self.unique_fields:
+            if field not in data or data[field] is None:
+                continue
+            queryset = self.model.objects.using(db).filter(**{field: data[field]})
+            if instance is not None:
+                queryset = queryset.exclude(pk=instance.pk)
+            if await queryset.exists():
+                raise UniqueViolationError(
+                    f"{self.model.__name__} with this {field} already exists.", field=field
+                )
+
+    # -- hooks ------------------------------------------------------------------------------
+    async def perform_create(self, db: Any, data: dict[str, Any]) -> Any:
+        await self.check_unique(db, data)
+        return await self.model.objects.using(db).create(**data)
+
+    async def perform_update(self, db: Any, instance: Any, data: dict[str, Any]) -> Any:
+        await self.check_unique(db, data, instance)
+        known = lookups.column_types(self.model)
+        for name, value in data.items():
+            setattr(
+                instance,
+                name,
+                lookups.convert_value(self.model, name, value) if name in known else value,
+            )
+        return await instance.save(db)
+
+    async def perform_destroy(self, db: Any, instance: Any) -> None:
+        await instance.delete(db)
+
+    # -- list rendering -----------------------------------------------------------------------
+    async def paginated_response(self, queryset: QuerySet[Any]) -> Response:
+        schema = self.get_output_schema()
+        adapter = list_adapter(schema)
+        if self.pagination_class is None:
+            objects = await queryset.all()
+            return JSONBytesResponse(
+                adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+            )
+        paginator = self.pagination_class(self.page_size, self.max_page_size)
+        window = paginator.window(self.request.query_params)
+        count = await queryset.count()
+        paginator.check(window, count)
+        objects = (
+            await queryset[window.offset : window.offset + window.limit].all() if count else []
+        )
+        next_, previous = paginator.links(self.request.url, window, count)
+        results = adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+        head = b'{"count":%d,"next":%s,"previous":%s,"results":' % (
+            count,
+            _json_str(next_),
+            _json_str(previous),
+        )
+        return JSONBytesResponse(head + results + b"}")
+
+
+def _json_str(value: str | None) -> bytes:
+    return to_json(value)
+
+
+class ListModelMixin:
+    async def list(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """GET /things/ — a page of objects, filtered, searched and ordered by query parameters."""
+        return await self.paginated_response(self.filter_queryset(self.get_queryset(db)))
+
+
+class RetrieveModelMixin:
+    async def retrieve(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """GET /things/{lookup}/ — one object."""
+        return await self.get_object(db, **kwargs)
+
+
+class CreateModelMixin:
+    async def create(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """POST /things/ — validate the input schema and insert; 201 with the object."""
+        data: BaseModel = kwargs["data"]
+        return await self.perform_create(db, data.model_dump(exclude_unset=True))
+
+
+class UpdateModelMixin:
+    async def update(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """PUT /things/{lookup}/ — replace the writable fields."""
+        data: BaseModel = kwargs.pop("data")
+        instance = await self.get_object(db, **kwargs)
+        return await self.perform_update(db, instance, data.model_dump())
+
+    async def partial_update(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """PATCH /things/{lookup}/ — change only the fields sent."""
+        data: BaseModel = kwargs.pop("data")
+        instance = await self.get_object(db, **kwargs)
+        return await self.perform_update(db, instance, data.model_dump(exclude_unset=True))
+
+
+class DestroyModelMixin:
+    async def destroy(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
+        """DELETE /things/{lookup}/ — 204."""
+        instance = await self.get_object(db, **kwargs)
+        await self.perform_destroy(db, instance)
+
+
+class ReadOnlyModelViewSet(ListModelMixin, RetrieveModelMixin, GenericViewSet):
+    """list and retrieve only; writes to its routes answer 405."""
+
+
+class ModelViewSet(
+    ListModelMixin,
+    CreateModelMixin,
+    RetrieveModelMixin,
+    UpdateModelMixin,
+    DestroyModelMixin,
+    GenericViewSet,
+):
+    """Full CRUD for a model, no FastAPI decorators.
+
+    Routes: `GET/POST /posts/`, `GET/PUT/PATCH/DELETE /posts/{id}/`, plus each `@action`.
+
+    Example:
+        >>> class PostViewSet(ModelViewSet):  # doctest: +SKIP
+        ...     model = Post
+        ...     input_schema = PostInput
+        ...     output_schema = PostOutput
+        ...     permission_classes = [IsAuthenticated]
+        ...     permission_classes_by_action = {"list": [AllowAny], "retrieve": [AllowAny]}
+    """

@@ -1,0 +1,66 @@
+"""AutoRouter: paths, operation ids, OpenAPI schemas and tags."""
+
+from __future__ import annotations
+
+import httpx
+
+from core import AutoRouter, CoreApp
+from core.testing import test_settings
+from tests.unit.views.conftest import ArticleViewSet
+
+
+async def test_openapi_operations(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert set(paths["/api/v1/articles/"]) == {"get", "post"}
+    assert set(paths["/api/v1/articles/{id}/"]) == {"get", "put", "patch", "delete"}
+    assert paths["/api/v1/articles/{id}/publish/"]["post"]["operationId"] == "article-publish"
+    assert paths["/api/v1/articles/featured/"]["get"]["operationId"] == "article-featured"
+    assert paths["/api/v1/articles/"]["get"]["operationId"] == "article-list"
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    retrieve = paths["/api/v1/articles/{id}/"]["get"]
+    assert retrieve["tags"] == ["Articles"]
+    assert retrieve["parameters"][0]["schema"]["type"] == "integer"
+    assert paths["/api/v1/documents/{uuid}/"]["get"]["parameters"][0]["schema"]["format"] == "uuid"
+    create = paths["/api/v1/articles/"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ArticleInput"
+    )
+    assert "201" in create["responses"]
+    assert "204" in paths["/api/v1/articles/{id}/"]["delete"]["responses"]
+    listing = paths["/api/v1/articles/"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "page",
+        "page_size",
+        "search",
+        "ordering",
+        "is_published",
+    }
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ArticleOutputPage"
+    )
+    assert paths["/api/v1/health/"]["get"]["tags"] == ["System"]
+    assert "/api/v1/articles" not in paths  # the slash-less twin is served but not documented
+
+
+async def test_docs_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+
+
+def test_register_accepts_spec_shapes() -> None:
+    router = AutoRouter(prefix="/api/v1")
+    router.register("/users", ArticleViewSet)  # basename from the model
+    names = {spec.name for spec in router.route_specs()}
+    assert "article-list" in names and "article-publish" in names
+    paths = {spec.path for spec in router.route_specs()}
+    assert "/api/v1/users/{id}" in paths
+
+
+def test_api_prefix_is_not_added_twice() -> None:
+    router = AutoRouter(prefix="/api/v1")
+    router.register("/articles", ArticleViewSet)
+    app = CoreApp(settings=test_settings(api_prefix="/api/v1"), routers=[router])
+    paths = app.fastapi.openapi()["paths"]
+    assert "/api/v1/articles/" in paths
+    assert not any(path.startswith("/api/v1/api/v1") for path in paths)
