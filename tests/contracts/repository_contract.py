@@ -80,6 +80,8 @@ class RepositoryContract:
         assert isinstance(article.id, int)
         assert article.views == 0 and article.is_published is False and author.is_active is True
         assert isinstance(article.created_at, datetime.datetime)
+        stored = await Article.objects.using(db).filter(id=article.id).values("created_at")
+        assert stored[0]["created_at"].tzinfo is not None  # aware on every backend, SQLite too
 
     async def test_get_and_get_or_none(self, db: Any, seeded: dict[str, Any]) -> None:
         post = await Article.objects.using(db).get(slug="python-tips")

@@ -7,12 +7,13 @@ import decimal
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, Uuid, inspect
+from sqlalchemy import JSON, MetaData, Numeric, String, Uuid, inspect
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase
 
 from core import errors
 from core.models.querysets import Manager
+from core.models.types import UTCDateTime
 
 if TYPE_CHECKING:
     from core.models.querysets import QuerySet
@@ -44,7 +45,7 @@ class Model(AsyncAttrs, DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         str: String(255),
-        datetime.datetime: DateTime(timezone=True),
+        datetime.datetime: UTCDateTime(),
         decimal.Decimal: Numeric(12, 2),
         uuid.UUID: Uuid(),
         dict[str, Any]: JSON(),

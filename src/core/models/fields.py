@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -31,6 +30,8 @@ from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.orm import MappedColumn, mapped_column, relationship
+
+from core.models.types import UTCDateTime
 
 OnDelete = Literal["CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT"]
 _MISSING: Any = object()
@@ -142,7 +143,7 @@ class Field:
         if auto_now:
             kw.setdefault("onupdate", _now)
         return _column(
-            DateTime(timezone=True), index=index, nullable=nullable, default=default, **kw
+            UTCDateTime(), index=index, nullable=nullable, default=default, **kw
         )
 
     @staticmethod
