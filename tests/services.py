@@ -44,7 +44,7 @@ def unavailable(service: str, reason: str) -> None:
 
 
 def service_url(service: str) -> str:
-    """The URL of a running service from CORE_TEST_<SERVICE>_URL or its default, checked reachable."""
+    """CORE_TEST_<SERVICE>_URL or the default URL of a service, checked reachable."""
     url = os.environ.get(f"CORE_TEST_{service.upper()}_URL", DEFAULTS[service])
     parts = urlsplit(url if "://" in url else f"tcp://{url}")
     default_port = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672, "kafka": 9092}[service]
@@ -99,3 +99,31 @@ def tansu() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+async def create_database(postgres_url: str, prefix: str) -> str:
+    """A fresh, uniquely named PostgreSQL database; returns its URL (drop it with drop_database)."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(postgres_url: str, url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        name = make_url(url).database
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()

@@ -19,6 +19,8 @@ from core.models import lookups
 from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import APIView, ViewSet
+from core.views.errors import error_responses
+from core.views.pagination import MAX_OFFSET, MAX_PAGE
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -31,6 +33,17 @@ _CRUD = (
     ("partial_update", ("PATCH",), True, 200),
     ("destroy", ("DELETE",), True, 204),
 )
+
+
+# Error statuses each CRUD action can answer (documented in OpenAPI).
+_ERRORS = {
+    "list": (400, 401, 403, 404, 422),
+    "create": (400, 401, 403, 422),
+    "retrieve": (401, 403, 404, 422),
+    "update": (400, 401, 403, 404, 422),
+    "partial_update": (400, 401, 403, 404, 422),
+    "destroy": (400, 401, 403, 404, 422),
+}
 
 
 @dataclass(frozen=True)
@@ -222,11 +235,9 @@ def _lookup_parameter(view: type[GenericViewSet]) -> inspect.Parameter:
         raise TypeError(
             f"{view.__name__}.lookup_field {field_name!r} is not a column of {view.model.__name__}."
         ) from None
-    return _keyword(
-        field_name,
-        python_type or str,
-        Path(description=f"The {view.model.__name__}'s {field_name}."),
-    )
+    low, high = lookups.integer_bounds(view.model).get(field_name, (None, None))
+    path = Path(description=f"The {view.model.__name__}'s {field_name}.", ge=low, le=high)
+    return _keyword(field_name, python_type or str, path)
 
 
 def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
@@ -235,7 +246,8 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     params: list[inspect.Parameter] = []
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
-            params.append(_keyword(name, int | None, Query(None, ge=0 if name == "offset" else 1)))
+            low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
+            params.append(_keyword(name, int | None, Query(None, ge=low, le=high)))
     if view.search_fields:
         params.append(
             _keyword(
@@ -279,6 +291,7 @@ def _viewset_routes(
             "tags": tags,
             "status_code": status,
             "summary": handler.replace("_", " ").capitalize(),
+            "responses": error_responses(*_ERRORS[handler]),
         }
         if detail:
             params.append(lookup)
@@ -336,7 +349,12 @@ def _action_routes(
         params.extend(extra)
         passthrough = tuple(p.name for p in params)
         status = info.status_code or 200
-        options: dict[str, Any] = {"tags": tags, "status_code": status, **info.route_options}
+        options: dict[str, Any] = {
+            "tags": tags,
+            "status_code": status,
+            "responses": error_responses(400, 401, 403, 404, 422),
+            **info.route_options,
+        }
         permissions = info.permission_classes
         specs.append(
             RouteSpec(
@@ -384,7 +402,7 @@ def _apiview_routes(
                 endpoint=_endpoint(
                     view, method, method, 200, params, passthrough, None, with_db=False
                 ),
-                options={"tags": tags},
+                options={"tags": tags, "responses": error_responses(400, 401, 403, 404, 422)},
             )
         )
     specs.extend(_action_routes(view, base, base, basename, list(tags), None))

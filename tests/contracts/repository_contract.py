@@ -283,6 +283,8 @@ class RepositoryContract:
             Article.objects.order_by("-nope")
         with pytest.raises(FieldError, match="no field 'nope'"):
             await Article.objects.create(nope=1, db=db)
+        with pytest.raises(FieldError, match="out of range"):
+            Article.objects.filter(views__gt=2**40)
         with pytest.raises(FieldError, match="expected uuid"):
             Document.objects.filter(uuid="not-a-uuid")
 

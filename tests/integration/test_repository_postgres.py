@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core import Model
 from core.containers.core import CoreContainer, build_container
 from core.settings import Settings
+from tests import services
 from tests.contracts.repository_contract import RepositoryContract
 
 pytestmark = pytest.mark.postgres
@@ -21,19 +20,13 @@ pytestmark = pytest.mark.postgres
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def contract_database_url(postgres_url: str) -> AsyncIterator[str]:
-    name = f"core_contract_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    url = await services.create_database(postgres_url, "core_contract")
     engine = create_async_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(Model.metadata.create_all)
     await engine.dispose()
     yield url
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    await services.drop_database(postgres_url, url)
 
 
 class TestPostgresRepository(RepositoryContract):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import BigInteger, Integer, SmallInteger, inspect
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
 
 from core.errors import FieldError
@@ -44,6 +44,21 @@ def column_types(model: type[Any]) -> dict[str, type[Any] | None]:
         except NotImplementedError:
             types[attr.key] = None
     return types
+
+
+@cache
+def integer_bounds(model: type[Any]) -> dict[str, tuple[int, int]]:
+    """The range each integer column can store (values outside it fail in the database)."""
+    bounds: dict[str, tuple[int, int]] = {}
+    for attr in mapper_of(model).column_attrs:
+        column_type = attr.columns[0].type
+        if isinstance(column_type, SmallInteger):
+            bounds[attr.key] = (-(2**15), 2**15 - 1)
+        elif isinstance(column_type, BigInteger):
+            bounds[attr.key] = (-(2**63), 2**63 - 1)
+        elif isinstance(column_type, Integer):
+            bounds[attr.key] = (-(2**31), 2**31 - 1)
+    return bounds
 
 
 @cache
@@ -100,7 +115,7 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
         value is None
         or python_type is None
         or isinstance(value, python_type)
-        and not (python_type is int and isinstance(value, bool))
+        and python_type is not int  # ints still get their range checked below
     ):
         return value
     try:
@@ -113,7 +128,11 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
         if python_type is int:
             if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
-            return int(value)
+            number = int(value)
+            low, high = integer_bounds(model).get(name, (-(2**63), 2**63 - 1))
+            if not low <= number <= high:
+                raise FieldError(f"{model.__name__}.{name}: {number} is out of range [{low}, {high}].")
+            return number
         if python_type in (float, decimal.Decimal):
             if isinstance(value, bool):
                 raise ValueError(value)
@@ -130,6 +149,8 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
             if isinstance(value, int | float | decimal.Decimal | uuid.UUID):
                 return str(value)
             raise ValueError(value)
+    except FieldError:
+        raise
     except (ValueError, TypeError, decimal.InvalidOperation, AttributeError):
         pass
     else:

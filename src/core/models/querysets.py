@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from core.context import current_container, current_session
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from core.ports.repository import Repository
 
 M = TypeVar("M")
+
+_QUERY_FIELDS = tuple(f.name for f in fields(Query))  # in the order Query() takes them
 
 
 class Q:
@@ -84,7 +86,10 @@ class QuerySet(Generic[M]):
         return self._query
 
     def _clone(self, **changes: Any) -> QuerySet[M]:
-        return QuerySet(self.model, db=self._db, query=replace(self._query, **changes))
+        # `dataclasses.replace` re-reads the fields on every call, and a chain clones often.
+        query = self._query
+        values = [changes.get(name, getattr(query, name)) for name in _QUERY_FIELDS]
+        return QuerySet(query.model, db=self._db, query=Query(*values))
 
     def _repository(self) -> Repository[M]:
         session = self._db if self._db is not None else current_session()
@@ -96,8 +101,9 @@ class QuerySet(Generic[M]):
         return QuerySet(self.model, db=db, query=self._query)
 
     def _where(self, node: Node) -> QuerySet[M]:
-        where = self._query.where
-        return self._clone(where=Node("and", (*where.children, node)))
+        # The top level is an AND, so an AND's children join it directly (no nested node).
+        added = node.children if node.op == "and" else (node,)
+        return self._clone(where=Node("and", (*self._query.where.children, *added)))
 
     def filter(self, *conditions: Q, **lookups_: Any) -> QuerySet[M]:
         """Keep rows matching every condition (`field`, `field__lookup`, `relation__field__lookup`)."""

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from core.errors import CoreError, IntegrityViolationError
@@ -26,8 +26,50 @@ _EXPECTED = {
     "date_parsing": "date",
     "date_from_datetime_parsing": "date",
     "datetime_parsing": "datetime",
+    "greater_than_equal": "integer",
+    "less_than_equal": "integer",
     "datetime_from_date_parsing": "datetime",
 }
+
+
+class ErrorBody(BaseModel):
+    """A 4xx answer: what went wrong, a stable code, and the field when one is to blame."""
+
+    detail: Any
+    code: str | None = None
+    field: str | None = None
+
+
+class LookupErrorDetail(BaseModel):
+    error: str
+    message: str
+    field: str
+    value: Any
+    expected_type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: the field errors of the body or query, or a path value of the wrong type."""
+
+    detail: list[dict[str, Any]] | LookupErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route can answer."""
+    described = {
+        400: "Invalid input or a constraint violated",
+        401: "Not authenticated",
+        403: "Permission denied",
+        404: "Not found",
+        422: "Validation error",
+    }
+    return {
+        status: {
+            "model": ValidationErrorBody if status == 422 else ErrorBody,
+            "description": described[status],
+        }
+        for status in statuses
+    }
 
 
 def _errors(errors: Any) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,7 +29,12 @@ class Window:
     page: int
 
 
-def _int_param(params: Any, name: str, default: int, minimum: int) -> int:
+# Past these, offsets stop fitting the database's integers; no real client pages that far.
+MAX_PAGE = 2**31 - 1
+MAX_OFFSET = 2**53
+
+
+def _int_param(params: Any, name: str, default: int, minimum: int, maximum: int = MAX_PAGE) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -36,12 +42,12 @@ def _int_param(params: Any, name: str, default: int, minimum: int) -> int:
         value = int(raw)
     except ValueError:
         raise BadPaginationParameter(f"'{name}' must be an integer, got {raw!r}.") from None
-    if value < minimum:
-        raise BadPaginationParameter(f"'{name}' must be >= {minimum}, got {value}.")
+    if not minimum <= value <= maximum:
+        raise BadPaginationParameter(f"'{name}' must be between {minimum} and {maximum}, got {value}.")
     return value
 
 
-class Pagination:
+class Pagination(ABC):
     """Base class: turns query parameters into a window and builds the envelope's links."""
 
     query_params: ClassVar[tuple[str, ...]] = ()
@@ -50,11 +56,11 @@ class Pagination:
         self.page_size = page_size
         self.max_page_size = max_page_size
 
-    def window(self, params: Any) -> Window:
-        raise NotImplementedError
+    @abstractmethod
+    def window(self, params: Any) -> Window: ...
 
-    def links(self, url: URL, window: Window, count: int) -> tuple[str | None, str | None]:
-        raise NotImplementedError
+    @abstractmethod
+    def links(self, url: URL, window: Window, count: int) -> tuple[str | None, str | None]: ...
 
     def check(self, window: Window, count: int) -> None:
         """Refuse a page past the last, as DRF does (the first page always exists)."""
@@ -99,7 +105,7 @@ class LimitOffsetPagination(Pagination):
 
     def window(self, params: Any) -> Window:
         limit = min(_int_param(params, "limit", self.page_size, 1), self.max_page_size)
-        offset = _int_param(params, "offset", 0, 0)
+        offset = _int_param(params, "offset", 0, 0, MAX_OFFSET)
         return Window(offset=offset, limit=limit, page=offset // limit + 1)
 
     def links(self, url: URL, window: Window, count: int) -> tuple[str | None, str | None]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import Field as PydanticField
 
 from core.models import lookups
 
@@ -41,6 +42,17 @@ def _generated(column: Any, model: type[Any]) -> bool:
     return column.default is not None and column.default.is_callable
 
 
+def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
+    # The column's own limits, so a value the database would refuse is a 422 at the door.
+    length = getattr(column.type, "length", None)
+    if py is str and length:
+        return Annotated[str, PydanticField(max_length=length)]
+    bounds = lookups.integer_bounds(model).get(name)
+    if py is int and bounds:
+        return Annotated[int, PydanticField(ge=bounds[0], le=bounds[1])]
+    return py
+
+
 @cache
 def input_schema_for(model: type[Any]) -> type[BaseModel]:
     """The columns a client may write; those with a default or NULL allowed are optional."""
@@ -48,12 +60,13 @@ def input_schema_for(model: type[Any]) -> type[BaseModel]:
     for name, py, column in _columns(model):
         if _generated(column, model):
             continue
+        annotation = _constrained(model, name, py, column)
         if column.nullable:
-            fields[name] = (Optional[py], None)  # noqa: UP045
+            fields[name] = (Optional[annotation], None)  # noqa: UP045
         elif column.default is not None:
-            fields[name] = (py, column.default.arg)
+            fields[name] = (annotation, column.default.arg)
         else:
-            fields[name] = (py, ...)
+            fields[name] = (annotation, ...)
     return create_model(  # type: ignore[no-any-return, call-overload]
         f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields
     )

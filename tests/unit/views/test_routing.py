@@ -6,7 +6,7 @@ import httpx
 
 from core import AutoRouter, CoreApp
 from core.testing import test_settings
-from tests.unit.views.conftest import ArticleViewSet
+from tests.apps import ArticleViewSet
 
 
 async def test_openapi_operations(client: httpx.AsyncClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
@@ -20,7 +20,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,6 +29,7 @@ from core.errors import (
     IntegrityViolationError,
     NotNullViolationError,
     UniqueViolationError,
+    ValidationFailedError,
 )
 from core.models import lookups
 from core.ports.repository import Condition, Node, Query
@@ -87,19 +88,32 @@ def compile_where(entity: Any, node: Node) -> ColumnElement[bool]:
     ]
     if node.op == "not":
         return not_(and_(*parts))
+    if len(parts) == 1:
+        # AND / OR of one condition is that condition (`and_(x)` returns x, slowly); whoever
+        # embeds it (`where`, `and_`, `or_`, `not_`) adds the parentheses it needs.
+        return parts[0]
     if node.op == "or":
         return or_(*parts) if parts else false()
     return and_(*parts) if parts else true()
 
 
+def _nullable(attribute: Any) -> bool:
+    return bool(getattr(attribute.property.columns[0], "nullable", True))
+
+
 def _order(entity: Any, query: Query) -> list[Any]:
-    # NULLs sort as PostgreSQL sorts them by default, on every backend.
-    return [
-        getattr(entity, o.column).desc().nulls_first()
-        if o.descending
-        else getattr(entity, o.column).asc().nulls_last()
-        for o in query.order_by
-    ]
+    # NULLs sort as PostgreSQL sorts them by default, on every backend. A NOT NULL column (a
+    # primary key, most orderings) has no NULLs to place, so it orders by the bare column.
+    orderings = []
+    for o in query.order_by:
+        column = getattr(entity, o.column)
+        if not _nullable(column):
+            orderings.append(column.desc() if o.descending else column)
+        elif o.descending:
+            orderings.append(column.desc().nulls_first())
+        else:
+            orderings.append(column.asc().nulls_last())
+    return orderings
 
 
 def _windowed(statement: Select[Any], query: Query) -> Select[Any]:
@@ -180,24 +194,40 @@ class SqlAlchemyRepository:
         self.model = model
         self.session = session
 
+    async def _fail(self, exc: Exception) -> NoReturn:
+        # A failed statement ends the transaction on PostgreSQL; roll back so the session stays
+        # usable, and report the problem in the framework's own terms (a 400, never a 500).
+        await self.session.rollback()
+        if isinstance(exc, IntegrityError):
+            raise translate_integrity_error(self.model, exc) from exc
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ValidationFailedError(f"A value does not fit its {self.model.__name__} column: {reason}") from exc
+
     async def _flush(self) -> None:
         try:
             await self.session.flush()
-        except IntegrityError as exc:
-            # A failed statement ends the transaction on PostgreSQL; roll back so the session
-            # stays usable, and report the constraint in the framework's own terms.
-            await self.session.rollback()
-            raise translate_integrity_error(self.model, exc) from exc
+        except _TRANSLATED as exc:
+            if _is_data_error(exc):
+                await self._fail(exc)
+            raise
+
+    async def _execute(self, statement: Any, **options: Any) -> Any:
+        try:
+            return await self.session.execute(statement, execution_options=options or None)
+        except _TRANSLATED as exc:
+            if _is_data_error(exc):
+                await self._fail(exc)
+            raise
 
     async def list(self, query: Query) -> list[Any]:
         statement = _windowed(_filtered(select(query.model), query), query)
-        return list((await self.session.scalars(statement)).all())
+        return list((await self._execute(statement)).scalars().all())
 
     async def values(self, query: Query) -> list[dict[str, Any]]:
         names = query.columns or tuple(lookups.column_types(query.model))
         statement = select(*(getattr(query.model, name) for name in names))
         statement = _windowed(_filtered(statement, query), query)
-        return [dict(row) for row in (await self.session.execute(statement)).mappings()]
+        return [dict(row) for row in (await self._execute(statement)).mappings()]
 
     async def count(self, query: Query) -> int:
         if query.limit is not None or query.offset:
@@ -205,11 +235,11 @@ class SqlAlchemyRepository:
             statement = select(func.count()).select_from(inner)
         else:
             statement = _filtered(select(func.count()).select_from(query.model), query)
-        return int((await self.session.execute(statement)).scalar_one())
+        return int((await self._execute(statement)).scalar_one())
 
     async def exists(self, query: Query) -> bool:
         inner = _windowed(_filtered(select(query.model), query), query).limit(1)
-        return bool((await self.session.execute(select(exists(inner)))).scalar())
+        return bool((await self._execute(select(exists(inner)))).scalar())
 
     async def add(self, obj: Any) -> Any:
         self.session.add(obj)
@@ -245,24 +275,23 @@ class SqlAlchemyRepository:
         statement = update(self.model).values(**values)
         if (criteria := self._matching(query)) is not None:
             statement = statement.where(criteria)
-        try:
-            result = await self.session.execute(
-                statement.execution_options(synchronize_session="fetch")
-            )
-        except IntegrityError as exc:
-            await self.session.rollback()
-            raise translate_integrity_error(self.model, exc) from exc
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        result = await self._execute(statement, synchronize_session="fetch")
+        return int(result.rowcount)
 
     async def delete_where(self, query: Query) -> int:
         statement = delete(self.model)
         if (criteria := self._matching(query)) is not None:
             statement = statement.where(criteria)
-        try:
-            result = await self.session.execute(
-                statement.execution_options(synchronize_session="fetch")
-            )
-        except IntegrityError as exc:
-            await self.session.rollback()
-            raise translate_integrity_error(self.model, exc) from exc
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        result = await self._execute(statement, synchronize_session="fetch")
+        return int(result.rowcount)
+
+
+_TRANSLATED = (DBAPIError, OverflowError)
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """Constraint violations, and values the database cannot store (out of range, too long)."""
+    if isinstance(exc, IntegrityError | DataError | OverflowError):
+        return True
+    # asyncpg refuses some values before sending them (e.g. an int beyond int64).
+    return "invalid input for query argument" in str(exc)
