@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     false,
+    func,
     true,
 )
 from sqlalchemy import (
@@ -140,6 +141,9 @@ class Field:
         """A timezone-aware timestamp. `auto_now_add` stamps inserts; `auto_now` also stamps updates."""
         if auto_now_add or auto_now:
             default = _now
+            # Also in the DDL: rows inserted by hand, or already there when a migration adds
+            # the column, get a timestamp too.
+            kw.setdefault("server_default", func.now())
         if auto_now:
             kw.setdefault("onupdate", _now)
         return _column(

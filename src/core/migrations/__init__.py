@@ -1,0 +1,14 @@
+"""Migrations: Alembic inside a user's project, behind `core makemigrations` and `core migrate`."""
+
+from core.migrations.errors import MigrationError
+from core.migrations.project import Project
+from core.migrations.runner import MigrateResult, Migration, MigrationRunner, NewMigration
+
+__all__ = (
+    "MigrateResult",
+    "Migration",
+    "MigrationError",
+    "MigrationRunner",
+    "NewMigration",
+    "Project",
+)
