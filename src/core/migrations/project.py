@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
 from sqlalchemy import MetaData
 
-from core.errors import ConfigurationError
+from core.discovery import import_app_module, read_settings, split_spec
 from core.migrations.errors import MigrationError
 from core.models import Model
-from core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +38,7 @@ class Project:
         Raises:
             ConfigurationError: when a setting has an invalid value.
         """
-        try:
-            settings = Settings()
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise ConfigurationError(f"Invalid settings: {problems}.") from None
+        settings = read_settings()
         root = Path.cwd()
         return cls(
             root=root,
@@ -66,13 +54,6 @@ class Project:
         except ValueError:
             return str(path)
 
-    def put_on_sys_path(self) -> None:
-        """Make the project's modules (`src.main`) importable, for the models and migrations."""
-        # A console script does not put the cwd on sys.path the way `python -m` does, and
-        # alembic.ini's usual `prepend_sys_path = .` has no file to live in here.
-        if str(self.root) not in sys.path:
-            sys.path.insert(0, str(self.root))
-
     def load_models(self) -> MetaData:
         """Import the app module so the project's models register on `Model.metadata`.
 
@@ -85,45 +66,11 @@ class Project:
             ConfigurationError: when the app module cannot be found or fails to import.
             MigrationError: when importing it registered no model.
         """
-        module_name = self.app_module.partition(":")[0].strip()
-        if not module_name:
-            raise ConfigurationError(
-                f"APP_MODULE must look like 'package.module:attr', got {self.app_module!r}."
-            )
-        self.put_on_sys_path()
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (module_name == exc.name or module_name.startswith(f"{exc.name}.")):
-                raise ConfigurationError(
-                    f"Cannot find the app module {module_name!r} under {self.root}: run core from "
-                    "the project root, or set APP_MODULE / pass --app module:attr."
-                ) from None
-            raise ConfigurationError(self._import_failure(module_name, exc)) from exc
-        except Exception as exc:
-            raise ConfigurationError(self._import_failure(module_name, exc)) from exc
+        module_name, _ = split_spec(self.app_module)
+        import_app_module(self.app_module, root=self.root)
         if not Model.metadata.tables:
             raise MigrationError(
                 f"No models found: importing {module_name!r} registered no Model subclass with a "
                 "__tablename__. Import your models from it, or point APP_MODULE / --app elsewhere."
             )
         return Model.metadata
-
-    def _import_failure(self, module_name: str, exc: BaseException) -> str:
-        # One line still has to say where the user's code broke, so point at the deepest
-        # frame inside the project (or at the file a SyntaxError names).
-        where = ""
-        if isinstance(exc, SyntaxError) and exc.filename:
-            where = f"{self.display(Path(exc.filename))}:{exc.lineno}: "
-        else:
-            frames = [
-                frame
-                for frame in traceback.extract_tb(exc.__traceback__)
-                if Path(frame.filename).is_relative_to(self.root)
-            ]
-            if frames:
-                where = f"{self.display(Path(frames[-1].filename))}:{frames[-1].lineno}: "
-        text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        message = text.splitlines()[0] if text else ""
-        failure = f"{where}{type(exc).__name__}: {message}"
-        return f"Importing the app module {module_name!r} failed: {failure}"

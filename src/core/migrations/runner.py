@@ -28,6 +28,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from core.discovery import put_on_sys_path
 from core.migrations.errors import MigrationError
 from core.migrations.project import Project
 
@@ -90,7 +91,7 @@ class MigrationRunner:
     def __init__(self, project: Project) -> None:
         self.project = project
         # Hand-written (data) migrations may import the project's own modules.
-        project.put_on_sys_path()
+        put_on_sys_path(project.root)
 
     # -- commands --------------------------------------------------------------------------
 
