@@ -1,0 +1,272 @@
+"""What the FastStream adapters share: JSON bodies, the start/stop cycle, acknowledgement policy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from core.errors import BrokerUnavailableError, ConfigurationError
+from core.ports.broker import Handler, Message
+
+logger = logging.getLogger("core.broker")
+
+CONTENT_TYPE = "application/json"
+
+Action = Callable[[], Awaitable[None]]
+
+
+def encode_body(message: Message) -> bytes:
+    """The wire form of a message: compact UTF-8 JSON, the same on every broker.
+
+    Raises:
+        TypeError: a value JSON cannot carry (datetime, Decimal...): convert it before publishing.
+    """
+    return json.dumps(dict(message), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """A fresh dict from a message body.
+
+    Raises:
+        ValueError: the body is not a JSON object (a foreign producer wrote to the topic).
+    """
+    value = json.loads(body)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+class AttemptCounter:
+    """Failed attempts per message, for brokers that do not count deliveries themselves.
+
+    Bounded (least recently failed entries go first) so that messages which failed here and were
+    then handled by another process cannot grow it without limit.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._failures: OrderedDict[Hashable, int] = OrderedDict()
+
+    def failed(self, key: Hashable) -> int:
+        """Record a failed attempt; return how many attempts failed so far."""
+        count = self._failures.pop(key, 0) + 1
+        self._failures[key] = count
+        while len(self._failures) > self._limit:
+            self._failures.popitem(last=False)
+        return count
+
+    def forget(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topics: tuple[str, ...]
+    handler: Handler
+    group: str
+    index: int  # the n-th subscription of this adapter: names a consumer where one is needed
+
+
+class _FastStreamBroker(Protocol):
+    """The part of a FastStream broker the base class drives."""
+
+    async def connect(self) -> Any: ...
+    async def ping(self, timeout: float | None) -> bool: ...  # noqa: ASYNC109 (FastStream API)
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+BrokerT = TypeVar("BrokerT", bound=_FastStreamBroker)
+
+
+class FastStreamEventBroker(ABC, Generic[BrokerT]):
+    """An EventBroker over one FastStream broker, created per start/stop cycle.
+
+    - `subscribe` records subscriptions; `start` connects, then creates one FastStream subscriber
+      per subscription and starts them concurrently (Kafka group joins take seconds each, and
+      concurrent joins of one group settle in one rebalance instead of one per member).
+    - `publish` before `start` connects on first use, so a process that only publishes needs no
+      `start`; `stop` closes whatever is open and a later `publish` or `start` reconnects.
+    - Handlers run with manual acknowledgement: acknowledged after success; after a failure the
+      message is left for redelivery, and after `max_redeliveries` redeliveries it is logged and
+      given up (acknowledged, or rejected to a dead-letter exchange where one exists).
+    """
+
+    technology: ClassVar[str]
+    driver_errors: ClassVar[tuple[type[BaseException], ...]]
+
+    def __init__(self, *, max_redeliveries: int = 3, connect_timeout: float = 5.0) -> None:
+        if max_redeliveries < 0:
+            raise ConfigurationError("max_redeliveries must be >= 0")
+        self.max_redeliveries = max_redeliveries
+        self.connect_timeout = connect_timeout
+        self._subscriptions: list[Subscription] = []
+        self._broker: BrokerT | None = None
+        self._running = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        """True between `start` and `stop`."""
+        return self._running
+
+    def subscribe(self, topics: list[str], handler: Handler, *, group: str) -> None:
+        if self._running:
+            raise ConfigurationError(
+                f"{type(self).__name__}.subscribe() must be called before start()"
+            )
+        if not topics:
+            raise ConfigurationError("subscribe needs at least one topic")
+        if not group:
+            raise ConfigurationError("subscribe needs a consumer group name")
+        self._subscriptions.append(
+            Subscription(tuple(topics), handler, group, len(self._subscriptions))
+        )
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._running:
+                return
+            try:
+                broker = await self._connected()
+                await broker.start()
+                # Some clients connect lazily (redis-py): make an unreachable server fail here,
+                # at start-up, rather than at the first message.
+                if not await broker.ping(timeout=self.connect_timeout):
+                    raise BrokerUnavailableError(
+                        f"{self.technology} did not answer within {self.connect_timeout}s"
+                    )
+                subscribers = [
+                    s for sub in self._subscriptions for s in self._subscribe(broker, sub)
+                ]
+                await asyncio.gather(*(subscriber.start() for subscriber in subscribers))
+            except BaseException as exc:
+                await _quietly(self._close)
+                if isinstance(exc, self.driver_errors) and not isinstance(
+                    exc, BrokerUnavailableError
+                ):
+                    raise BrokerUnavailableError(
+                        f"{self.technology} is unreachable; the broker did not start ({exc})"
+                    ) from exc
+                raise
+            self._running = True
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._close()
+
+    async def publish(
+        self,
+        message: Message,
+        *,
+        topic: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        body = encode_body(message)
+        try:
+            broker = self._broker if self._broker is not None else await self._connect_once()
+            await self._publish(broker, body, topic=topic, key=key, headers=dict(headers or {}))
+        except self.driver_errors as exc:
+            # One error type for callers whatever the broker; the cause stays for the logs.
+            raise BrokerUnavailableError(
+                f"{self.technology}: could not publish to {topic!r} ({exc})"
+            ) from exc
+
+    async def _connect_once(self) -> BrokerT:
+        async with self._lock:
+            return await self._connected()
+
+    async def _connected(self) -> BrokerT:
+        if self._broker is None:
+            broker = self._create_broker()
+            try:
+                await broker.connect()
+            except BaseException:
+                await _quietly(broker.stop)
+                raise
+            self._broker = broker
+        return self._broker
+
+    async def _close(self) -> None:
+        broker, self._broker, self._running = self._broker, None, False
+        if broker is not None:
+            await broker.stop()
+
+    async def deliver(
+        self,
+        handler: Handler,
+        body: bytes,
+        *,
+        where: str,
+        ack: Action,
+        retry: Action,
+        give_up: Action,
+        failed_attempts: Callable[[], Awaitable[int]],
+    ) -> None:
+        """Run `handler` on one received body and settle the message.
+
+        Args:
+            where: "topic/group", for the logs.
+            ack: acknowledge (success).
+            retry: leave the message for redelivery (nack, seek back, or leave it pending).
+            give_up: drop the message for good (ack it, or reject it to a dead-letter exchange).
+            failed_attempts: called once the handler failed; how many deliveries have failed.
+        """
+        try:
+            message = decode_body(body)
+        except ValueError as exc:
+            # Not ours (or corrupt): no number of retries can make it JSON.
+            logger.error(
+                "%s: %s message is not a JSON object; dropping it: %s", where, self.technology, exc
+            )
+            await give_up()
+            return
+        try:
+            await handler(message)
+        except Exception as exc:
+            attempts = await failed_attempts()
+            if attempts > self.max_redeliveries:
+                logger.error(
+                    "%s: handler failed %d times; giving the message up",
+                    where,
+                    attempts,
+                    exc_info=exc,
+                )
+                await give_up()
+            else:
+                logger.warning(
+                    "%s: handler failed (attempt %d of %d); the message will be redelivered",
+                    where,
+                    attempts,
+                    self.max_redeliveries + 1,
+                    exc_info=exc,
+                )
+                await retry()
+            return
+        await ack()
+
+    @abstractmethod
+    def _create_broker(self) -> BrokerT: ...
+
+    @abstractmethod
+    async def _publish(
+        self, broker: BrokerT, body: bytes, *, topic: str, key: str | None, headers: dict[str, str]
+    ) -> None: ...
+
+    @abstractmethod
+    def _subscribe(self, broker: BrokerT, subscription: Subscription) -> list[Any]:
+        """Register FastStream subscribers for one subscription on a started broker."""
+
+
+async def _quietly(action: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await action()
+    except Exception:
+        logger.debug("ignored error while closing a half-open connection", exc_info=True)
