@@ -99,3 +99,16 @@ def test_every_operation(served: str) -> None:
         except Exception as exc:  # collect every operation's failure, then report them all
             failures[operation.label] = str(exc)[:2000]
     assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
+
+
+def test_values_postgres_cannot_store_are_a_400(served: str) -> None:
+    # Found by the fuzz run: PostgreSQL text cannot hold NUL, and int4 stops at 2**31 - 1.
+    headers = {"authorization": f"Bearer {_token()}"}
+    nul = httpx.post(f"{served}/api/v1/authors/", json={"email": "a\x00b", "name": "x"}, headers=headers)
+    assert nul.status_code == 400 and nul.json()["code"] == "invalid"
+    search = httpx.get(f"{served}/api/v1/articles/", params={"search": "a\x00"})
+    assert search.status_code == 400
+    huge = httpx.get(f"{served}/api/v1/articles/{2**40}/")
+    assert huge.status_code == 422 and huge.json()["detail"]["error"] == "invalid_lookup_value"
+    page = httpx.get(f"{served}/api/v1/authors/", params={"offset": 2**70})
+    assert page.status_code == 422

@@ -201,7 +201,9 @@ class SqlAlchemyRepository:
         if isinstance(exc, IntegrityError):
             raise translate_integrity_error(self.model, exc) from exc
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise ValidationFailedError(f"A value does not fit its {self.model.__name__} column: {reason}") from exc
+        raise ValidationFailedError(
+            f"A value does not fit its {self.model.__name__} column: {reason}"
+        ) from exc
 
     async def _flush(self) -> None:
         try:
@@ -293,5 +295,9 @@ def _is_data_error(exc: Exception) -> bool:
     """Constraint violations, and values the database cannot store (out of range, too long)."""
     if isinstance(exc, IntegrityError | DataError | OverflowError):
         return True
-    # asyncpg refuses some values before sending them (e.g. an int beyond int64).
-    return "invalid input for query argument" in str(exc)
+    # PostgreSQL's class 22 is "data exception" (e.g. 22021, a NUL byte in text), whatever
+    # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
+    # (an int beyond int64).
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return bool(sqlstate and str(sqlstate).startswith("22")) or "invalid input for query argument" in str(exc)
