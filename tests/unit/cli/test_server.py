@@ -1,0 +1,128 @@
+"""`core run`, `core routes` and `core shell` on a small project, through the console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.migration_roundtrip import core_command
+from tests.services import free_port
+
+APP = """
+    from pydantic import BaseModel, ConfigDict
+    from sqlalchemy.orm import Mapped
+
+    from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
+    from core.permissions import AllowAny, IsAuthenticated
+
+
+    class Note(Model):
+        __tablename__ = "notes"
+        id: Mapped[int] = Field.pk()
+        text: Mapped[str] = Field.text()
+
+
+    class NoteViewSet(ModelViewSet):
+        model = Note
+        permission_classes = [IsAuthenticated]
+        permission_classes_by_action = {"list": [AllowAny]}
+
+        @action(methods=["POST"], detail=True)
+        async def pin(self, request, db, **kwargs):
+            return {"pinned": True}
+
+
+    router = AutoRouter(prefix="/api/v1")
+    router.register("/notes", NoteViewSet)
+    app = CoreApp(routers=[router])
+"""
+
+
+def _project(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "__init__.py").write_text("")
+    (tmp_path / "src" / "main.py").write_text(textwrap.dedent(APP))
+    return {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/app.db"}
+
+
+def test_routes_lists_methods_paths_actions_and_permissions(tmp_path: Path) -> None:
+    env = _project(tmp_path)
+    out = subprocess.run(
+        [*core_command(), "routes"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["METHOD", "PATH", "NAME", "ACTION", "PERMISSIONS"]
+    assert "GET     /api/v1/notes/" in out.stdout
+    assert any(
+        line.split()[:3] == ["GET", "/api/v1/notes/", "note-list"] and "AllowAny" in line
+        for line in lines
+    )
+    assert any(
+        line.split()[:3] == ["POST", "/api/v1/notes/{id}/pin/", "note-pin"] for line in lines
+    )
+    assert any("note-destroy" in line and "IsAuthenticated" in line for line in lines)
+
+
+def test_run_serves_the_app(tmp_path: Path) -> None:
+    env = _project(tmp_path)
+    port = free_port()
+    server = subprocess.Popen([*core_command(), "run", "--port", str(port)], cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    "core run did not serve"
+                )
+                time.sleep(0.2)
+        assert "/api/v1/notes/" in response.json()["paths"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    env = _project(tmp_path)
+    out = subprocess.run(
+        [*core_command(), "run", "--port", "70000"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        out.returncode == 1
+        and out.stderr.strip() == "error: --port must be between 1 and 65535, got 70000."
+    )
+    out = subprocess.run(
+        [*core_command(), "routes", "--app", "src.nope:app"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_shell_has_the_app_and_models(tmp_path: Path) -> None:
+    env = _project(tmp_path)
+    script = "print(type(app).__name__, Note.__tablename__, container is app.container)\n"
+    out = subprocess.run(
+        [*core_command(), "shell"],
+        cwd=tmp_path,
+        env=env,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "CoreApp notes True" in out.stdout, out.stderr
