@@ -85,9 +85,11 @@ class TaskQueue(Protocol):
         ...
 
     def register(self, name: str, function: TaskFunction, *, queue: str) -> None:
-        """Make `function` runnable under `name`; `queue` is where `enqueue` sends it by default.
+        """Make `function` runnable under `name`, in this process, before `start`.
 
-        Register the same names in producers and workers; call before `start`.
+        Register the same names in producers (`enqueue` refuses others) and in workers. `queue`
+        is the task's home queue, the one the `@task` layer passes to `enqueue`; the engine
+        itself runs a task on whichever queue it was enqueued to.
         """
         ...
 
@@ -147,6 +149,20 @@ def _check_json_value(value: Any, where: str) -> None:
             f"Task {where} is not JSON-serializable ({type(value).__name__}: {exc}); "
             "pass plain str/int/float/bool/None, lists and dicts with string keys, "
             "e.g. an id instead of an object."
+        ) from exc
+
+
+def check_json_result(value: Any) -> Any:
+    """A task's return value after the JSON round trip every engine stores it with.
+
+    Raises:
+        TypeError: the value cannot be encoded; the engine records the task as failed.
+    """
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"Task return value is not JSON-serializable ({type(value).__name__}: {exc})."
         ) from exc
 
 

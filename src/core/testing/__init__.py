@@ -1,7 +1,16 @@
 """Testing helpers: the pytest plugin's fixtures and the in-memory adapters as public fakes."""
 
+from core.adapters.memory.broker import InMemoryEventBroker
 from core.adapters.memory.database import InMemoryDatabase
 from core.adapters.memory.repository import InMemoryRepository
+from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
 from core.testing.plugin import test_settings
 
-__all__ = ("InMemoryDatabase", "InMemoryRepository", "test_settings")
+__all__ = (
+    "InMemoryDatabase",
+    "InMemoryEventBroker",
+    "InMemoryRepository",
+    "InMemoryTaskQueue",
+    "ManualClock",
+    "test_settings",
+)

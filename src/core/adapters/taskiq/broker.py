@@ -1,0 +1,268 @@
+"""Taskiq pieces the TaskiqTaskQueue runs on: a stream broker, a result shaper, a receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.decor import AsyncTaskiqDecoratedTask
+from taskiq.exceptions import NoResultError
+from taskiq.message import TaskiqMessage
+from taskiq.receiver import Receiver
+from taskiq_redis import RedisStreamBroker
+
+from core.ports.tasks import UnknownTaskError, check_json_result, describe_error
+
+logger = logging.getLogger("core.tasks.taskiq")
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+GROUP = "core-workers"
+ERROR_LABEL = "core_error"
+DELAYED_BATCH = 100
+
+# Moves the due members of a queue's delayed ZSET into its stream, atomically: with several
+# workers polling, a task is moved exactly once and never lost between the XADD and the ZREM.
+# Due-ness is judged on the Redis server's clock so that every worker agrees. Returns how many
+# were moved and the milliseconds until the next one is due (-1 when none is waiting).
+MOVE_DUE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, data in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'data', data)
+end
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if next[2] then
+  return {#due, tonumber(next[2]) - now_ms}
+end
+return {#due, -1}
+"""
+
+
+def cancelled() -> bool:
+    """Whether the running asyncio task has been asked to cancel."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class StreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker with the delivery rules the TaskQueue port promises.
+
+    It keeps taskiq-redis's message format, consumer-group setup and `kick`, and replaces
+    `listen` and the acknowledgement. taskiq-redis 1.2's `listen` only reclaims abandoned
+    entries after a read that returned something, so on an idle queue a task left by a killed
+    worker waits for the next new task; and it reads up to `xread_count` entries at once,
+    which sit in this worker's pending list out of the others' reach (taskiq-redis PR #129
+    reworks both). Here every worker claims, at most every `claim_interval` seconds, one
+    entry idle longer than `idle_timeout` per stream, then reads one new entry per stream.
+
+    Args:
+        streams: the stream of every queue this broker reads; the first also gets `kick`s
+            without a `queue_name` label.
+        claim_interval: how often to look for abandoned entries, in seconds.
+        (the rest as `RedisStreamBroker`)
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        streams: Sequence[str],
+        idle_timeout: int,
+        claim_interval: float,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            url,
+            queue_name=streams[0],
+            consumer_group_name=GROUP,
+            # "0", not taskiq's "$": a group created by the first worker must also see the
+            # tasks enqueued before any worker ever ran.
+            consumer_id="0",
+            idle_timeout=idle_timeout,
+            xread_block=max(100, int(claim_interval * 1000)),
+            additional_streams={stream: ">" for stream in streams[1:]},
+            **options,
+        )
+        self.streams = list(streams)
+        self.claim_interval = claim_interval
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        loop = asyncio.get_running_loop()
+        next_claim = loop.time()
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                try:
+                    if loop.time() >= next_claim:
+                        next_claim = loop.time() + self.claim_interval
+                        for stream in self.streams:
+                            # XAUTOCLAIM is atomic and resets the idle time of what it claims,
+                            # so two workers never claim the same entry at once.
+                            _, claimed, *_ = await redis.xautoclaim(
+                                stream, GROUP, self.consumer_name, self.idle_timeout, count=1
+                            )
+                            for entry_id, fields in claimed:
+                                # Claimed one: look again next turn, so a dead worker's whole
+                                # backlog comes back at the pace this worker can take it.
+                                next_claim = loop.time()
+                                if fields is None:  # deleted entry (Redis 6.2 still lists it)
+                                    await redis.xack(stream, GROUP, entry_id)
+                                    continue
+                                logger.warning("Running abandoned task message %s again", entry_id)
+                                yield self._message(stream, entry_id, fields)
+                    fetched: Any = await redis.xreadgroup(
+                        GROUP,
+                        self.consumer_name,
+                        dict.fromkeys(self.streams, ">"),
+                        count=1,
+                        block=self.block,
+                    )
+                except ResponseError as exc:
+                    # The stream or group vanished (a FLUSHDB, a deleted key): a blocked read
+                    # says UNBLOCKED, the next one NOGROUP. Declare them again and read on.
+                    if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                        raise
+                    logger.warning("Task stream or consumer group vanished; declaring it again")
+                    await self._declare_consumer_group()
+                    continue
+                except UNREACHABLE:
+                    # A worker outlives a Redis restart: wait and read again.
+                    logger.warning("Redis unreachable; retrying in 1s", exc_info=True)
+                    await asyncio.sleep(1)
+                    continue
+                for stream, entries in fetched or []:
+                    for entry_id, fields in entries:
+                        yield self._message(stream, entry_id, fields)
+
+    def _message(self, stream: Any, entry_id: Any, fields: Any) -> AckableMessage:
+        return AckableMessage(data=fields[b"data"], ack=self._ack_generator(entry_id, stream))
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            if cancelled():
+                # Taskiq's receiver acknowledges even a task it cancelled; leaving the entry
+                # pending is what makes a task abandoned by a hard stop run again elsewhere.
+                logger.warning("Task message %s abandoned unacknowledged; it will run again", id)
+                return
+            # XDEL too: entries stay in a stream after XACK, and with one consumer group
+            # nobody reads them again, so deleting keeps the streams from growing forever.
+            async with (
+                Redis(connection_pool=self.connection_pool) as redis,
+                redis.pipeline(transaction=True) as pipe,
+            ):
+                pipe.xack(queue_name, GROUP, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
+
+        return ack
+
+    def find_task(self, task_name: str) -> AsyncTaskiqDecoratedTask[Any, Any] | None:
+        task = super().find_task(task_name)
+        if task is None and self.is_worker_process:
+            # Taskiq acknowledges and drops a message naming a task the worker doesn't know,
+            # leaving its result pending forever; failing it makes the mistake visible.
+            return AsyncTaskiqDecoratedTask(
+                broker=self,
+                task_name=task_name,
+                original_func=_unknown_task(task_name),
+                labels={},
+            )
+        return task
+
+    async def release_unstarted(self, idle: int) -> None:
+        """Hand back the entries this consumer fetched but never acknowledged.
+
+        XCLAIM with IDLE makes them look abandoned for `idle` ms, so the next worker's claim
+        takes them at once instead of after the whole redelivery timeout.
+        """
+        try:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                for stream in self.streams:
+                    pending = await redis.xpending_range(
+                        stream, GROUP, "-", "+", 1000, consumername=self.consumer_name
+                    )
+                    ids: list[Any] = [entry["message_id"] for entry in pending]
+                    if ids:
+                        await redis.xclaim(
+                            stream, GROUP, self.consumer_name, 0, ids, idle=idle, justid=True
+                        )
+        except (*UNREACHABLE, ResponseError):
+            # Best effort: what is not handed back is claimed after the redelivery timeout.
+            logger.warning("Could not hand back unstarted tasks", exc_info=True)
+
+
+def _unknown_task(name: str) -> Callable[..., Awaitable[None]]:
+    async def unknown(*args: Any, **kwargs: Any) -> None:
+        raise UnknownTaskError(
+            f"This worker has no task registered as {name!r}; register it in the worker too."
+        )
+
+    return unknown
+
+
+def plain(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`function` behind a bare signature, for registering with Taskiq.
+
+    Taskiq reads the registered function's signature and type hints; a bare wrapper keeps it
+    from tripping over unresolvable annotations or mistaking parameters for dependencies.
+    """
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await function(*args, **kwargs)
+
+    return call
+
+
+class CoreResults(TaskiqMiddleware):
+    """Shapes results the way the port reports them, before the receiver stores them."""
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if result.is_err and isinstance(result.error, asyncio.CancelledError) and cancelled():
+            # Abandoned by a hard stop: store nothing, so the redelivered run has the say.
+            result.error = NoResultError()
+            return
+        if not result.is_err:
+            try:
+                result.return_value = check_json_result(result.return_value)
+            except TypeError as exc:
+                result.is_err, result.return_value, result.error = True, None, exc
+        if result.is_err:
+            # Exceptions are kept as text: Taskiq rebuilds them by importing their class,
+            # which a reader without the worker's code cannot, and pickle would be unsafe.
+            error = result.error if result.error is not None else RuntimeError("failed")
+            result.labels = {**result.labels, ERROR_LABEL: describe_error(error)}
+            result.error = None
+
+
+class CoreReceiver(Receiver):
+    """Taskiq's Receiver, keeping hold of the running tasks so a hard stop can cancel them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running: set[asyncio.Task[Any]] = set()
+
+    async def callback(self, message: Any, raise_err: bool = False) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+        try:
+            await super().callback(message, raise_err)
+        finally:
+            if task is not None:
+                self.running.discard(task)
+
+    async def cancel_running(self) -> None:
+        """Cancel the running tasks and wait for them; none is acknowledged."""
+        for task in self.running:
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)

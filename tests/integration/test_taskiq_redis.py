@@ -1,0 +1,251 @@
+"""TaskiqTaskQueue on a real Redis: the TaskQueue contract, redelivery, and the container branch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from core.adapters.taskiq.queue import TaskiqTaskQueue
+from core.containers import build_container
+from core.ports.tasks import TaskResult, TaskStatus
+from core.settings import Settings
+from tests.contracts.tasks_contract import TaskQueueContract, TaskQueueHarness
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RedisHarness(TaskQueueHarness):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own, deleted afterwards."""
+    prefix = f"core-test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    async with Redis.from_url(redis_url) as redis:
+        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+
+
+def _queue(redis_url: str, prefix: str, *, redelivery_timeout: float = 600.0) -> TaskiqTaskQueue:
+    return TaskiqTaskQueue(
+        redis_url,
+        key_prefix=prefix,
+        redelivery_timeout=redelivery_timeout,
+        delayed_poll_interval=0.1,  # short etas in these tests; production polls each second
+    )
+
+
+class TestTaskiqTaskQueueContract(TaskQueueContract):
+    @pytest.fixture
+    def harness(self, redis_url: str, prefix: str) -> TaskQueueHarness:
+        return RedisHarness(_queue(redis_url, prefix), eta_seconds=1.0)
+
+
+async def _wait(queue: TaskiqTaskQueue, task_id: str) -> TaskResult:
+    for _ in range(500):  # 10s
+        result = await queue.result(task_id)
+        if result.ready:
+            return result
+        await asyncio.sleep(0.02)
+    pytest.fail(f"task {task_id} did not finish")
+
+
+async def test_acknowledged_tasks_leave_nothing_in_the_stream(redis_url: str, prefix: str) -> None:
+    queue = _queue(redis_url, prefix)
+
+    async def noop() -> None:
+        return None
+
+    queue.register("noop", noop, queue="default")
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["default"], concurrency=2))
+    try:
+        ids = [await queue.enqueue("noop", queue="default") for _ in range(5)]
+        for task_id in ids:
+            await _wait(queue, task_id)
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await queue.stop()
+
+    async with Redis.from_url(redis_url) as redis:
+        assert await redis.xlen(f"{prefix}:stream:default") == 0
+
+
+async def test_a_worker_outlives_its_stream_being_deleted(redis_url: str, prefix: str) -> None:
+    queue = _queue(redis_url, prefix)
+
+    async def same(n: int) -> int:
+        return n
+
+    queue.register("same", same, queue="default")
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
+    try:
+        assert (await _wait(queue, await queue.enqueue("same", (1,), queue="default"))).value == 1
+        async with Redis.from_url(redis_url) as redis:
+            await redis.delete(f"{prefix}:stream:default")  # as a FLUSHDB would
+        assert (await _wait(queue, await queue.enqueue("same", (2,), queue="default"))).value == 2
+        assert not worker.done()
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await queue.stop()
+
+
+async def test_a_worker_without_the_task_fails_it_visibly(redis_url: str, prefix: str) -> None:
+    producer = _queue(redis_url, prefix)
+    worker_side = _queue(redis_url, prefix)  # another process's queue, lacking the task
+
+    async def only_in_producer() -> None:
+        return None
+
+    producer.register("only_in_producer", only_in_producer, queue="default")
+    await producer.start()
+    worker = asyncio.create_task(worker_side.run_worker(["default"], concurrency=1))
+    try:
+        result = await _wait(producer, await producer.enqueue("only_in_producer", queue="default"))
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await producer.stop()
+
+    assert result.status is TaskStatus.FAILURE
+    assert result.error is not None and result.error.startswith("UnknownTaskError:")
+
+
+async def test_a_task_abandoned_by_a_hard_stop_runs_again(redis_url: str, prefix: str) -> None:
+    queue = _queue(redis_url, prefix)
+    attempts: list[int] = []
+    started = asyncio.Event()
+
+    async def stubborn() -> str:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            started.set()
+            await asyncio.Event().wait()
+        return "done"
+
+    queue.register("stubborn", stubborn, queue="default")
+    await queue.start()
+    try:
+        first = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
+        task_id = await queue.enqueue("stubborn", queue="default")
+        await asyncio.wait_for(started.wait(), 10)
+        first.cancel()
+        await asyncio.sleep(0.1)
+        first.cancel()  # the hard stop: no acknowledgement, no result stored
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await queue.result(task_id)).status is TaskStatus.PENDING
+
+        second = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
+        try:
+            result = await _wait(queue, task_id)
+        finally:
+            second.cancel()
+            with suppress(asyncio.CancelledError):
+                await second
+    finally:
+        await queue.stop()
+
+    assert result.value == "done"
+    assert attempts == [1, 2]
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from core.adapters.taskiq.queue import TaskiqTaskQueue
+
+    async def main(url, prefix):
+        queue = TaskiqTaskQueue(url, key_prefix=prefix, redelivery_timeout=1.0)
+
+        async def slow():
+            print("started", flush=True)
+            await asyncio.sleep(60)
+
+        queue.register("slow", slow, queue="default")
+        await queue.run_worker(["default"], concurrency=1)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_a_task_whose_worker_process_was_killed_runs_again(
+    redis_url: str, prefix: str
+) -> None:
+    queue = _queue(redis_url, prefix, redelivery_timeout=1.0)
+
+    async def slow() -> str:
+        return "rescued"
+
+    queue.register("slow", slow, queue="default")
+    await queue.start()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WORKER_SCRIPT,
+        redis_url,
+        prefix,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    try:
+        task_id = await queue.enqueue("slow", queue="default")
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line.strip() == b"started"
+        process.send_signal(signal.SIGKILL)  # no graceful stop, no acknowledgement
+        await process.wait()
+
+        worker = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
+        try:
+            result = await _wait(queue, task_id)
+        finally:
+            worker.cancel()
+            with suppress(asyncio.CancelledError):
+                await worker
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await queue.stop()
+
+    assert result.value == "rescued"
+
+
+async def test_the_container_serves_taskiq_when_task_broker_is_redis(redis_url: str) -> None:
+    container = build_container(Settings(task_broker="redis", redis_url=redis_url))
+
+    queue = container.tasks.queue()
+
+    assert isinstance(queue, TaskiqTaskQueue)
+    await queue.start()
+    await queue.stop()
