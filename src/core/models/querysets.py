@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 M = TypeVar("M")
 
 _QUERY_FIELDS = tuple(f.name for f in fields(Query))  # in the order Query() takes them
+_EMPTY_QUERIES: dict[type[Any], Query] = {}
 
 
 class Q:
@@ -107,7 +108,13 @@ class QuerySet(Generic[M]):
 
     def filter(self, *conditions: Q, **lookups_: Any) -> QuerySet[M]:
         """Keep rows matching every condition (`field`, `field__lookup`, `relation__field__lookup`)."""
-        return self._where(Q(*conditions, **lookups_).resolve(self.model))
+        if conditions:
+            return self._where(Q(*conditions, **lookups_).resolve(self.model))
+        # Keywords only (the common case): the conditions `Q(**lookups_).resolve` would give,
+        # joined straight to the top-level AND.
+        query = self._query
+        resolved = [lookups.resolve(query.model, key, value) for key, value in lookups_.items()]
+        return self._clone(where=Node("and", (*query.where.children, *resolved)))
 
     def exclude(self, *conditions: Q, **lookups_: Any) -> QuerySet[M]:
         """Drop rows matching all the given conditions."""
@@ -278,4 +285,8 @@ class Manager(Generic[M]):
             raise AttributeError(
                 "Manager isn't accessible via model instances; use type(obj).objects."
             )
-        return QuerySet(owner)
+        # A Query is immutable, so every QuerySet of a model can start from the same empty one.
+        query = _EMPTY_QUERIES.get(owner)
+        if query is None:
+            query = _EMPTY_QUERIES[owner] = Query(owner)
+        return QuerySet(owner, query=query)
