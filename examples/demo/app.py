@@ -1,4 +1,5 @@
-"""The demo API: posts with a custom action, on the embedded default (SQLite file, in-memory broker/tasks)."""
+"""The demo API: posts with a custom action, on the embedded default (SQLite file, in-memory
+broker/tasks)."""
 
 from __future__ import annotations
 

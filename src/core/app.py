@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from core.containers.core import CoreContainer, build_container
@@ -69,6 +70,10 @@ class CoreApp:
         )
         self.fastapi.state.core_app = self
         errors.install(self.fastapi)
+        if self.fastapi.openapi_url:
+            self.fastapi.add_api_route(
+                "/asyncapi.json", self._asyncapi, methods=["GET"], include_in_schema=False
+            )
         for router in routers:
             self.include_router(router)
 
@@ -115,6 +120,13 @@ class CoreApp:
         from core.models import Model
 
         await self.container.database.database().create_all(metadata or Model.metadata)
+
+    async def _asyncapi(self) -> JSONResponse:
+        """The AsyncAPI document of the events this app publishes and consumes."""
+        # Imported on first request, so `import core` stays free of the messaging layer.
+        from core.messaging.asyncapi import asyncapi_document
+
+        return JSONResponse(asyncapi_document(self))
 
     @property
     def routes(self) -> list[Any]:

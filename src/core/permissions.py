@@ -41,16 +41,20 @@ def _is_authenticated(user: Any) -> bool:
 class _Composable(type):
     """Lets permission *classes* compose (`IsAuthenticated & IsOwner`), as in DRF."""
 
+    # With `other` Any, mypy types `permission & other` as Any: the typed locals pin it down.
     def __and__(cls, other: Any) -> Permission:
-        return _instance(cls) & other
+        combined: Permission = _instance(cls) & other
+        return combined
 
-    def __or__(cls, other: Any) -> Permission:
-        return _instance(cls) | other
+    # `type.__or__` makes unions of types (`int | str`); a permission class composes instead.
+    def __or__(cls, other: Any) -> Permission:  # type: ignore[override]
+        combined: Permission = _instance(cls) | other
+        return combined
 
     def __rand__(cls, other: Any) -> Permission:
         return _instance(other) & cls
 
-    def __ror__(cls, other: Any) -> Permission:
+    def __ror__(cls, other: Any) -> Permission:  # type: ignore[override]
         return _instance(other) | cls
 
     def __invert__(cls) -> Permission:
@@ -97,7 +101,8 @@ class Permission(metaclass=_Composable):
 
 
 def _instance(permission: Any) -> Permission:
-    return permission() if isinstance(permission, type) else permission
+    instance: Permission = permission() if isinstance(permission, type) else permission
+    return instance
 
 
 def resolve_permissions(permissions: Any) -> tuple[Permission, ...]:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from core.context import _session, current_container
 from core.models import lookups
+from core.models.session import commit, rollback
 from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import APIView, ViewSet
@@ -75,7 +76,8 @@ def _endpoint(
     action_permissions: tuple[Any, ...] | None,
     with_db: bool = True,
 ) -> Callable[..., Any]:
-    """The FastAPI endpoint for one action: unit of work, user, permissions, handler, one JSON pass."""
+    """The FastAPI endpoint for one action: unit of work, user, permissions, handler, one JSON
+    pass."""
 
     async def endpoint(request: Request, **params: Any) -> Response:
         container = current_container()
@@ -96,9 +98,9 @@ def _endpoint(
                 handler(request, db, **values) if with_db else handler(request, **values)
             )
             response = view.render(result, status_code)
-            await db.commit()
+            await commit(db)
         except BaseException:
-            await db.rollback()
+            await rollback(db)
             raise
         finally:
             _session.reset(token)
@@ -207,7 +209,8 @@ class AutoRouter:
                     operation_id=spec.name,
                     **spec.options,
                 )
-                # The same endpoint without the trailing slash: no redirect round trip, not documented.
+                # The same endpoint without the trailing slash: no redirect round trip, not
+                # documented.
                 hidden = {
                     k: v for k, v in spec.options.items() if k in ("status_code", "response_class")
                 }
@@ -263,7 +266,9 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
                 str | None,
                 Query(
                     None,
-                    description=f"Order by {', '.join(view.ordering_fields)} (prefix - for descending).",
+                    description=(
+                        f"Order by {', '.join(view.ordering_fields)} (prefix - for descending)."
+                    ),
                 ),
             )
         )

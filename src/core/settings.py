@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     database_max_overflow: int = 20
     database_pool_timeout: float = 30.0
     database_pool_recycle: int = 1800
+    # Off by default: the asyncpg ping is three round trips per checkout (see bench/http);
+    # pool_recycle retires old connections, and a dropped one fails one request cleanly.
+    database_pool_pre_ping: bool = False
     migrations_dir: str = "migrations"
 
     auth_access_token_expire_minutes: int = 30
@@ -55,14 +58,66 @@ class Settings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = None
     auth_leeway_seconds: int = 0
+    auth_password_min_length: int = 8
+    auth_password_max_length: int = 128
+    auth_token_store: Literal["memory", "redis"] = "memory"
+    auth_token_store_url: str | None = Field(
+        default=None, description="Redis URL of the token store; REDIS_URL when unset."
+    )
+    auth_token_store_prefix: str = "core:auth:"
 
     message_broker: Literal["memory", "kafka", "redis", "rabbitmq"] = "memory"
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
     rabbitmq_url: str = "amqp://guest:guest@localhost:5672/"
+    consumers_in_process: bool = Field(
+        default=False,
+        description="Run the declared consumers inside the app too (always on with "
+        "MESSAGE_BROKER=memory); otherwise they run in `core consumer` processes.",
+    )
+    consumer_max_retries: int = Field(
+        default=3, ge=0, description="Retries of a failing event handler before dead-lettering."
+    )
+    consumer_retry_backoff: float = Field(
+        default=0.5, ge=0, description="Seconds before a handler's first retry; doubles per retry."
+    )
+    consumer_retry_backoff_max: float = Field(
+        default=30.0, ge=0, description="Longest wait between two attempts of a handler."
+    )
+    consumer_dead_letter_suffix: str = Field(
+        default=".dlq", min_length=1, description="Dead-letter topic of `t`: `t` + this suffix."
+    )
+    outbox_relay_in_process: bool = Field(
+        default=True,
+        description="Relay the outbox inside the app; turn off where `core outbox relay` runs.",
+    )
+    outbox_poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between outbox polls when no commit wakes it."
+    )
+    outbox_batch_size: int = Field(default=100, ge=1, description="Outbox rows relayed per pass.")
+    outbox_retry_backoff_max: float = Field(
+        default=30.0, gt=0, description="Longest wait before the relay retries a failed publish."
+    )
+    outbox_retention: float = Field(
+        default=86_400.0, gt=0, description="Seconds a relayed outbox row is kept before deletion."
+    )
+    processed_events_retention: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="Seconds an idempotency record (an event a group handled) is kept.",
+    )
 
     task_broker: Literal["memory", "redis"] = "memory"
     task_default_queue: str = "default"
+    task_key_prefix: str = Field(
+        default="core:tasks", description="Prefix of every Redis key the task queue uses."
+    )
+    task_redelivery_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds before a task whose worker died is run again by another worker; "
+        "keep it above the longest task's run time.",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -76,12 +131,19 @@ class Settings(BaseSettings):
         Raises:
             ConfigurationError: with a one-line reason.
         """
-        if self.environment == "production" and self.secret_key in ("", DEFAULT_SECRET_KEY):
+        if self.environment == "production" and self._signing_secret() in ("", DEFAULT_SECRET_KEY):
             raise ConfigurationError(
                 "SECRET_KEY must be set to a private random value when ENVIRONMENT=production."
             )
         if not self.api_prefix.startswith("/") and self.api_prefix:
             raise ConfigurationError(f"API_PREFIX must start with '/': got {self.api_prefix!r}.")
+
+    def _signing_secret(self) -> str:
+        # `configure_auth(secret_key=...)` overrides SECRET_KEY (see core.auth.config), so the
+        # key that will really sign tokens is the one to check.
+        from core.auth.config import auth_declaration
+
+        return auth_declaration().value("secret_key", self.secret_key)
 
     def as_config(self) -> dict[str, Any]:
         """The settings as the plain dict the containers' Configuration reads."""

@@ -1,6 +1,6 @@
 """`python -m core.cli`: the same as the `core` console script."""
 
-from core.cli import main
+from core.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

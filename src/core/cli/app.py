@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -32,3 +33,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         # line; anything else is a bug in us or in the project and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def console() -> None:
+    """The `core` console script: `main`, ending the process at once on a user error."""
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code != 1:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Exit without interpreter shutdown: after a failed aiosqlite connect, SQLAlchemy
+        # leaves a worker thread behind that raises into stderr while the interpreter tears
+        # down (sqlalchemy/sqlalchemy#13039), turning the one-line error into a traceback.
+        os._exit(1)

@@ -43,6 +43,7 @@ class DatabaseContainer(containers.DeclarativeContainer):
             max_overflow=config.database_max_overflow,
             pool_timeout=config.database_pool_timeout,
             pool_recycle=config.database_pool_recycle,
+            pool_pre_ping=config.database_pool_pre_ping,
         ),
         memory=providers.Singleton(InMemoryDatabase),
     )

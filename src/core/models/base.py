@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import JSON, MetaData, Numeric, String, Uuid, inspect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -88,7 +88,8 @@ class Model(AsyncAttrs, DeclarativeBase):
         identity = inspect(self).identity
         if identity is not None:
             return identity[0] if len(identity) == 1 else identity
-        keys = [getattr(self, c.key) for c in inspect(type(self)).primary_key]
+        # A mapped column always has a key; `ColumnElement.key` is typed optional.
+        keys = [getattr(self, cast(str, c.key)) for c in inspect(type(self)).primary_key]
         return keys[0] if len(keys) == 1 else tuple(keys)
 
     async def save(self, db: Any = None) -> Any:

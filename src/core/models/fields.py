@@ -80,7 +80,8 @@ class Field:
 
     @staticmethod
     def pk(*, autoincrement: bool | Literal["auto"] = "auto", **kw: Any) -> MappedColumn[Any]:
-        """Primary key; integer autoincrement for `Mapped[int]`, a uuid4 for `Mapped[uuid.UUID]` when given `default=uuid.uuid4`."""
+        """Primary key; integer autoincrement for `Mapped[int]`, a uuid4 for `Mapped[uuid.UUID]`
+        when given `default=uuid.uuid4`."""
         return mapped_column(primary_key=True, autoincrement=autoincrement, **kw)
 
     @staticmethod
@@ -138,7 +139,8 @@ class Field:
         default: Any = _MISSING,
         **kw: Any,
     ) -> MappedColumn[Any]:
-        """A timezone-aware timestamp. `auto_now_add` stamps inserts; `auto_now` also stamps updates."""
+        """A timezone-aware timestamp. `auto_now_add` stamps inserts; `auto_now` also stamps
+        updates."""
         if auto_now_add or auto_now:
             default = _now
             # Also in the DDL: rows inserted by hand, or already there when a migration adds
@@ -146,9 +148,7 @@ class Field:
             kw.setdefault("server_default", func.now())
         if auto_now:
             kw.setdefault("onupdate", _now)
-        return _column(
-            UTCDateTime(), index=index, nullable=nullable, default=default, **kw
-        )
+        return _column(UTCDateTime(), index=index, nullable=nullable, default=default, **kw)
 
     @staticmethod
     def date(
@@ -212,7 +212,7 @@ class Field:
 
     @staticmethod
     def relationship(target: str | type[Any] | Callable[[], Any], **kw: Any) -> Any:
-        """A relationship, loaded with `selectin` by default since lazy loads cannot run in async code.
+        """A relationship, loaded with `selectin` by default: lazy loads cannot run in async code.
 
         Deleting a row leaves its dependants to the foreign key's `on_delete` in the database
         (`passive_deletes`), as Django users expect, instead of the ORM nulling them first.

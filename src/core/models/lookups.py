@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import BigInteger, Integer, SmallInteger, inspect
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
@@ -25,17 +25,34 @@ _STRING_LOOKUPS = frozenset(
 _TRUE = frozenset({"true", "1", "yes", "on", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "off", "f", "n"})
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def typed_cache(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`functools.cache`, typed as the function it wraps.
+
+    Typeshed types the cached wrapper's arguments as `Hashable`, and mypy does not count a class
+    (`type[Any]`) as one, so every call with a model would be an error. The wrapper is returned
+    as is: calling it costs no more than calling `functools.cache`'s.
+    """
+    return cast("Callable[_P, _R]", cache(function))
+
 
 def mapper_of(model: type[Any]) -> Mapper[Any]:
     try:
-        return inspect(model)
+        mapper: Mapper[Any] = inspect(model)
+        return mapper
     except Exception as exc:
         raise FieldError(f"{model.__name__} is not a mapped model.") from exc
 
 
-@cache
+@typed_cache
 def column_types(model: type[Any]) -> dict[str, type[Any] | None]:
-    """The Python type of each column attribute (None where the type has no single one, e.g. JSON)."""
+    """The Python type of each column attribute.
+
+    None where the type has no single one, e.g. JSON.
+    """
     types: dict[str, type[Any] | None] = {}
     for attr in mapper_of(model).column_attrs:
         column = attr.columns[0]
@@ -46,7 +63,7 @@ def column_types(model: type[Any]) -> dict[str, type[Any] | None]:
     return types
 
 
-@cache
+@typed_cache
 def integer_bounds(model: type[Any]) -> dict[str, tuple[int, int]]:
     """The range each integer column can store (values outside it fail in the database)."""
     bounds: dict[str, tuple[int, int]] = {}
@@ -61,7 +78,7 @@ def integer_bounds(model: type[Any]) -> dict[str, tuple[int, int]]:
     return bounds
 
 
-@cache
+@typed_cache
 def primary_key(model: type[Any]) -> str:
     mapper = mapper_of(model)
     if len(mapper.primary_key) != 1:
@@ -131,7 +148,9 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
             number = int(value)
             low, high = integer_bounds(model).get(name, (-(2**63), 2**63 - 1))
             if not low <= number <= high:
-                raise FieldError(f"{model.__name__}.{name}: {number} is out of range [{low}, {high}].")
+                raise FieldError(
+                    f"{model.__name__}.{name}: {number} is out of range [{low}, {high}]."
+                )
             return number
         if python_type in (float, decimal.Decimal):
             if isinstance(value, bool):
@@ -160,18 +179,21 @@ def _convert(model: type[Any], name: str, python_type: type[Any] | None, value: 
     )
 
 
+_TYPE_LABELS: dict[type[Any] | None, str] = {
+    int: "integer",
+    str: "string",
+    float: "number",
+    decimal.Decimal: "decimal",
+    bool: "boolean",
+    uuid.UUID: "uuid",
+    datetime.datetime: "datetime",
+    datetime.date: "date",
+}
+
+
 def type_label(python_type: type[Any] | None) -> str:
     """A user-facing name for a column's Python type (`integer`, `uuid`, ...)."""
-    return {
-        int: "integer",
-        str: "string",
-        float: "number",
-        decimal.Decimal: "decimal",
-        bool: "boolean",
-        uuid.UUID: "uuid",
-        datetime.datetime: "datetime",
-        datetime.date: "date",
-    }.get(python_type, getattr(python_type, "__name__", "value"))  # type: ignore[arg-type]
+    return _TYPE_LABELS.get(python_type, getattr(python_type, "__name__", "value"))
 
 
 def convert_value(model: type[Any], name: str, value: Any) -> Any:

@@ -67,7 +67,9 @@ class QuerySet(Generic[M]):
     Each builder returns a new QuerySet, so a base query can be shared and refined.
 
     Example:
-        >>> qs = Post.objects.using(db).filter(is_published=True).order_by("-id")[:20]  # doctest: +SKIP
+        >>> qs = (  # doctest: +SKIP
+        ...     Post.objects.using(db).filter(is_published=True).order_by("-id")[:20]
+        ... )
         >>> posts = await qs.all()  # doctest: +SKIP
     """
 
@@ -79,7 +81,7 @@ class QuerySet(Generic[M]):
 
     @property
     def model(self) -> type[M]:
-        return self._query.model  # type: ignore[no-any-return]
+        return self._query.model
 
     @property
     def query(self) -> Query:
@@ -107,7 +109,8 @@ class QuerySet(Generic[M]):
         return self._clone(where=Node("and", (*self._query.where.children, *added)))
 
     def filter(self, *conditions: Q, **lookups_: Any) -> QuerySet[M]:
-        """Keep rows matching every condition (`field`, `field__lookup`, `relation__field__lookup`)."""
+        """Keep rows matching every condition (`field`, `field__lookup`,
+        `relation__field__lookup`)."""
         if conditions:
             return self._where(Q(*conditions, **lookups_).resolve(self.model))
         # Keywords only (the common case): the conditions `Q(**lookups_).resolve` would give,
@@ -199,6 +202,24 @@ class QuerySet(Generic[M]):
             Model.DoesNotExist: none matches.
             Model.MultipleObjectsReturned: more than one matches.
         """
+        query = self._query
+        if (
+            len(lookups_) == 1
+            and not conditions
+            and not query.where.children
+            and query.limit is None
+            and not query.offset
+        ):
+            # By primary key alone: one keyed read (the session's identity map may answer).
+            ((key, value),) = lookups_.items()
+            pk = lookups.primary_key(query.model)
+            if key in (pk, "pk"):
+                obj = await self._repository().get(lookups.convert_value(query.model, pk, value))
+                if obj is None:
+                    raise self.model.DoesNotExist(  # type: ignore[attr-defined]
+                        f"{self.model.__name__} matching {lookups_} does not exist."
+                    )
+                return obj
         qs = self.filter(*conditions, **lookups_) if conditions or lookups_ else self
         found = await qs.limit(2).all()
         if not found:
@@ -230,7 +251,8 @@ class QuerySet(Generic[M]):
         for name in values:
             if name not in known and name not in relations:
                 raise FieldError(
-                    f"{self.model.__name__} has no field {name!r}. Fields: {', '.join(sorted(known))}."
+                    f"{self.model.__name__} has no field {name!r}. "
+                    f"Fields: {', '.join(sorted(known))}."
                 )
         return self.model(
             **{
@@ -255,7 +277,8 @@ class QuerySet(Generic[M]):
     async def get_or_create(
         self, defaults: Mapping[str, Any] | None = None, *, db: Any = None, **lookups_: Any
     ) -> tuple[M, bool]:
-        """The object matching `lookups_`, or a new one from them and `defaults`; and whether it was created."""
+        """The object matching `lookups_`, or a new one from them and `defaults`; and whether it
+        was created."""
         qs = self.using(db) if db is not None else self
         found = await qs.get_or_none(**lookups_)
         if found is not None:

@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
-from core.context import current_container, use_session
+from core.context import current_container, current_session, use_session
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
+
+logger = logging.getLogger("core.models.session")
+
+# Keyed weakly by session: a session dropped without commit or rollback takes its callbacks along.
+_on_commit: WeakKeyDictionary[Any, list[Callable[[], None]]] = WeakKeyDictionary()
+
+
+def on_commit(callback: Callable[[], None], session: Any = None) -> None:
+    """Run `callback` once `session` (the ambient unit of work by default) has committed.
+
+    Callbacks run in registration order after a successful `commit(session)`, and are dropped by
+    `rollback(session)`; the framework's units of work (requests, consumer messages, tasks) use
+    both. Like Django's `transaction.on_commit`, this is for effects that must not happen for
+    rolled-back work, e.g. waking the outbox relay. A callback that raises is logged.
+
+    Raises:
+        NoActiveContextError: no session given and none is ambient.
+
+    Example:
+        >>> async with unit_of_work(app.container) as db:  # doctest: +SKIP
+        ...     on_commit(lambda: print("committed"), db)
+    """
+    session = session if session is not None else current_session()
+    _on_commit.setdefault(session, []).append(callback)
+
+
+async def commit(session: Any) -> None:
+    """Commit `session`, then run the callbacks registered with `on_commit`."""
+    await session.commit()
+    for callback in _on_commit.pop(session, ()):
+        try:
+            callback()
+        except Exception:
+            # The data is committed whatever a callback does: report, never undo.
+            logger.exception("on_commit callback %r failed", callback)
+
+
+async def rollback(session: Any) -> None:
+    """Roll `session` back and forget its `on_commit` callbacks."""
+    _on_commit.pop(session, None)
+    await session.rollback()
 
 
 @asynccontextmanager
@@ -26,9 +69,9 @@ async def unit_of_work(container: CoreContainer | None = None) -> AsyncIterator[
     try:
         with use_session(session):
             yield session
-        await session.commit()
+        await commit(session)
     except BaseException:
-        await session.rollback()
+        await rollback(session)
         raise
     finally:
         await session.close()

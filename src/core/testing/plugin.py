@@ -27,7 +27,7 @@ def test_settings(**overrides: Any) -> Settings:
         "task_broker": "memory",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name

@@ -83,7 +83,8 @@ class ViewSet:
         return self.output_schema
 
     def render(self, result: Any, status_code: int = 200) -> Response:
-        """A response for whatever a handler returned: Response, model instance(s), pydantic, or JSON data."""
+        """A response for whatever a handler returned: Response, model instance(s), pydantic, or
+        JSON data."""
         if isinstance(result, Response):
             return result
         if status_code == 204:

@@ -1,4 +1,5 @@
-"""Pagination classes: DRF's page-number and limit/offset envelopes `{count, next, previous, results}`."""
+"""Pagination classes: DRF's page-number and limit/offset envelopes `{count, next, previous,
+results}`."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def _int_param(params: Any, name: str, default: int, minimum: int, maximum: int 
     except ValueError:
         raise BadPaginationParameter(f"'{name}' must be an integer, got {raw!r}.") from None
     if not minimum <= value <= maximum:
-        raise BadPaginationParameter(f"'{name}' must be between {minimum} and {maximum}, got {value}.")
+        raise BadPaginationParameter(
+            f"'{name}' must be between {minimum} and {maximum}, got {value}."
+        )
     return value
 
 
@@ -62,7 +65,8 @@ class Pagination(ABC):
     @abstractmethod
     def links(self, url: URL, window: Window, count: int) -> tuple[str | None, str | None]: ...
 
-    def check(self, window: Window, count: int) -> None:
+    # A hook, not abstract: a pagination with nothing to refuse keeps this no-op.
+    def check(self, window: Window, count: int) -> None:  # noqa: B027
         """Refuse a page past the last, as DRF does (the first page always exists)."""
 
 

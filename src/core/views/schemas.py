@@ -1,14 +1,15 @@
-"""Pydantic schemas derived from models when a ViewSet declares none, and partial (PATCH) variants."""
+"""Pydantic schemas derived from models when a ViewSet declares none, and their partial (PATCH)
+variants."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydanticField
 
 from core.models import lookups
+from core.models.lookups import typed_cache
 
 
 def _columns(model: type[Any]) -> list[tuple[str, Any, Any]]:
@@ -18,14 +19,16 @@ def _columns(model: type[Any]) -> list[tuple[str, Any, Any]]:
     return [(attr.key, types[attr.key] or Any, attr.columns[0]) for attr in mapper.column_attrs]
 
 
-@cache
+@typed_cache
 def output_schema_for(model: type[Any]) -> type[BaseModel]:
-    """Every column of the model, read from attributes (`from_attributes`)."""
+    """Every column of the model, read from attributes (`from_attributes`), except those marked
+    `info={"write_only": True}` (a password hash never goes out)."""
     fields: dict[str, Any] = {
         name: (Optional[py] if column.nullable else py, ...)  # noqa: UP045
         for name, py, column in _columns(model)
+        if not column.info.get("write_only")
     }
-    return create_model(  # type: ignore[no-any-return, call-overload]
+    return create_model(
         f"{model.__name__}Output", __config__=ConfigDict(from_attributes=True), **fields
     )
 
@@ -53,7 +56,7 @@ def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
     return py
 
 
-@cache
+@typed_cache
 def input_schema_for(model: type[Any]) -> type[BaseModel]:
     """The columns a client may write; those with a default or NULL allowed are optional."""
     fields: dict[str, Any] = {}
@@ -67,27 +70,23 @@ def input_schema_for(model: type[Any]) -> type[BaseModel]:
             fields[name] = (annotation, column.default.arg)
         else:
             fields[name] = (annotation, ...)
-    return create_model(  # type: ignore[no-any-return, call-overload]
-        f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-@cache
+@typed_cache
 def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     """The same fields, all optional, for PATCH: only what the client sends is applied."""
-    fields = {
+    fields: dict[str, Any] = {
         name: (Optional[field.annotation], None)  # noqa: UP045
         for name, field in schema.model_fields.items()
     }
-    return create_model(  # type: ignore[no-any-return, call-overload]
-        f"{schema.__name__}Partial", __config__=schema.model_config, **fields
-    )
+    return create_model(f"{schema.__name__}Partial", __config__=schema.model_config, **fields)
 
 
-@cache
+@typed_cache
 def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     """DRF's page envelope around a list of `schema` (documentation of the list route)."""
-    return create_model(  # type: ignore[no-any-return, call-overload]
+    return create_model(
         f"{schema.__name__}Page",
         count=(int, ...),
         next=(Optional[str], None),  # noqa: UP045

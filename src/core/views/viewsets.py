@@ -80,14 +80,15 @@ class GenericViewSet(ViewSet):
             raise TypeError(
                 f"get_object() needs the lookup value {self.lookup_field}=..."
             ) from None
-        obj = await self.get_queryset(db).filter(**{self.lookup_field: value}).first()
+        obj = await self.get_queryset(db).get_or_none(**{self.lookup_field: value})
         if obj is None:
             raise NotFoundError(f"{self.model.__name__} not found.")
         await self.check_object_permissions(obj)
         return obj
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        """Apply `?<filter>=`, `?search=` and `?ordering=` from the request; unknown names are a 400."""
+        """Apply `?<filter>=`, `?search=` and `?ordering=` from the request; unknown names are a
+        400."""
         params = self.request.query_params
         reserved = {SEARCH_PARAM, ORDERING_PARAM}
         if self.pagination_class is not None:

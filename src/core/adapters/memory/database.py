@@ -46,7 +46,8 @@ class InMemoryDatabase:
 
 
 class InMemorySession:
-    """A unit of work: changes apply at once and are undone on rollback (or close without commit)."""
+    """A unit of work: changes apply at once and are undone on rollback (or close without
+    commit)."""
 
     def __init__(self, database: InMemoryDatabase) -> None:
         self.database = database

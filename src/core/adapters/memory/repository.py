@@ -1,10 +1,11 @@
-"""InMemoryRepository: the Repository port over InMemoryDatabase rows (or a private list of objects)."""
+"""InMemoryRepository: the Repository port over InMemoryDatabase rows (or a private list of
+objects)."""
 
 from __future__ import annotations
 
+import builtins
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
 from typing import Any
 
 from core.adapters.memory.database import InMemoryDatabase, InMemorySession
@@ -15,9 +16,11 @@ from core.errors import (
     UniqueViolationError,
 )
 from core.models import lookups
+from core.models.lookups import typed_cache
 from core.ports.repository import Condition, Node, Query
 
-_MARK = "_core_memory_pk"  # set on instances this adapter has stored, so save() knows insert from update
+# Set on instances this adapter has stored, so save() knows insert from update.
+_MARK = "_core_memory_pk"
 
 
 class _Schema:
@@ -52,7 +55,8 @@ class _Schema:
 
     @property
     def dependants(self) -> list[tuple[_Schema, str, str, str | None]]:
-        """(dependent schema, its fk key, our referenced key, ON DELETE action) for rows pointing here."""
+        """(dependent schema, its fk key, our referenced key, ON DELETE action) for rows pointing
+        here."""
         found = []
         for mapper in self.model.registry.mappers:
             other = schema(mapper.class_)
@@ -63,7 +67,7 @@ class _Schema:
         return found
 
 
-@cache
+@typed_cache
 def schema(model: type[Any]) -> _Schema:
     return _Schema(model)
 
@@ -132,7 +136,7 @@ class InMemoryRepository:
         return self._all(results)
 
     @staticmethod
-    def _all(results: list[bool | None]) -> bool | None:
+    def _all(results: builtins.list[bool | None]) -> bool | None:
         return False if False in results else (None if None in results else True)
 
     def _condition(
@@ -158,21 +162,18 @@ class InMemoryRepository:
             return None
         return _COMPARE[condition.lookup](value, condition.value)
 
-    def _rows(self, query: Query) -> list[dict[str, Any]]:
+    def _rows(self, query: Query) -> builtins.list[dict[str, Any]]:
         rows = [
             row
             for row in self.database.table(query.model).values()
             if not query.where.children or self._truth(query.model, row, query.where) is True
         ]
         for ordering in reversed(query.order_by):
-            # NULLs last ascending and first descending, as PostgreSQL (and the SQL adapter) sort them.
-            rows.sort(
-                key=lambda r, c=ordering.column: (
-                    r.get(c) is None,
-                    r.get(c) if r.get(c) is not None else 0,
-                ),
-                reverse=ordering.descending,
-            )
+            # NULLs last ascending, first descending: as PostgreSQL (and the SQL adapter) sort them.
+            def key(r: dict[str, Any], c: str = ordering.column) -> tuple[bool, Any]:
+                return (r.get(c) is None, r.get(c) if r.get(c) is not None else 0)
+
+            rows.sort(key=key, reverse=ordering.descending)
         end = None if query.limit is None else query.offset + query.limit
         return rows[query.offset : end]
 
@@ -187,10 +188,15 @@ class InMemoryRepository:
             self.session.identity[key] = obj
         return obj
 
-    async def list(self, query: Query) -> list[Any]:
+    # `list` names a method here, so annotations in this class spell the type `builtins.list`.
+    async def get(self, pk: Any) -> Any | None:
+        row = self.database.table(self.model).get(pk)
+        return None if row is None else self._materialize(row)
+
+    async def list(self, query: Query) -> builtins.list[Any]:
         return [self._materialize(row) for row in self._rows(query)]
 
-    async def values(self, query: Query) -> list[dict[str, Any]]:
+    async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(schema(query.model).columns)
         return [{name: row.get(name) for name in names} for row in self._rows(query)]
 
@@ -212,7 +218,7 @@ class InMemoryRepository:
                 row[key] = state[key]
             elif inserting and column.default is not None:
                 default = column.default
-                row[key] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+                row[key] = default.arg(None) if default.is_callable else default.arg
             else:
                 row[key] = state.get(key)
         if not inserting:
@@ -255,7 +261,11 @@ class InMemoryRepository:
         table = self.database.table(self.model)
         pk = row[info.pk]
         table[pk] = row
-        self.session.record(lambda: table.pop(pk, None))
+
+        def undo() -> None:
+            table.pop(pk, None)
+
+        self.session.record(undo)
         for key, value in row.items():
             setattr(obj, key, value)
         setattr(obj, _MARK, pk)
@@ -270,7 +280,7 @@ class InMemoryRepository:
         self._check(row, replacing=pk)
         previous = table[pk]
         table[pk] = row
-        self.session.record(lambda: table.__setitem__(pk, previous))
+        self.session.record(_put_back(table, pk, previous))
         for key, value in row.items():
             setattr(obj, key, value)
         return obj
@@ -278,7 +288,7 @@ class InMemoryRepository:
     async def add(self, obj: Any) -> Any:
         return self._insert(obj)
 
-    async def add_many(self, objs: Sequence[Any]) -> list[Any]:
+    async def add_many(self, objs: Sequence[Any]) -> builtins.list[Any]:
         return [self._insert(obj) for obj in objs]
 
     async def save(self, obj: Any) -> Any:
@@ -304,14 +314,15 @@ class InMemoryRepository:
                 for opk in pointing:
                     before = other_table[opk]
                     other_table[opk] = {**before, fk_key: None}
-                    self.session.record(lambda t=other_table, k=opk, b=before: t.__setitem__(k, b))
+                    self.session.record(_put_back(other_table, opk, before))
             else:
                 raise ForeignKeyViolationError(
-                    f"{info.model.__name__} {pk!r} is still referenced by {other.model.__name__}.{fk_key}.",
+                    f"{info.model.__name__} {pk!r} is still referenced by "
+                    f"{other.model.__name__}.{fk_key}.",
                     field=fk_key,
                 )
         del table[pk]
-        self.session.record(lambda: table.__setitem__(pk, row))
+        self.session.record(_put_back(table, pk, row))
         self.session.identity.pop((info.table, pk), None)
 
     async def delete(self, obj: Any) -> None:
@@ -340,7 +351,7 @@ class InMemoryRepository:
             self._check(updated, replacing=pk)
             previous = table[pk]
             table[pk] = updated
-            self.session.record(lambda p=pk, b=previous: table.__setitem__(p, b))
+            self.session.record(_put_back(table, pk, previous))
             obj = self.session.identity.get((info.table, pk))
             if obj is not None:
                 for key, value in updated.items():
@@ -355,10 +366,19 @@ class InMemoryRepository:
         return len(rows)
 
 
+def _put_back(table: dict[Any, dict[str, Any]], pk: Any, row: dict[str, Any]) -> Callable[[], None]:
+    """An undo step that puts `row` back in `table` under `pk`."""
+
+    def undo() -> None:
+        table[pk] = row
+
+    return undo
+
+
 def _stamps(info: _Schema, given: Iterable[str]) -> dict[str, Any]:
     """Values of `onupdate` columns (e.g. `auto_now`) not set explicitly."""
     return {
-        key: column.onupdate.arg(None) if column.onupdate.is_callable else column.onupdate.arg  # type: ignore[attr-defined]
+        key: column.onupdate.arg(None) if column.onupdate.is_callable else column.onupdate.arg
         for key, column in info.columns.items()
         if column.onupdate is not None and key not in given
     }

@@ -1,4 +1,5 @@
-"""SqlAlchemyDatabase: an async engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+"""SqlAlchemyDatabase: an async engine and session factory for SQLite (aiosqlite) and PostgreSQL
+(asyncpg)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class SqlAlchemyDatabase:
         max_overflow: int = 20,
         pool_timeout: float = 30.0,
         pool_recycle: int = 1800,
+        pool_pre_ping: bool = False,
     ) -> None:
         self.url = url
         try:
@@ -43,7 +45,7 @@ class SqlAlchemyDatabase:
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout,
                 pool_recycle=pool_recycle,
-                pool_pre_ping=True,
+                pool_pre_ping=pool_pre_ping,
             )
         try:
             self.engine = create_async_engine(parsed, **options)

@@ -1,7 +1,9 @@
-"""SqlAlchemyRepository: the Repository port over an AsyncSession; the only place that sees SQL errors."""
+"""SqlAlchemyRepository: the Repository port over an AsyncSession; the only place that sees SQL
+errors."""
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -22,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased
 
 from core.errors import (
     ForeignKeyViolationError,
@@ -35,39 +37,43 @@ from core.models import lookups
 from core.ports.repository import Condition, Node, Query
 
 
-def _compare(column: Any, lookup: str, value: Any) -> ColumnElement[bool]:
+def _compare(column: QueryableAttribute[Any], lookup: str, value: Any) -> ColumnElement[bool]:
+    # Declared once: with an Any operand, mypy types `column > value` as Any.
+    expression: ColumnElement[bool]
     match lookup:
         case "exact":
-            return column.is_(None) if value is None else column == value
+            expression = column.is_(None) if value is None else column == value
         case "iexact":
-            return func.lower(column) == func.lower(value)
+            expression = func.lower(column) == func.lower(value)
         case "contains":
-            return column.contains(value, autoescape=True)
+            expression = column.contains(value, autoescape=True)
         case "icontains":
-            return column.icontains(value, autoescape=True)
+            expression = column.icontains(value, autoescape=True)
         case "startswith":
-            return column.startswith(value, autoescape=True)
+            expression = column.startswith(value, autoescape=True)
         case "istartswith":
-            return column.istartswith(value, autoescape=True)
+            expression = column.istartswith(value, autoescape=True)
         case "endswith":
-            return column.endswith(value, autoescape=True)
+            expression = column.endswith(value, autoescape=True)
         case "iendswith":
-            return column.iendswith(value, autoescape=True)
+            expression = column.iendswith(value, autoescape=True)
         case "in":
-            return column.in_(value)
+            expression = column.in_(value)
         case "gt":
-            return column > value
+            expression = column > value
         case "gte":
-            return column >= value
+            expression = column >= value
         case "lt":
-            return column < value
+            expression = column < value
         case "lte":
-            return column <= value
+            expression = column <= value
         case "isnull":
-            return column.is_(None) if value else column.is_not(None)
+            expression = column.is_(None) if value else column.is_not(None)
         case "range":
-            return column.between(*value)
-    raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
+            expression = column.between(*value)
+        case _:
+            raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
+    return expression
 
 
 def _condition(entity: Any, condition: Condition) -> ColumnElement[bool]:
@@ -215,17 +221,26 @@ class SqlAlchemyRepository:
 
     async def _execute(self, statement: Any, **options: Any) -> Any:
         try:
-            return await self.session.execute(statement, execution_options=options or None)
+            return await self.session.execute(statement, execution_options=options)
         except _TRANSLATED as exc:
             if _is_data_error(exc):
                 await self._fail(exc)
             raise
 
-    async def list(self, query: Query) -> list[Any]:
+    # `list` names a method here, so annotations in this class spell the type `builtins.list`.
+    async def get(self, pk: Any) -> Any | None:
+        try:
+            return await self.session.get(self.model, pk)
+        except _TRANSLATED as exc:
+            if _is_data_error(exc):
+                await self._fail(exc)
+            raise
+
+    async def list(self, query: Query) -> builtins.list[Any]:
         statement = _windowed(_filtered(select(query.model), query), query)
         return list((await self._execute(statement)).scalars().all())
 
-    async def values(self, query: Query) -> list[dict[str, Any]]:
+    async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(lookups.column_types(query.model))
         statement = select(*(getattr(query.model, name) for name in names))
         statement = _windowed(_filtered(statement, query), query)
@@ -248,7 +263,7 @@ class SqlAlchemyRepository:
         await self._flush()
         return obj
 
-    async def add_many(self, objs: Sequence[Any]) -> list[Any]:
+    async def add_many(self, objs: Sequence[Any]) -> builtins.list[Any]:
         self.session.add_all(objs)
         await self._flush()
         return list(objs)
@@ -268,7 +283,7 @@ class SqlAlchemyRepository:
 
     def _matching(self, query: Query) -> ColumnElement[bool] | None:
         if query.limit is not None or query.offset:
-            pk = getattr(self.model, lookups.primary_key(self.model))
+            pk: QueryableAttribute[Any] = getattr(self.model, lookups.primary_key(self.model))
             window = _windowed(_filtered(select(pk), query), query)
             return pk.in_(window.scalar_subquery())
         return compile_where(self.model, query.where) if query.where.children else None
@@ -299,5 +314,8 @@ def _is_data_error(exc: Exception) -> bool:
     # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
     # (an int beyond int64).
     orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-    return bool(sqlstate and str(sqlstate).startswith("22")) or "invalid input for query argument" in str(exc)
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    if sqlstate and str(sqlstate).startswith("22"):
+        return True
+    return "invalid input for query argument" in str(exc)
