@@ -125,6 +125,13 @@ class BrokerUnavailableError(CoreError, ConnectionError):
     code = "broker_unavailable"
 
 
+class TokenStoreUnavailableError(CoreError, ConnectionError):
+    """The token store (refresh-token rotation and revocation) could not be reached."""
+
+    status_code = 503
+    code = "token_store_unavailable"
+
+
 class TaskQueueUnavailableError(CoreError, ConnectionError):
     """The task queue could not be reached; the task was not enqueued."""
 

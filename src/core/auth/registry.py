@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, TypeVar
 
+from core.auth.config import _restore_declaration, auth_declaration
 from core.errors import ConfigurationError
 from core.ports.auth import AuthBackend
 from core.ports.hashing import PasswordHasher
@@ -138,23 +139,27 @@ def token_backend_names() -> tuple[str, ...]:
 
 @contextmanager
 def isolated_registries() -> Iterator[None]:
-    """Restore every registry on exit, so a test's registrations do not leak into the next.
+    """Restore every registry, and the `configure_auth` declaration, on exit, so a test's
+    registrations and declarations do not leak into the next.
 
     Example:
         >>> with isolated_registries():
         ...     register_password_hasher(CustomHasher())
+        ...     configure_auth(user_model=User)
     """
     hashers, tokens, auths = (
         _password_hashers.copy(),
         _token_backends.copy(),
         _auth_backends.copy(),
     )
+    declaration = auth_declaration()
     try:
         yield
     finally:
         _restore(_password_hashers, hashers)
         _restore(_token_backends, tokens)
         _restore(_auth_backends, auths)
+        _restore_declaration(declaration)
 
 
 def _register(

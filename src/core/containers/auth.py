@@ -1,20 +1,31 @@
-"""AuthContainer: password hasher and token backend, chosen by AUTH_PASSWORD_HASHER and
-AUTH_TOKEN_BACKEND."""
+"""AuthContainer: hasher, token backend, token store, password policy, authenticator and
+refresh-token rotation, from the AUTH_* settings and the `configure_auth` declaration.
+
+Every builder reads the declaration when it runs (on first use), and a declared value wins over
+its setting: `configure_auth(secret_key=...)` over SECRET_KEY, and so on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from dependency_injector import containers, providers
 
+from core.adapters.memory.tokens import InMemoryTokenStore
 from core.auth.authentication import RequestAuthenticator
+from core.auth.config import auth_declaration, declared_user_model
+from core.auth.passwords import PasswordPolicy
+from core.auth.refresh import RefreshTokens
 from core.auth.registry import registered_password_hasher, registered_token_backend
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, MissingDependencyError
 from core.ports.hashing import PasswordHasher
-from core.ports.tokens import TokenBackend
+from core.ports.tokens import TokenBackend, TokenStore
 
 
 def _password_hasher(name: str) -> PasswordHasher:
+    name = auth_declaration().value("password_hasher", name)
     # Registered names come from user code (`register_password_hasher`), so this is a registry
     # lookup rather than a Selector, which only knows the branches it declares.
     hasher = registered_password_hasher(name)
@@ -39,16 +50,21 @@ def _token_backend(
     audience: str | None,
     leeway_seconds: float,
 ) -> TokenBackend:
-    backend = registered_token_backend(name)
+    declared = auth_declaration()
+    backend = registered_token_backend(declared.value("token_backend", name))
     if backend is not None:
         return backend
     from core.adapters.jwt.tokens import JwtTokenBackend
 
     return JwtTokenBackend(
-        secret_key,
-        algorithm=algorithm,
-        access_token_expire_minutes=access_token_expire_minutes,
-        refresh_token_expire_days=refresh_token_expire_days,
+        declared.value("secret_key", secret_key),
+        algorithm=declared.value("algorithm", algorithm),
+        access_token_expire_minutes=declared.value(
+            "access_token_expire_minutes", access_token_expire_minutes
+        ),
+        refresh_token_expire_days=declared.value(
+            "refresh_token_expire_days", refresh_token_expire_days
+        ),
         private_key=_read_key(private_key_file, "AUTH_PRIVATE_KEY_FILE"),
         public_key=_read_key(public_key_file, "AUTH_PUBLIC_KEY_FILE"),
         issuer=issuer,
@@ -66,17 +82,59 @@ def _read_key(path: str | None, setting: str) -> bytes | None:
         raise ConfigurationError(f"{setting}={path!r} cannot be read: {exc.strerror}.") from exc
 
 
-class AuthContainer(containers.DeclarativeContainer):
-    """Password hasher and token backend of one app.
+def _password_policy(min_length: int, max_length: int) -> PasswordPolicy:
+    declared = auth_declaration()
+    return PasswordPolicy(
+        declared.value("password_min_length", min_length),
+        declared.value("password_max_length", max_length),
+        declared.password_validators or (),
+    )
 
-    Both are Singletons: built on first use from the settings, once per container, so two apps
-    in one process never share a hasher or a key. Override them before first use:
-    `with app.container.auth.password_hasher.override(FakeHasher()): ...`.
+
+def _redis_token_store(url: str | None, fallback_url: str, prefix: str) -> TokenStore:
+    # Imported here so `import core` works without the redis extra until someone selects it.
+    try:
+        from core.adapters.redis.tokens import RedisTokenStore
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "redis":
+            raise MissingDependencyError("redis", "redis") from exc
+        raise
+    return RedisTokenStore(url or fallback_url, prefix=prefix)
+
+
+async def _token_store_lifecycle(store: TokenStore) -> AsyncIterator[TokenStore]:
+    yield store
+    await store.close()
+
+
+def _refresh_tokens(
+    token_backend: TokenBackend, token_store: TokenStore, refresh_token_expire_days: int
+) -> RefreshTokens:
+    days = auth_declaration().value("refresh_token_expire_days", refresh_token_expire_days)
+    return RefreshTokens(token_backend, token_store, timedelta(days=days))
+
+
+class AuthContainer(containers.DeclarativeContainer):
+    """The auth collaborators of one app.
+
+    All but `user_model` are Singletons: built on first use, once per container, so two apps
+    in one process never share a hasher, a key or a token store. Override them before first
+    use: `with app.container.auth.password_hasher.override(FakeHasher()): ...`.
+    `user_model` is read from the declaration at every call, so
+    `app.container.auth.user_model.override(providers.Object(User))` works at any time.
     """
 
     config = providers.Configuration(strict=True)
 
+    user_model = providers.Callable(declared_user_model)
+
     password_hasher = providers.Singleton(_password_hasher, name=config.auth_password_hasher)
+
+    password_policy = providers.Singleton(
+        _password_policy,
+        min_length=config.auth_password_min_length,
+        max_length=config.auth_password_max_length,
+    )
 
     token_backend = providers.Singleton(
         _token_backend,
@@ -92,4 +150,28 @@ class AuthContainer(containers.DeclarativeContainer):
         leeway_seconds=config.auth_leeway_seconds,
     )
 
-    authenticator = providers.Singleton(RequestAuthenticator, token_backend=token_backend)
+    token_store = providers.Selector(
+        config.auth_token_store,
+        memory=providers.Singleton(InMemoryTokenStore),
+        redis=providers.Singleton(
+            _redis_token_store,
+            url=config.auth_token_store_url,
+            fallback_url=config.redis_url,
+            prefix=config.auth_token_store_prefix,
+        ),
+    )
+
+    token_store_lifecycle = providers.Resource(_token_store_lifecycle, token_store)
+
+    # The authenticator gets the user-model *provider* (`.provider`), not its value, so it asks
+    # per request and a later override or declaration is seen.
+    authenticator = providers.Singleton(
+        RequestAuthenticator, token_backend=token_backend, user_model=user_model.provider
+    )
+
+    refresh_tokens = providers.Singleton(
+        _refresh_tokens,
+        token_backend=token_backend,
+        token_store=token_store,
+        refresh_token_expire_days=config.auth_refresh_token_expire_days,
+    )

@@ -59,3 +59,43 @@ class TokenBackend(Protocol):
     @abstractmethod
     def verify_token(self, token: str, token_type: str = "access") -> dict[str, Any] | None:
         """The payload of a valid token whose `type` claim is `token_type`, or None."""
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """Remembers which refresh tokens were used and which token families are revoked.
+
+    Refresh tokens rotate: each one is good for one refresh, which returns a new pair in the
+    same *family* (the chain of tokens that grew from one login). Presenting a used token again
+    means a copy leaked, so the whole family is revoked. The store holds only that state, each
+    entry for as long as the token it concerns could still verify (its `ttl`), so it never
+    grows past the tokens alive.
+
+    Guarantees every implementation gives:
+
+    - `mark_used` is atomic: of concurrent calls with one `jti`, exactly one returns True, even
+      across processes when the store is shared (Redis).
+    - An entry disappears after its `ttl` seconds; until then it is visible to every caller.
+    - Unreachable storage raises `TokenStoreUnavailableError`; a driver's error never leaks.
+    """
+
+    @abstractmethod
+    async def mark_used(self, jti: str, ttl: float) -> bool:
+        """Record the refresh token `jti` as used for `ttl` seconds.
+
+        Returns:
+            True the first time, False when it was already used (a replay).
+        """
+
+    @abstractmethod
+    async def revoke_family(self, family: str, ttl: float) -> None:
+        """Refuse every token of `family` for the next `ttl` seconds (never shortens an earlier
+        revocation)."""
+
+    @abstractmethod
+    async def is_revoked(self, family: str) -> bool:
+        """Whether `family` is revoked."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; called once when the app stops."""

@@ -1,0 +1,206 @@
+"""`configure_auth`: the process-wide auth declaration, and the container auth helpers resolve.
+
+`configure_auth(...)` only records values; every container reads them when it builds its auth
+providers. Precedence, for each value: an explicit `configure_auth` argument, then the setting
+(environment, then `.env`), then the framework default. Arguments left out (None) keep the
+setting, so `configure_auth(user_model=User)` changes nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.context import get_container
+from core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from core.containers.core import CoreContainer
+
+__all__ = ("AuthDeclaration", "auth_container", "auth_declaration", "configure_auth")
+
+_T = TypeVar("_T")
+
+#: A password validator: returns why `password` is refused, or None to accept it.
+PasswordValidator = Callable[[str, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class AuthDeclaration:
+    """What `configure_auth` recorded; None means "not declared, use the setting"."""
+
+    secret_key: str | None = None
+    access_token_expire_minutes: int | None = None
+    refresh_token_expire_days: int | None = None
+    password_hasher: str | None = None
+    token_backend: str | None = None
+    algorithm: str | None = None
+    user_model: type[Any] | None = None
+    password_min_length: int | None = None
+    password_max_length: int | None = None
+    password_validators: tuple[PasswordValidator, ...] | None = None
+
+    def value(self, name: str, setting: _T) -> _T:
+        """The declared value of `name` when there is one, else `setting`."""
+        declared = getattr(self, name)
+        return setting if declared is None else declared
+
+
+_declaration = AuthDeclaration()
+_lock = threading.Lock()
+
+
+def configure_auth(
+    *,
+    secret_key: str | None = None,
+    access_token_expire_minutes: int | None = None,
+    refresh_token_expire_days: int | None = None,
+    password_hasher: str | None = None,
+    user_model: type[Any] | None = None,
+    token_backend: str | None = None,
+    algorithm: str | None = None,
+    password_min_length: int | None = None,
+    password_max_length: int | None = None,
+    password_validators: Sequence[PasswordValidator] | None = None,
+) -> AuthDeclaration:
+    """Declare the project's authentication, once, at import time (before `CoreApp(...)`).
+
+    Every argument overrides its setting (`SECRET_KEY`, `AUTH_ACCESS_TOKEN_EXPIRE_MINUTES`,
+    `AUTH_REFRESH_TOKEN_EXPIRE_DAYS`, `AUTH_PASSWORD_HASHER`, `AUTH_TOKEN_BACKEND`,
+    `AUTH_ALGORITHM`, `AUTH_PASSWORD_MIN_LENGTH`, `AUTH_PASSWORD_MAX_LENGTH`); arguments left out
+    keep theirs. A later call updates only the arguments it passes. The declaration is
+    process-wide, like `register_*`; each app's container builds its own hasher, token backend
+    and authenticator from it, on first use, so declare before the first request.
+
+    Args:
+        secret_key: the HMAC key that signs tokens.
+        access_token_expire_minutes: lifetime of access tokens.
+        refresh_token_expire_days: lifetime of refresh tokens.
+        password_hasher: `pbkdf2_sha256`, `argon2`, `bcrypt`, `scrypt` or a registered name.
+        user_model: the project's user model (usually an `AbstractUser` subclass). With one,
+            a valid access token loads the user from the database; without, requests carry a
+            stateless `TokenUser` built from the token's claims.
+        token_backend: `jwt` or a registered token backend's name.
+        algorithm: the JWT signing algorithm (HS256 by default).
+        password_min_length: the password policy's minimum length (8 by default).
+        password_max_length: the password policy's maximum length (128 by default).
+        password_validators: extra policy checks, each `validator(password, user)` returning a
+            reason to refuse or None (see `core.auth.passwords`).
+
+    Returns:
+        The whole declaration after this call.
+
+    Raises:
+        ConfigurationError: a value of the wrong kind (checked here, so the mistake points at
+            the `configure_auth` line rather than at the first request).
+
+    Example:
+        >>> configure_auth(  # doctest: +SKIP
+        ...     secret_key="your-secret-key",
+        ...     access_token_expire_minutes=30,
+        ...     refresh_token_expire_days=7,
+        ...     password_hasher="pbkdf2_sha256",
+        ...     user_model=User,
+        ... )
+    """
+    global _declaration
+    changes: dict[str, Any] = {}
+    for name, value in (
+        ("secret_key", secret_key),
+        ("password_hasher", password_hasher),
+        ("token_backend", token_backend),
+        ("algorithm", algorithm),
+    ):
+        if value is not None:
+            changes[name] = _non_empty_str(name, value)
+    for name, number in (
+        ("access_token_expire_minutes", access_token_expire_minutes),
+        ("refresh_token_expire_days", refresh_token_expire_days),
+        ("password_min_length", password_min_length),
+        ("password_max_length", password_max_length),
+    ):
+        if number is not None:
+            changes[name] = _positive_int(name, number)
+    if user_model is not None:
+        changes["user_model"] = _mapped_model(user_model)
+    if password_validators is not None:
+        validators = tuple(password_validators)
+        for validator in validators:
+            if not callable(validator):
+                raise ConfigurationError(
+                    f"configure_auth(password_validators=...) takes callables, got {validator!r}."
+                )
+        changes["password_validators"] = validators
+    with _lock:
+        _declaration = dataclasses.replace(_declaration, **changes)
+        return _declaration
+
+
+def auth_declaration() -> AuthDeclaration:
+    """The current declaration (an immutable snapshot)."""
+    return _declaration
+
+
+def declared_user_model() -> type[Any] | None:
+    """The user model `configure_auth(user_model=...)` declared, or None."""
+    return _declaration.user_model
+
+
+def _restore_declaration(declaration: AuthDeclaration) -> None:
+    # For `isolated_registries()`: tests put back the declaration they started with.
+    global _declaration
+    with _lock:
+        _declaration = declaration
+
+
+def auth_container() -> CoreContainer:
+    """The container module-level auth helpers use.
+
+    Inside a request, consumer, task or `use_container` block: the running app's container.
+    Outside any (a script), a container built from `Settings()` (environment, `.env`) and the
+    `configure_auth` declaration; it is built once and rebuilt when the declaration changes.
+    """
+    container = get_container()
+    if container is not None:
+        return container
+    return _script_container()
+
+
+_script: tuple[AuthDeclaration, CoreContainer] | None = None
+
+
+def _script_container() -> CoreContainer:
+    global _script
+    declaration = _declaration
+    with _lock:
+        if _script is None or _script[0] is not declaration:
+            # Imported here: containers import this package, and `import core` builds nothing.
+            from core.containers.core import build_container
+
+            _script = (declaration, build_container())
+        return _script[1]
+
+
+def _non_empty_str(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"configure_auth({name}=...) must be a non-empty string.")
+    return value
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"configure_auth({name}=...) must be a positive integer.")
+    return value
+
+
+def _mapped_model(model: object) -> type[Any]:
+    from core.models import Model
+
+    if not (isinstance(model, type) and issubclass(model, Model) and hasattr(model, "__table__")):
+        raise ConfigurationError(
+            f"configure_auth(user_model=...) takes a concrete Model class, got {model!r}."
+        )
+    return model

@@ -1,0 +1,242 @@
+"""AuthViewSet: ready-made register, login, refresh, me and logout endpoints."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.auth.authentication import AUTH_BACKEND_CLAIM, TokenUser
+from core.auth.errors import InvalidCredentialsError, InvalidTokenError
+from core.auth.passwords import HARD_MAX_LENGTH
+from core.auth.refresh import RefreshTokens
+from core.auth.registry import BUILTIN_AUTH_BACKENDS
+from core.errors import ConfigurationError, UniqueViolationError
+from core.permissions import AllowAny, IsAuthenticated
+from core.views import APIView, action
+from core.views.schemas import output_schema_for
+
+__all__ = ("AuthViewSet", "LoginInput", "RefreshInput", "RegisterInput", "TokenPair")
+
+# Deliberately loose (one @, a dot in the domain, no spaces): the only real check of an email
+# address is a message to it.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+Email = Annotated[str, Field(max_length=254)]
+
+
+class RegisterInput(BaseModel):
+    """Body of `POST register/`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    # The password policy (AUTH_PASSWORD_MAX_LENGTH) has the last word; this bound only keeps
+    # absurd bodies from reaching it.
+    password: Annotated[str, Field(max_length=HARD_MAX_LENGTH)]
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_an_email(cls, value: str) -> str:
+        if not _EMAIL.match(value.strip()):
+            raise ValueError("Enter a valid email address.")
+        return value
+
+
+class LoginInput(BaseModel):
+    """Body of `POST login/`: `password` and `email` (or `username`, for custom backends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    username: Annotated[str, Field(max_length=254)] | None = None
+    password: Annotated[str, Field(max_length=HARD_MAX_LENGTH)]
+
+    @model_validator(mode="after")
+    def _has_an_identifier(self) -> LoginInput:
+        if self.email is None and self.username is None:
+            raise ValueError("Send an email (or a username) with the password.")
+        return self
+
+
+class RefreshInput(BaseModel):
+    """Body of `POST refresh/` and `POST logout/`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Annotated[str, Field(max_length=8192)]
+
+
+class TokenPair(BaseModel):
+    """What login and refresh answer."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+
+
+def _body(schema: type[BaseModel]) -> dict[str, Any]:
+    # The handlers read the body themselves (`await request.json()`); this documents it.
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        }
+    }
+
+
+class AuthViewSet(APIView):
+    """Ready-made authentication endpoints for the configured user model.
+
+    Register it like any view: `router.register("/auth", AuthViewSet)`.
+
+    - `POST register/` `{"email", "password"}` → 201 with the user. 400 when the email is taken
+      (`field: "email"`) or the password breaks the policy (every reason listed).
+    - `POST login/` `{"email", "password"}` → `{"access_token", "refresh_token",
+      "token_type"}`. The credentials go through the auth-backend chain (the user model,
+      then registered backends). One 401 body for an unknown email, a wrong password and an
+      inactive user.
+    - `POST refresh/` `{"refresh_token"}` → a new pair; the old refresh token is spent.
+      Presenting a spent one again revokes every token of its login (its family): 401.
+    - `GET me/` → the current user (401 when anonymous).
+    - `POST logout/` `{"refresh_token"}` → 204; the login's refresh tokens stop working.
+      Access tokens stay valid until they expire (AUTH_ACCESS_TOKEN_EXPIRE_MINUTES).
+
+    Customize by subclassing: `user_model` (else the `configure_auth` one),
+    `register_schema`, `login_schema`, `user_output_schema` (else every column of the model but
+    the password hash) and `token_claims(user)`.
+
+    Example:
+        >>> router = AutoRouter(prefix="/api/v1")  # doctest: +SKIP
+        >>> router.register("/auth", AuthViewSet)  # doctest: +SKIP
+    """
+
+    tags: ClassVar[list[str] | None] = ["Auth"]
+    permission_classes = (AllowAny,)
+    user_model: ClassVar[type[Any] | None] = None
+    register_schema: ClassVar[type[BaseModel]] = RegisterInput
+    login_schema: ClassVar[type[BaseModel]] = LoginInput
+    user_output_schema: ClassVar[type[BaseModel] | None] = None
+
+    # -- endpoints ----------------------------------------------------------------------------
+    @action(methods=["POST"], detail=False, status_code=201, openapi_extra=_body(RegisterInput))
+    async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        """Create an account."""
+        data = self.register_schema.model_validate(await request.json())
+        values = data.model_dump()
+        email, password = values.pop("email"), values.pop("password")
+        model = self.get_user_model()
+        if await model.get_by_email(email, db) is not None:
+            raise UniqueViolationError("A user with this email already exists.", field="email")
+        user = await model.create_user(email=email, password=password, db=db, **values)
+        return self.serialize_user(user)
+
+    @action(
+        methods=["POST"],
+        detail=False,
+        openapi_extra=_body(LoginInput),
+        response_model=TokenPair,
+    )
+    async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        """Exchange credentials for an access and a refresh token."""
+        data = self.login_schema.model_validate(await request.json())
+        found = await self.container.auth.authenticator().authenticate_credentials(
+            request, db, **data.model_dump(exclude_none=True)
+        )
+        if found is None:
+            raise InvalidCredentialsError()
+        return self.issue_tokens(found.user, found.backend.name)
+
+    @action(
+        methods=["POST"],
+        detail=False,
+        openapi_extra=_body(RefreshInput),
+        response_model=TokenPair,
+    )
+    async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        """Spend a refresh token for a new pair."""
+        data = RefreshInput.model_validate(await request.json())
+        tokens = self.container.auth.refresh_tokens()
+        payload = await tokens.consume(data.refresh_token)
+        family = tokens.family_of(payload)
+        user = await self.container.auth.authenticator().user_for_token(payload, db)
+        if user is None or not getattr(user, "is_active", True):
+            await tokens.revoke_family(family)
+            raise InvalidTokenError("The token's user does not exist or is inactive.")
+        backend = payload.get(AUTH_BACKEND_CLAIM)
+        return self.issue_tokens(user, backend if isinstance(backend, str) else "", family)
+
+    @action(methods=["GET"], detail=False, permission_classes=[IsAuthenticated])
+    async def me(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        """The authenticated user."""
+        return self.serialize_user(request.state.user)
+
+    @action(
+        methods=["POST"],
+        detail=False,
+        status_code=204,
+        response_class=Response,
+        openapi_extra=_body(RefreshInput),
+    )
+    async def logout(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        """Revoke the refresh tokens of this login."""
+        data = RefreshInput.model_validate(await request.json())
+        await self.container.auth.refresh_tokens().revoke(data.refresh_token)
+        return None
+
+    # -- hooks --------------------------------------------------------------------------------
+    def get_user_model(self) -> Any:
+        """`user_model`, else the one `configure_auth(user_model=...)` declared.
+
+        Raises:
+            ConfigurationError: neither is set.
+        """
+        model = self.user_model or self.container.auth.user_model()
+        if model is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a user model: configure_auth(user_model=User) "
+                "or set `user_model` on the view."
+            )
+        return model
+
+    def token_claims(self, user: Any) -> dict[str, Any]:
+        """Claims of the access token besides `sub`: `email`, `is_staff`, `is_superuser`.
+
+        They let a service without a user table (a `TokenUser`) apply IsStaff and IsAdmin.
+        Override to add more (e.g. `permissions` or `groups` for HasPermission/IsInGroup
+        there).
+        """
+        claims: dict[str, Any] = {}
+        email = getattr(user, "email", None)
+        if email is not None:
+            claims["email"] = email
+        for flag in ("is_staff", "is_superuser"):
+            if getattr(user, flag, False):
+                claims[flag] = True
+        return claims
+
+    def issue_tokens(self, user: Any, backend: str, family: str | None = None) -> dict[str, str]:
+        """A token pair for `user`, who logged in through `backend`."""
+        # A user from a custom backend is loaded back by that backend's `get_user`.
+        custom = backend not in ("", *BUILTIN_AUTH_BACKENDS)
+        routing = {AUTH_BACKEND_CLAIM: backend} if custom else {}
+        tokens: RefreshTokens = self.container.auth.refresh_tokens()
+        return tokens.issue(
+            user.id,
+            claims={**self.token_claims(user), **routing},
+            refresh_claims=routing,
+            family=family,
+        )
+
+    def serialize_user(self, user: Any) -> Any:
+        """The user as the response body."""
+        if isinstance(user, TokenUser) or not hasattr(type(user), "__mapper__"):
+            return {
+                name: getattr(user, name, None)
+                for name in ("id", "email", "is_active", "is_staff", "is_superuser")
+            }
+        model: Any = type(user)
+        schema = self.user_output_schema or output_schema_for(model)
+        return schema.model_validate(user, from_attributes=True).model_dump(mode="json")
