@@ -2,9 +2,12 @@
 
 from core.cli import migrations as migrations
 from core.cli import server as server
-from core.cli.app import app, main
+from core.cli import tasks as tasks
+from core.cli.app import app, console, main
 from core.cli.container import container_app
+from core.cli.users import createsuperuser
 
 app.command(container_app)
+app.command(createsuperuser)
 
-__all__ = ("app", "main")
+__all__ = ("app", "console", "main")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,11 +57,13 @@ class UnknownTaskError(CoreError, LookupError):
 class TaskQueue(Protocol):
     """Enqueues calls of registered tasks and runs them in workers.
 
-    Call order: `register` every task, then `start`; `enqueue` and `result` between `start` and
-    `stop`. A worker process calls `run_worker` (after `start`) instead of serving requests.
+    Call order: `register` every task, then `start`; `enqueue`, `result` and `claim` between
+    `start` and `stop`. A worker process calls `run_worker` (after `start`) instead of serving
+    requests.
 
     Guarantees:
-        - `enqueue` returns the task id at once; the task runs no earlier than `eta`.
+        - `enqueue` returns the task id at once; the task runs no earlier than `eta` (or
+          `countdown` seconds on the engine's clock).
         - Arguments must be JSON-serializable; anything else raises `TypeError` at enqueue time,
           naming the argument. The function receives them after a JSON round trip, as it would
           from another machine.
@@ -101,12 +103,24 @@ class TaskQueue(Protocol):
         *,
         queue: str,
         eta: datetime | None = None,
+        countdown: float | None = None,
     ) -> str:
         """Send one call of task `name` to `queue`; return its id without waiting for it.
 
         Args:
             eta: run no earlier than this timezone-aware moment; `None` runs as soon as a
                 worker is free. A naive datetime raises `ValueError`.
+            countdown: run no earlier than this many seconds from now, measured on the
+                engine's own clock (the one its etas are judged on); not with `eta`.
+        """
+        ...
+
+    async def claim(self, key: str, *, ttl: float) -> bool:
+        """Claim `key` for `ttl` seconds: True for exactly one caller in that time.
+
+        One caller across every process sharing this engine (one process for an in-process
+        engine). The scheduler claims each (periodic task, tick) pair, so a tick fires once
+        however many schedulers run.
         """
         ...
 
@@ -121,6 +135,26 @@ class TaskQueue(Protocol):
         ones finish before this returns by re-raising `CancelledError`.
         """
         ...
+
+
+def resolve_eta(now: datetime, eta: datetime | None, countdown: float | None) -> datetime | None:
+    """The moment a task becomes due from `enqueue`'s `eta` or `countdown`, for the engines.
+
+    Returns:
+        `now + countdown`, or `eta`, or `None` (due at once) when neither is given.
+
+    Raises:
+        ValueError: both are given, or `eta` is naive.
+    """
+    if eta is not None:
+        if countdown is not None:
+            raise ValueError("Pass eta or countdown, not both.")
+        if eta.tzinfo is None:
+            raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC) + timedelta(...).")
+        return eta
+    if countdown is not None:
+        return now + timedelta(seconds=countdown)
+    return None
 
 
 def check_json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from core.ports.tasks import (
     check_json_arguments,
     check_json_result,
     describe_error,
+    resolve_eta,
 )
 
 logger = logging.getLogger("core.tasks.memory")
@@ -117,6 +118,8 @@ class InMemoryTaskQueue:
       are run explicitly with `run_worker`, as tests of queue isolation do.
     - Workers stop gracefully: running tasks finish, queued ones stay queued. A task cancelled
       mid-run (a second cancellation, or the event loop closing) goes back to its queue.
+    - `claim` is a lock held inside this process only, measured on `clock`: with the memory
+      engine there is one scheduler, in the process that runs the tasks.
     - Nothing survives the process: queued tasks and results live in memory. The newest
       `max_results` finished results are kept; older ones read as `PENDING`, like an expired
       result in Redis.
@@ -148,6 +151,7 @@ class InMemoryTaskQueue:
         self._finished: OrderedDict[str, TaskResult] = OrderedDict()
         self._wakeups: set[asyncio.Event] = set()
         self._worker: asyncio.Task[None] | None = None
+        self._claims: dict[str, datetime] = {}
 
     @property
     def clock(self) -> Clock:
@@ -183,17 +187,32 @@ class InMemoryTaskQueue:
         *,
         queue: str,
         eta: datetime | None = None,
+        countdown: float | None = None,
     ) -> str:
         if name not in self._functions:
             raise UnknownTaskError(f"No task is registered as {name!r}.")
         payload = check_json_arguments(args, kwargs or {})
         now = self._clock.now()
-        if eta is not None and eta.tzinfo is None:
-            raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC) + timedelta(...).")
+        due = resolve_eta(now, eta, countdown) or now
         task_id = str(uuid.uuid4())
-        due = eta if eta is not None else now
         self._push(_Job(due, next(self._order), task_id, queue, name, payload))
         return task_id
+
+    async def claim(self, key: str, *, ttl: float) -> bool:
+        now = self._clock.now()
+        expires = self._claims.pop(key, None)
+        if expires is not None and expires > now:
+            self._claims[key] = expires
+            return False
+        # Drop expired claims from the oldest end, so a long-running scheduler's claims don't
+        # pile up; one that outlives an older one is dropped once that one is.
+        while self._claims:
+            oldest = next(iter(self._claims))
+            if self._claims[oldest] > now:
+                break
+            del self._claims[oldest]
+        self._claims[key] = now + timedelta(seconds=ttl)
+        return True
 
     async def result(self, task_id: str) -> TaskResult:
         return self._finished.get(task_id) or TaskResult(task_id, TaskStatus.PENDING)

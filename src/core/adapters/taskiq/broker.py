@@ -11,12 +11,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, TaskiqMiddleware, TaskiqResult
+from taskiq import AckableMessage, BrokerMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.decor import AsyncTaskiqDecoratedTask
 from taskiq.exceptions import NoResultError
 from taskiq.message import TaskiqMessage
 from taskiq.receiver import Receiver
-from taskiq_redis import RedisStreamBroker
+from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
+from taskiq_redis.exceptions import ResultIsMissingError
 
 from core.ports.tasks import UnknownTaskError, check_json_result, describe_error
 
@@ -49,6 +50,14 @@ return {#due, -1}
 """
 
 
+# Acknowledges and deletes one stream entry in one round trip: entries stay in a stream after
+# XACK, and with one consumer group nobody reads them again, so deleting keeps streams small.
+ACK_AND_DELETE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
+
 def cancelled() -> bool:
     """Whether the running asyncio task has been asked to cancel."""
     task = asyncio.current_task()
@@ -64,12 +73,15 @@ class StreamBroker(RedisStreamBroker):
     worker waits for the next new task; and it reads up to `xread_count` entries at once,
     which sit in this worker's pending list out of the others' reach (taskiq-redis PR #129
     reworks both). Here every worker claims, at most every `claim_interval` seconds, one
-    entry idle longer than `idle_timeout` per stream, then reads one new entry per stream.
+    entry idle longer than `idle_timeout` per stream, then reads at most as many new entries
+    as it has free slots (`concurrency` minus the entries it fetched and has not acknowledged
+    yet; at least one per stream), so whatever it fetches starts at once.
 
     Args:
         streams: the stream of every queue this broker reads; the first also gets `kick`s
             without a `queue_name` label.
         claim_interval: how often to look for abandoned entries, in seconds.
+        concurrency: how many tasks the worker reading through this broker runs at once.
         (the rest as `RedisStreamBroker`)
     """
 
@@ -80,6 +92,7 @@ class StreamBroker(RedisStreamBroker):
         streams: Sequence[str],
         idle_timeout: int,
         claim_interval: float,
+        concurrency: int = 1,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -96,6 +109,28 @@ class StreamBroker(RedisStreamBroker):
         )
         self.streams = list(streams)
         self.claim_interval = claim_interval
+        self.concurrency = concurrency
+        # Fetched and not yet acknowledged. Counting a message the receiver dropped without
+        # acknowledging it only makes reads smaller, never larger than the free slots.
+        self.in_flight = 0
+        self._client: Redis | None = None
+
+    def client(self) -> Redis:
+        """One redis-py client over this broker's pool, for every command it sends.
+
+        taskiq-redis builds a client per command, which costs about as much CPU as the round
+        trip itself; the client holds no connection of its own, so sharing it is safe.
+        """
+        if self._client is None:
+            self._client = Redis(connection_pool=self.connection_pool)
+        return self._client
+
+    async def kick(self, message: BrokerMessage) -> None:
+        # taskiq-redis's kick, on the shared client.
+        stream = message.labels.get("queue_name") or self.queue_name
+        await self.client().xadd(
+            stream, {b"data": message.message}, maxlen=self.maxlen, approximate=self.approximate
+        )
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         loop = asyncio.get_running_loop()
@@ -120,11 +155,16 @@ class StreamBroker(RedisStreamBroker):
                                     continue
                                 logger.warning("Running abandoned task message %s again", entry_id)
                                 yield self._message(stream, entry_id, fields)
+                    # The receiver asks for a message only once it holds a free slot, so at
+                    # least one is free; reading more than are free would leave entries
+                    # waiting in this worker while another could run them. COUNT is per
+                    # stream, hence the division.
+                    free = self.concurrency - self.in_flight
                     fetched: Any = await redis.xreadgroup(
                         GROUP,
                         self.consumer_name,
                         dict.fromkeys(self.streams, ">"),
-                        count=1,
+                        count=max(1, free // len(self.streams)),
                         block=self.block,
                     )
                 except ResponseError as exc:
@@ -145,24 +185,18 @@ class StreamBroker(RedisStreamBroker):
                         yield self._message(stream, entry_id, fields)
 
     def _message(self, stream: Any, entry_id: Any, fields: Any) -> AckableMessage:
+        self.in_flight += 1
         return AckableMessage(data=fields[b"data"], ack=self._ack_generator(entry_id, stream))
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
+            self.in_flight -= 1
             if cancelled():
                 # Taskiq's receiver acknowledges even a task it cancelled; leaving the entry
                 # pending is what makes a task abandoned by a hard stop run again elsewhere.
                 logger.warning("Task message %s abandoned unacknowledged; it will run again", id)
                 return
-            # XDEL too: entries stay in a stream after XACK, and with one consumer group
-            # nobody reads them again, so deleting keeps the streams from growing forever.
-            async with (
-                Redis(connection_pool=self.connection_pool) as redis,
-                redis.pipeline(transaction=True) as pipe,
-            ):
-                pipe.xack(queue_name, GROUP, id)
-                pipe.xdel(queue_name, id)
-                await pipe.execute()
+            await self.client().eval(ACK_AND_DELETE, 1, queue_name, GROUP, id)
 
         return ack
 
@@ -221,6 +255,31 @@ def plain(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
         return await function(*args, **kwargs)
 
     return call
+
+
+class ResultStore(RedisAsyncResultBackend[Any]):
+    """taskiq-redis's result backend on one shared redis-py client (see `StreamBroker.client`)."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.client = Redis(connection_pool=self.redis_pool)
+
+    async def set_result(self, task_id: str, result: TaskiqResult[Any]) -> None:
+        value = self.serializer.dumpb(result.model_dump(mode="json"))
+        await self.client.set(
+            self._task_name(task_id), value, ex=self.result_ex_time, px=self.result_px_time
+        )
+
+    async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
+        name = self._task_name(task_id)
+        stored = await (self.client.get(name) if self.keep_results else self.client.getdel(name))
+        if stored is None:
+            raise ResultIsMissingError
+        raw = stored.encode() if isinstance(stored, str) else stored  # decode_responses=True
+        result = TaskiqResult[Any].model_validate(self.serializer.loadb(raw))
+        if not with_logs:
+            result.log = None
+        return result
 
 
 class CoreResults(TaskiqMiddleware):

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from taskiq.acks import AcknowledgeType
 from taskiq.message import TaskiqMessage
 from taskiq.serializers import JSONSerializer
-from taskiq_redis import RedisAsyncResultBackend
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from core.adapters.taskiq.broker import (
@@ -24,6 +23,7 @@ from core.adapters.taskiq.broker import (
     UNREACHABLE,
     CoreReceiver,
     CoreResults,
+    ResultStore,
     StreamBroker,
     plain,
 )
@@ -35,6 +35,7 @@ from core.ports.tasks import (
     UnknownTaskError,
     check_json_arguments,
     describe_error,
+    resolve_eta,
 )
 
 logger = logging.getLogger("core.tasks.taskiq")
@@ -57,6 +58,7 @@ class TaskiqTaskQueue:
       schedule sources were not used: they need a separate scheduler process, bucket times
       by the minute and give a schedule id instead of the task id `result()` needs.
     - Results are JSON under `<key_prefix>:result:<task id>` for `result_ttl` seconds.
+    - `claim` sets `<key_prefix>:claim:<key>` with `SET NX PX`: one caller wins per key.
     - A worker stopped gracefully finishes its running tasks and hands the entries it had
       fetched but not started back to the group at once.
 
@@ -112,12 +114,14 @@ class TaskiqTaskQueue:
         *,
         queue: str,
         eta: datetime | None = None,
+        countdown: float | None = None,
     ) -> str:
         if name not in self._functions:
             raise UnknownTaskError(f"No task is registered as {name!r}.")
         call = json.loads(check_json_arguments(args, kwargs or {}))
-        if eta is not None and eta.tzinfo is None:
-            raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC) + timedelta(...).")
+        # Countdowns are measured on this machine's clock; the workers judge etas on the Redis
+        # server's, so machines whose clocks disagree shift countdowns by the difference.
+        eta = resolve_eta(datetime.now(UTC), eta, countdown)
         task_id = str(uuid.uuid4())
         message = self._producer.formatter.dumps(
             TaskiqMessage(
@@ -132,12 +136,21 @@ class TaskiqTaskQueue:
             if eta is None or eta <= datetime.now(UTC):
                 await self._producer.kick(message)
             else:
-                async with Redis(connection_pool=self._producer.connection_pool) as redis:
-                    score = eta.timestamp() * 1000
-                    await redis.zadd(self._delayed(queue), {message.message: score})
+                score = eta.timestamp() * 1000
+                await self._producer.client().zadd(self._delayed(queue), {message.message: score})
         except UNREACHABLE as exc:
             raise TaskQueueUnavailableError(f"Could not enqueue task {name!r}.") from exc
         return task_id
+
+    async def claim(self, key: str, *, ttl: float) -> bool:
+        try:
+            # SET NX is atomic on the server: of all the processes asking, one gets True.
+            claimed = await self._producer.client().set(
+                f"{self._prefix}:claim:{key}", "1", nx=True, px=max(1, int(ttl * 1000))
+            )
+        except UNREACHABLE as exc:
+            raise TaskQueueUnavailableError(f"Could not claim {key!r} in Redis.") from exc
+        return bool(claimed)
 
     async def result(self, task_id: str) -> TaskResult:
         try:
@@ -159,7 +172,9 @@ class TaskiqTaskQueue:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
         queues = list(dict.fromkeys(queues))
-        broker = self._broker(queues, worker=True, connections=concurrency + 10)
+        broker = self._broker(
+            queues, worker=True, connections=concurrency + 10, concurrency=concurrency
+        )
         for name, function in self._functions.items():
             broker.register_task(plain(function), task_name=name)
         receiver = CoreReceiver(
@@ -210,13 +225,19 @@ class TaskiqTaskQueue:
         return f"{self._prefix}:delayed:{queue}"
 
     def _broker(
-        self, queues: Sequence[str], *, worker: bool, connections: int | None = None
+        self,
+        queues: Sequence[str],
+        *,
+        worker: bool,
+        connections: int | None = None,
+        concurrency: int = 1,
     ) -> StreamBroker:
         broker = StreamBroker(
             self._url,
             streams=[self._stream(queue) for queue in queues],
             idle_timeout=self._redelivery_ms,
             claim_interval=min(2.0, self._redelivery_timeout / 2),
+            concurrency=concurrency,
             max_connection_pool_size=connections,
         )
         broker.with_result_backend(self._result_backend())
@@ -224,8 +245,8 @@ class TaskiqTaskQueue:
         broker.is_worker_process = worker
         return broker
 
-    def _result_backend(self) -> RedisAsyncResultBackend[Any]:
-        return RedisAsyncResultBackend(
+    def _result_backend(self) -> ResultStore:
+        return ResultStore(
             self._url,
             result_ex_time=self._result_ttl,
             # JSON, not taskiq-redis's default pickle: unpickling what a Redis holds would run

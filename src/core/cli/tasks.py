@@ -1,0 +1,193 @@
+"""`core worker`, `core scheduler` and `core tasks`: run, schedule and list the project's tasks.
+
+Each loads the project's app (APP_MODULE, default `src.main:app`), so the tasks its modules
+declare and the container its settings build are the ones used, and starts the app's
+resources as the server would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from cyclopts import Parameter
+
+from core.cli.app import app
+from core.discovery import load_app, read_settings
+from core.errors import ConfigurationError
+
+__all__ = ("scheduler", "tasks", "worker")
+
+AppOption = Annotated[
+    str | None, Parameter(name="--app", help="module:attr of the CoreApp (APP_MODULE).")
+]
+
+
+@app.command
+def worker(
+    *,
+    queue: Annotated[list[str] | None, Parameter(name=("--queue", "-q"), negative="")] = None,
+    concurrency: Annotated[int, Parameter(name=("--concurrency", "-c"))] = 4,
+    app_module: AppOption = None,
+) -> None:
+    """Run the project's tasks from the task queue (TASK_BROKER=redis) until stopped.
+
+    SIGTERM or Ctrl-C stops it gracefully: it takes no new task and finishes the running
+    ones. A second signal stops it at once; the tasks it abandons run again on another worker
+    after TASK_REDELIVERY_TIMEOUT.
+
+    Args:
+        queue: A queue to consume; repeat for several. Default: TASK_DEFAULT_QUEUE and every
+            queue a declared task names.
+        concurrency: How many tasks run at once.
+    """
+    if concurrency < 1:
+        raise ConfigurationError(f"--concurrency must be at least 1, got {concurrency}.")
+    application = _core_app(app_module)
+    settings = application.settings
+    if settings.task_broker == "memory":
+        raise ConfigurationError(
+            "TASK_BROKER=memory runs tasks inside the app's own process; set TASK_BROKER=redis "
+            "(and REDIS_URL) to run them in `core worker` processes."
+        )
+    from core.tasks import declared_tasks
+
+    declared = declared_tasks()
+    queues = list(
+        dict.fromkeys(
+            queue or [settings.task_default_queue, *(t.queue for t in declared if t.queue)]
+        )
+    )
+    for declared_task in declared:
+        if declared_task.timeout and declared_task.timeout > settings.task_redelivery_timeout:
+            print(
+                f"warning: task {declared_task.name} may run {declared_task.timeout:g}s, longer "
+                f"than TASK_REDELIVERY_TIMEOUT={settings.task_redelivery_timeout:g}s: another "
+                "worker would start it again while it still runs.",
+                file=sys.stderr,
+            )
+
+    async def serve() -> None:
+        async with application.lifespan():
+            task_queue = application.container.tasks.queue()
+            print(
+                f"worker: consuming {', '.join(queues)} with concurrency {concurrency}; "
+                f"{len(declared)} task(s) declared",
+                flush=True,
+            )
+            await _until_signalled(
+                lambda: task_queue.run_worker(queues, concurrency=concurrency),
+                first="worker: finishing the running tasks (signal again to stop at once)",
+                second="worker: stopping at once; unfinished tasks will run again elsewhere",
+            )
+        print("worker: stopped", flush=True)
+
+    asyncio.run(serve())
+
+
+@app.command
+def scheduler(*, app_module: AppOption = None) -> None:
+    """Send the project's periodic tasks to the task queue on their schedules until stopped.
+
+    Run one or several: each tick of each task is sent once (a Redis claim per tick). With
+    TASK_BROKER=memory the tasks also run in this process. Cron schedules are read in
+    TIMEZONE; ticks missed while no scheduler ran are not caught up.
+    """
+    application = _core_app(app_module)
+    from core.tasks import Scheduler
+
+    periodic = Scheduler(application.container)
+    if not periodic.tasks:
+        raise ConfigurationError(
+            "No periodic tasks are declared by the app module: nothing to schedule."
+        )
+
+    async def serve() -> None:
+        async with application.lifespan():
+            print(f"scheduler: {len(periodic.tasks)} periodic task(s)", flush=True)
+            for run in periodic.upcoming():
+                print(f"  {run.task.name}: next at {_local(run.at, periodic)}", flush=True)
+            await _until_signalled(
+                periodic.run,
+                first="scheduler: stopping",
+                second="scheduler: stopping",
+            )
+        print("scheduler: stopped", flush=True)
+
+    asyncio.run(serve())
+
+
+@app.command
+def tasks(*, app_module: AppOption = None) -> None:
+    """List the project's tasks: name, queue, retries, timeout, schedule and next run."""
+    application = _core_app(app_module)
+    from core.tasks import PeriodicTask, Scheduler, declared_tasks
+
+    declared = declared_tasks()
+    if not declared:
+        print("No tasks: the app module declares no @task or @periodic_task.")
+        return
+    settings = application.settings
+    timeline = Scheduler(application.container)
+    upcoming = {run.task.name: run.at for run in timeline.upcoming()}
+    rows = [
+        (
+            t.name,
+            t.queue or settings.task_default_queue,
+            str(t.retry),
+            f"{t.timeout:g}s" if t.timeout else "-",
+            t.schedule.describe() if isinstance(t, PeriodicTask) else "-",
+            _local(upcoming[t.name], timeline) if t.name in upcoming else "-",
+        )
+        for t in declared
+    ]
+    header = ("NAME", "QUEUE", "RETRY", "TIMEOUT", "SCHEDULE", f"NEXT RUN ({settings.timezone})")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+async def _until_signalled(run: Callable[[], Awaitable[None]], *, first: str, second: str) -> None:
+    """Run `run()` until SIGINT/SIGTERM: the first signal cancels it once, the second again.
+
+    Cancelling `run_worker` once is its graceful stop, twice its hard stop.
+    """
+    loop = asyncio.get_running_loop()
+    work = asyncio.ensure_future(run())
+    received = 0
+
+    def on_signal() -> None:
+        nonlocal received
+        received += 1
+        print(first if received == 1 else second, file=sys.stderr, flush=True)
+        work.cancel()
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def _core_app(app_module: str | None) -> Any:
+    spec = app_module or read_settings().app_module
+    application = load_app(spec)
+    if not hasattr(application, "container") or not hasattr(application, "lifespan"):
+        raise ConfigurationError(f"{spec!r} is not a CoreApp.")
+    return application
+
+
+def _local(moment: datetime, timeline: Any) -> str:
+    return moment.astimezone(timeline.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,144 @@
+"""Binding declared tasks to one container's task queue, and what a worker runs for each.
+
+Declarations are process-wide; what runs them is per container. When a container's queue
+starts, every declared task is registered on it as a `TaskRunner` holding that container, so
+a run uses that app's database, queue and settings and never another app's. A task declared
+after the queue started is bound on its first `delay()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from core.context import use_container
+from core.ports.tasks import TaskQueue, describe_error
+from core.tasks.registry import declared_tasks
+from core.tasks.task import RETRY_KEY, Task
+
+__all__ = ("RETRIED_KEY", "TaskRunner", "bind", "bind_declared_tasks", "send")
+
+logger = logging.getLogger("core.tasks")
+
+# The result a failed attempt leaves when it handed over to a retry: the retry's task id.
+# `get_result` follows these links, so the first id reports the last attempt's outcome.
+RETRIED_KEY = "__core_retried_as__"
+
+# Queue -> {task name: (the Task bound, its home queue)}. Weak keys: a queue (and its app) is
+# forgotten with its container; the values hold no reference back to the queue.
+_bindings: WeakKeyDictionary[TaskQueue, dict[str, tuple[Task[Any], str]]] = WeakKeyDictionary()
+
+
+class TaskRunner:
+    """What a task queue runs for one task of one container: retries, timeout, unit of work.
+
+    The engine calls it with the decoded JSON arguments. It runs the attempt with the
+    container made ambient. When the attempt fails and retries remain, it enqueues the next
+    attempt with a backoff countdown and returns a link to it instead of raising, so the
+    engine stores a result that `get_result` follows; the last failure is raised and stored as
+    the task's error.
+    """
+
+    __slots__ = ("container", "home", "queue", "task")
+
+    def __init__(self, task: Task[Any], container: Any, queue: TaskQueue, home: str) -> None:
+        self.task = task
+        self.container = container
+        self.queue = queue
+        self.home = home
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
+        attempt = int(retry.get("attempt", 0))
+        task = self.task
+        with use_container(self.container):
+            try:
+                return await task.run_attempt(self.container, args, kwargs)
+            except Exception as exc:
+                if attempt >= task.retry or not isinstance(exc, task.retry_on):
+                    if task.retry:
+                        logger.warning(
+                            "Task %s failed for good after %d attempt(s): %s",
+                            task.name,
+                            attempt + 1,
+                            describe_error(exc),
+                        )
+                    raise
+                delay = task.retry_delay(attempt + 1)
+                target = str(retry.get("queue") or self.home)
+                follow_up: dict[str, Any] = {"attempt": attempt + 1}
+                if "queue" in retry:
+                    follow_up["queue"] = target
+                next_id = await self.queue.enqueue(
+                    task.name,
+                    args,
+                    {**kwargs, RETRY_KEY: follow_up},
+                    queue=target,
+                    countdown=delay,
+                )
+                logger.warning(
+                    "Task %s attempt %d failed (%s); retry %d/%d in %.1fs as %s",
+                    task.name,
+                    attempt + 1,
+                    describe_error(exc),
+                    attempt + 1,
+                    task.retry,
+                    delay,
+                    next_id,
+                )
+                return {RETRIED_KEY: next_id}
+
+
+def bind(task: Task[Any], queue: TaskQueue, container: Any) -> str:
+    """Register `task` on `queue`, to run with `container`; return its home queue's name."""
+    home = task.queue or container.settings().task_default_queue
+    queue.register(task.name, TaskRunner(task, container, queue, home), queue=home)
+    bound = _bindings.get(queue)
+    if bound is None:
+        bound = _bindings[queue] = {}
+    bound[task.name] = (task, home)
+    return home
+
+
+def bind_declared_tasks(queue: TaskQueue, container: Any) -> None:
+    """Register every declared task on `queue`, to run with `container` (before it starts)."""
+    for task in declared_tasks():
+        bind(task, queue, container)
+
+
+def home_queue(task: Task[Any], queue: TaskQueue, container: Any) -> str:
+    """`task`'s home queue on `queue`, binding it first when it is not (or no longer) bound."""
+    bound = _bindings.get(queue)
+    if bound is not None:
+        entry = bound.get(task.name)
+        # A task declared again under the same name (a reload) is bound again.
+        if entry is not None and entry[0] is task:
+            return entry[1]
+    return bind(task, queue, container)
+
+
+async def send(
+    task: Task[Any],
+    container: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    countdown: float | None = None,
+    eta: datetime | None = None,
+    queue: str | None = None,
+) -> str:
+    """Enqueue one run of `task` on `container`'s queue; return the task id."""
+    task_queue: TaskQueue = container.tasks.queue()
+    home = home_queue(task, task_queue, container)
+    if queue is not None and queue != home:
+        # Retries go back to the queue the task was sent to, which the runner can't see.
+        kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, "queue": queue}}
+    try:
+        return await task_queue.enqueue(
+            task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown
+        )
+    except TypeError as exc:
+        raise TypeError(f"Cannot send task {task.name!r}: {exc}") from exc

@@ -1,0 +1,368 @@
+"""`@task`: declare a background job; await it to run it now, `.delay()` it to run in a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar, overload
+
+from core.context import current_session, get_container
+from core.errors import CoreError, NoActiveContextError
+from core.models.session import unit_of_work
+from core.tasks.registry import declare
+
+__all__ = ("INJECTED_PARAMETERS", "Task", "TaskTimeoutError", "task")
+
+R = TypeVar("R")
+
+INJECTED_PARAMETERS = ("db", "container")
+"""Parameter names the framework fills in when a task runs, never sent through the queue:
+`db` gets the run's unit of work (database session), `container` the app's container."""
+
+# Reserved keyword of the messages that carry a retry: the attempt number (and the queue when
+# not the task's home queue). The runner strips it before calling the function.
+RETRY_KEY = "__core_retry__"
+
+
+class TaskTimeoutError(CoreError, TimeoutError):
+    """An attempt ran longer than its task's `timeout` and was cancelled; it counts as a failure.
+
+    Example:
+        >>> TaskTimeoutError("Task 'report' took longer than its 5s timeout").code
+        'task_timeout'
+    """
+
+    code = "task_timeout"
+
+
+class Task(Generic[R]):
+    """A declared background job: awaitable inline, sendable to a worker with `delay`.
+
+    Build it with `@task`. Declaring records the task process-wide; each app's task queue gets
+    every declared task when it starts, under `name`, on `queue`.
+
+    Attributes:
+        name: the name workers know it by; `module.qualname` unless given.
+        queue: the task's home queue; None means `TASK_DEFAULT_QUEUE` of the app sending it.
+        retry: how many times a failed run is retried (so at most `retry + 1` runs).
+        timeout: seconds one attempt may run before it is cancelled; None for no limit.
+        retry_backoff: seconds before the first retry; each next one waits twice as long.
+        retry_backoff_max: the longest wait between two attempts, in seconds.
+        retry_jitter: draw each wait at random between 0 and its value, as Celery does, so
+            tasks that failed together don't all retry at the same moment.
+        retry_on: the exception types that are retried; others fail the task at once.
+
+    Example:
+        >>> from core.tasks import task
+        >>> @task(queue="emails", retry=3, timeout=300)
+        ... async def send_email(to: str, subject: str, body: str) -> None:
+        ...     ...
+        >>> send_email.queue, send_email.retry, send_email.timeout
+        ('emails', 3, 300)
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Awaitable[R]],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        retry: int = 0,
+        timeout: float | None = None,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    ) -> None:
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(
+                f"@task needs an `async def` function, got {function!r}: tasks run on the "
+                "event loop, in a worker or inline."
+            )
+        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+            raise ValueError(f"retry must be a whole number >= 0, got {retry!r}.")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}.")
+        if retry_backoff < 0 or retry_backoff_max < 0:
+            raise ValueError("retry_backoff and retry_backoff_max must be >= 0 seconds.")
+        if queue is not None and not queue:
+            raise ValueError("queue must be a non-empty name, or None for TASK_DEFAULT_QUEUE.")
+        self.function = function
+        self.name = name or f"{function.__module__}.{function.__qualname__}"
+        self.queue = queue
+        self.retry = retry
+        self.timeout = timeout
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.retry_jitter = retry_jitter
+        self.retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+        signature = inspect.signature(function)
+        self.injects = frozenset(p for p in INJECTED_PARAMETERS if p in signature.parameters)
+        # The call a sender makes: the function's parameters minus the injected ones, so
+        # `delay` refuses a wrong call at once instead of in a worker, later.
+        self._call_signature = signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name not in self.injects]
+        )
+        self._positions = {
+            p.name: index
+            for index, p in enumerate(signature.parameters.values())
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+        functools.update_wrapper(self, function)
+        self._check_declaration()
+        declare(self)
+
+    def _check_declaration(self) -> None:
+        """Refuse a declaration before it is recorded; subclasses add their own rules."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} queue={self.queue or '(default)'}>"
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> R:
+        """Run the task now, in this process: no queue, no retries, no timeout.
+
+        It runs on the caller's database session when there is one (a request's, another
+        task's), else in a unit of work of its own on the running app's container; `db` and
+        `container` parameters the caller leaves out are filled in from those.
+        """
+        try:
+            session: Any = current_session()
+        except NoActiveContextError:
+            session = None
+        container = get_container()
+        if session is None and container is not None:
+            async with unit_of_work(container) as db:
+                return await self.function(*args, **self._inject(args, kwargs, db, container))
+        return await self.function(*args, **self._inject(args, kwargs, session, container))
+
+    async def delay(self, *args: Any, **kwargs: Any) -> str:
+        """Send one run to a worker, as soon as one is free; return its task id at once.
+
+        Raises:
+            TypeError: the arguments don't fit the function, or JSON cannot carry one (the
+                message names the task and the argument).
+            NoActiveContextError: no app is running here (see `apply_async`).
+
+        Example:
+            >>> task_id = await send_email.delay(  # doctest: +SKIP
+            ...     "user@example.com", "Hello", "World"
+            ... )
+        """
+        return await self._send(args, kwargs)
+
+    async def apply_async(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+    ) -> str:
+        """Send one run to a worker, no earlier than asked; return its task id at once.
+
+        It goes to the task queue of the app running this code (a request, consumer, task, or
+        a script inside `async with app.lifespan():`).
+
+        Args:
+            args: the positional arguments; JSON-serializable.
+            kwargs: the keyword arguments; JSON-serializable.
+            countdown: run no earlier than this many seconds from now.
+            eta: run no earlier than this timezone-aware moment (not with `countdown`).
+            queue: send to this queue instead of the task's own (retries follow it).
+
+        Raises:
+            TypeError: the arguments don't fit the function, or JSON cannot carry one.
+            ValueError: both `countdown` and `eta`, or a naive `eta`.
+            NoActiveContextError: no app is running here.
+            TaskQueueUnavailableError: the queue's engine cannot be reached.
+
+        Example:
+            >>> task_id = await send_email.apply_async(  # doctest: +SKIP
+            ...     args=("user@example.com", "Hello", "World"), countdown=60
+            ... )
+        """
+        return await self._send(
+            tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta, queue=queue
+        )
+
+    def retry_delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry number `retry_number` (1 for the first retry).
+
+        Example:
+            >>> # @task(retry=5, retry_backoff=2, retry_jitter=False)
+            >>> [report.retry_delay(n) for n in (1, 2, 3)]  # doctest: +SKIP
+            [2.0, 4.0, 8.0]
+        """
+        ceiling = min(self.retry_backoff * 2.0 ** (retry_number - 1), self.retry_backoff_max)
+        return random.uniform(0, ceiling) if self.retry_jitter else float(ceiling)
+
+    async def run_attempt(self, container: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> R:
+        """Run one attempt as a worker does: in a unit of work, within `timeout`.
+
+        The unit of work is committed when the function returns and rolled back when it
+        raises or is cancelled; its commit counts towards the timeout.
+
+        Raises:
+            TaskTimeoutError: the attempt took longer than `timeout` and was cancelled.
+        """
+        if self.timeout is None:
+            return await self._in_unit_of_work(container, args, kwargs)
+        deadline = asyncio.timeout(self.timeout)
+        try:
+            async with deadline:
+                return await self._in_unit_of_work(container, args, kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the function's own TimeoutError, not ours
+            raise TaskTimeoutError(
+                f"Task {self.name!r} took longer than its {self.timeout:g}s timeout and was "
+                "cancelled."
+            ) from None
+
+    async def _in_unit_of_work(
+        self, container: Any, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> R:
+        # Every run gets a unit of work, even a task without `db`: its QuerySets use the
+        # ambient session (`await Session.objects.filter(...).delete()` in the spec).
+        async with unit_of_work(container) as db:
+            return await self.function(*args, **self._inject(args, kwargs, db, container))
+
+    def _inject(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], db: Any, container: Any
+    ) -> dict[str, Any]:
+        if not self.injects:
+            return dict(kwargs)
+        filled = dict(kwargs)
+        for parameter, value in (("db", db), ("container", container)):
+            if parameter not in self.injects or parameter in filled:
+                continue
+            if self._positions.get(parameter, len(args)) < len(args):
+                continue  # the caller passed it positionally
+            if value is None:
+                raise NoActiveContextError(
+                    f"Task {self.name!r} takes `{parameter}`, but no app is running here: "
+                    f"pass {parameter}= yourself, or run it inside `async with app.lifespan():`."
+                )
+            filled[parameter] = value
+        return filled
+
+    def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Refuse, at send time, a call the function could not take in a worker.
+
+        Raises:
+            TypeError: naming the task and what is wrong.
+        """
+        for reserved in (*self.injects, RETRY_KEY):
+            if reserved in kwargs:
+                raise TypeError(
+                    f"Cannot send task {self.name!r}: {reserved!r} is filled in by the worker "
+                    "that runs it; don't pass it."
+                )
+        try:
+            self._call_signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"Cannot send task {self.name!r}: {exc}.") from None
+
+    async def _send(
+        self,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+    ) -> str:
+        from core.tasks.binding import send
+
+        self.check_call(args, kwargs)
+        container = get_container()
+        if container is None:
+            raise NoActiveContextError(
+                f"Cannot send task {self.name!r}: no app is running here. Send tasks from a "
+                "request, consumer or task, or, in a script, inside `async with app.lifespan():`."
+            )
+        return await send(self, container, args, kwargs, countdown=countdown, eta=eta, queue=queue)
+
+
+@overload
+def task(function: Callable[..., Awaitable[R]], /) -> Task[R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    retry: int = 0,
+    timeout: float | None = None,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 600.0,
+    retry_jitter: bool = True,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+) -> Callable[[Callable[..., Awaitable[R]]], Task[R]]: ...
+
+
+def task(
+    function: Callable[..., Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    retry: int = 0,
+    timeout: float | None = None,
+    retry_backoff: float = 1.0,
+    retry_backoff_max: float = 600.0,
+    retry_jitter: bool = True,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+) -> Task[R] | Callable[[Callable[..., Awaitable[R]]], Task[R]]:
+    """Declare an `async def` function as a task: `await` it to run it now, `.delay()` it to
+    run it in a worker.
+
+    Args:
+        name: the name workers know it by; `module.qualname` by default. Give one when the
+            module path differs between the processes that send and run it.
+        queue: its home queue; `TASK_DEFAULT_QUEUE` (`default`) when None.
+        retry: retries after a failed first run (Celery's `max_retries`): `retry=3` runs it at
+            most 4 times.
+        timeout: seconds one attempt may run; a slower one is cancelled and counts as failed.
+        retry_backoff: seconds before the first retry, doubling for each next one.
+        retry_backoff_max: the cap on that wait.
+        retry_jitter: wait a random time between 0 and the backoff instead (default on).
+        retry_on: the exception types worth retrying (default: any `Exception`).
+
+    A parameter named `db` receives the run's database session (committed when the task
+    returns, rolled back when it raises); one named `container` receives the app's container.
+
+    Example:
+        >>> from core.tasks import task
+        >>> @task(queue="emails", retry=3, timeout=300)
+        ... async def send_email(to: str, subject: str, body: str) -> None:
+        ...     ...
+        >>> @task
+        ... async def touch(user_id: int, db) -> None:
+        ...     ...
+        >>> # await send_email("user@example.com", "Hello", "World")    runs it now
+        >>> # await send_email.delay("user@example.com", "Hello", "World")    in a worker
+    """
+
+    def declare_task(fn: Callable[..., Awaitable[R]]) -> Task[R]:
+        return Task(
+            fn,
+            name=name,
+            queue=queue,
+            retry=retry,
+            timeout=timeout,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
+        )
+
+    if function is not None:
+        return declare_task(function)
+    return declare_task
