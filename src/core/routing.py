@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from core.context import _session, current_container
 from core.models import lookups
-from core.models.session import commit, rollback
+from core.models.session import close, commit, rollback
 from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import APIView, ViewSet
@@ -104,7 +104,7 @@ def _endpoint(
             raise
         finally:
             _session.reset(token)
-            await db.close()
+            await close(db)
         return response
 
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

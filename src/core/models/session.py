@@ -38,15 +38,32 @@ def on_commit(callback: Callable[[], None], session: Any = None) -> None:
     _on_commit.setdefault(session, []).append(callback)
 
 
+def _untouched(session: Any) -> bool:
+    # A SQLAlchemy session that ran no statement and holds no pending object has nothing to
+    # commit or release; skipping both saves ~60 us a unit of work (reads of nothing, tasks that
+    # never touch the database). Other sessions (in-memory) are cheap to commit anyway.
+    in_transaction = getattr(session, "in_transaction", None)
+    if in_transaction is None or in_transaction():
+        return False
+    return not (session.new or session.dirty or session.deleted)
+
+
 async def commit(session: Any) -> None:
     """Commit `session`, then run the callbacks registered with `on_commit`."""
-    await session.commit()
+    if not _untouched(session):
+        await session.commit()
     for callback in _on_commit.pop(session, ()):
         try:
             callback()
         except Exception:
             # The data is committed whatever a callback does: report, never undo.
             logger.exception("on_commit callback %r failed", callback)
+
+
+async def close(session: Any) -> None:
+    """Release `session` (rolling back anything uncommitted)."""
+    if not _untouched(session):
+        await session.close()
 
 
 async def rollback(session: Any) -> None:
@@ -74,4 +91,4 @@ async def unit_of_work(container: CoreContainer | None = None) -> AsyncIterator[
         await rollback(session)
         raise
     finally:
-        await session.close()
+        await close(session)
