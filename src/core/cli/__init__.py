@@ -1,5 +1,6 @@
 """The `core` command line. Importing this package registers every command on `app`."""
 
+from core.cli import messaging as messaging
 from core.cli import migrations as migrations
 from core.cli import server as server
 from core.cli import tasks as tasks
@@ -9,5 +10,7 @@ from core.cli.users import createsuperuser
 
 app.command(container_app)
 app.command(createsuperuser)
+app.command(messaging.topics_app)
+app.command(messaging.outbox_app)
 
 __all__ = ("app", "console", "main")

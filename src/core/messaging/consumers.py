@@ -1,0 +1,382 @@
+"""Consuming: `@consumer` classes with `@on_event` handlers, and how they run per message.
+
+Declarations are process-wide (like Celery's task registry); `MessagingRuntime` binds the
+selected ones to its container's broker when an app or `core consumer` starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
+
+from core.context import use_container
+from core.errors import ConfigurationError
+from core.messaging.events import Event, handling
+from core.models.session import unit_of_work
+from core.ports.broker import Message
+
+if TYPE_CHECKING:
+    from core.containers.core import CoreContainer
+
+__all__ = (
+    "ConsumerDeclaration",
+    "ConsumerSelection",
+    "consumer",
+    "current_group",
+    "declared_consumers",
+    "on_event",
+)
+
+logger = logging.getLogger("core.messaging.consumer")
+
+C = TypeVar("C", bound=type)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_HANDLES = "__core_handles__"
+DEAD_LETTER_PREFIX = "dead_letter_"
+
+_group: ContextVar[str | None] = ContextVar("core_consumer_group", default=None)
+
+
+def current_group() -> str | None:
+    """The consumer group whose handler is running, or None outside a consumer.
+
+    Example:
+        >>> current_group()  # inside a handler of @consumer("billing", ...)  # doctest: +SKIP
+        'billing'
+    """
+    return _group.get()
+
+
+@dataclass(frozen=True)
+class ConsumerDeclaration:
+    """What `@consumer` declared: a class, its group, its topics and its handlers by event name."""
+
+    cls: type
+    group: str
+    topics: tuple[str, ...]
+    handlers: Mapping[str, str]  # event name -> method name
+    max_retries: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
+
+
+# Keyed by the class's dotted name: re-running a module (a reload, a test) replaces its entry.
+_declarations: dict[str, ConsumerDeclaration] = {}
+
+
+def declared_consumers() -> list[ConsumerDeclaration]:
+    """Every `@consumer` class declared in this process, in declaration order.
+
+    Example:
+        >>> [(d.group, d.topics) for d in declared_consumers()]  # doctest: +SKIP
+        [('notification-service', ('user-events', 'order-events'))]
+    """
+    return list(_declarations.values())
+
+
+def on_event(name: str) -> Callable[[F], F]:
+    """Mark a method of a `@consumer` class as the handler of the events named `name`.
+
+    The handler is `async def handler(self, event, db)`: `event` is the `Event` (its payload in
+    `event.data`), `db` the unit of work opened for this message, committed when the handler
+    returns and rolled back when it raises. Stack several `@on_event` to handle several names.
+
+    Example:
+        >>> @consumer("notification-service", topics=["user-events"])  # doctest: +SKIP
+        ... class NotificationConsumer:
+        ...     @on_event("user.created")
+        ...     async def on_user_created(self, event, db):
+        ...         await send_welcome_email(event.data["email"])
+    """
+    if not name:
+        raise ConfigurationError("on_event needs an event name")
+
+    def mark(function: F) -> F:
+        _require_coroutine(function, f"@on_event({name!r})")
+        names: tuple[str, ...] = getattr(function, _HANDLES, ())
+        setattr(function, _HANDLES, (*names, name))
+        return function
+
+    return mark
+
+
+def _require_coroutine(function: Callable[..., Any], decorator: str) -> None:
+    if not inspect.iscoroutinefunction(function):
+        raise ConfigurationError(
+            f"{decorator} decorates coroutine functions; {function.__qualname__} is not"
+        )
+
+
+def consumer(
+    group: str, *, topics: Sequence[str], max_retries: int | None = None
+) -> Callable[[C], C]:
+    """Declare a class whose `@on_event` methods handle the events of `topics` for `group`.
+
+    Every group gets every event of its topics; the processes running one group (one service's
+    `core consumer` replicas) share them, each event handled once per group. Delivery is
+    at-least-once: make handlers idempotent (`@idempotent`). A handler that raises is retried
+    with backoff (`CONSUMER_MAX_RETRIES`, `CONSUMER_RETRY_BACKOFF`), then the event goes to the
+    dead-letter topic `<topic>.dlq` with the error in its headers. Events no handler names are
+    acknowledged and skipped.
+
+    Args:
+        group: the consumer group, usually the service's name.
+        topics: the topics to read.
+        max_retries: retries of a failing handler; `CONSUMER_MAX_RETRIES` when None.
+
+    Raises:
+        ConfigurationError: no topics, or a class without `@on_event` methods.
+
+    Example:
+        >>> @consumer("notifications", topics=["user-events", "order-events"])  # doctest: +SKIP
+        ... class NotificationConsumer:
+        ...     @on_event("order.created")
+        ...     async def on_order_created(self, event, db):
+        ...         await send_order_confirmation(event.data["user_id"], event.data["id"])
+    """
+    if not group:
+        raise ConfigurationError("@consumer needs a group name")
+    if isinstance(topics, str) or not topics or not all(topics):
+        raise ConfigurationError(f"@consumer({group!r}) needs a list of topic names")
+    if max_retries is not None and max_retries < 0:
+        raise ConfigurationError(f"@consumer({group!r}): max_retries must be >= 0")
+
+    def declare(cls: C) -> C:
+        handlers: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute, value in vars(klass).items():
+                for name in getattr(value, _HANDLES, ()):
+                    handlers[name] = attribute
+        if not handlers:
+            raise ConfigurationError(
+                f"@consumer({group!r}) class {cls.__qualname__} has no @on_event method"
+            )
+        declaration = ConsumerDeclaration(cls, group, tuple(topics), handlers, max_retries)
+        _declarations[declaration.name] = declaration
+        cls.__core_consumer__ = declaration  # type: ignore[attr-defined]
+        return cls
+
+    return declare
+
+
+@dataclass(frozen=True)
+class ConsumerSelection:
+    """Which declared consumers a process runs: some groups, some topics, or (None) all.
+
+    Example:
+        >>> ConsumerSelection(groups=frozenset({"notification-service"}))  # doctest: +SKIP
+    """
+
+    groups: frozenset[str] | None = None
+    topics: frozenset[str] | None = None
+
+    def apply(
+        self, declarations: Iterable[ConsumerDeclaration]
+    ) -> list[tuple[ConsumerDeclaration, tuple[str, ...]]]:
+        """The selected declarations, each with the topics it runs on.
+
+        Raises:
+            ConfigurationError: a named group or topic that no declaration matches.
+        """
+        declarations = list(declarations)
+        chosen = [d for d in declarations if self.groups is None or d.group in self.groups]
+        if self.groups is not None:
+            missing = self.groups - {d.group for d in chosen}
+            if missing:
+                known = ", ".join(sorted({d.group for d in declarations})) or "none"
+                raise ConfigurationError(
+                    f"No @consumer declares group {', '.join(sorted(missing))} "
+                    f"(declared groups: {known})"
+                )
+        selected = []
+        for declaration in chosen:
+            topics = tuple(t for t in declaration.topics if self.topics is None or t in self.topics)
+            if topics:
+                selected.append((declaration, topics))
+        if self.topics is not None:
+            read = {t for _, topics in selected for t in topics}
+            if missing := self.topics - read:
+                raise ConfigurationError(
+                    f"No selected @consumer reads topic {', '.join(sorted(missing))}"
+                )
+        return selected
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing handler is retried before its event is dead-lettered."""
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    dead_letter_suffix: str = ".dlq"
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return min(self.backoff * 2.0 ** (attempt - 1), self.backoff_max)
+
+
+Handler = Callable[[Event, Any], Awaitable[Any]]
+
+
+class Dispatcher:
+    """The broker handler of one (group, topic): runs each event's handler in a unit of work.
+
+    A message that is not an event envelope, or whose handler keeps failing, goes to the
+    dead-letter topic; an event no handler names is acknowledged and logged. It returns normally
+    in all three cases, so the broker acknowledges; it raises only when the dead-letter topic
+    cannot be reached, leaving the message to the broker's own redelivery.
+    """
+
+    def __init__(
+        self,
+        container: CoreContainer,
+        group: str,
+        topic: str,
+        handlers: Mapping[str, Handler],
+        policy: RetryPolicy,
+    ) -> None:
+        self.container = container
+        self.group = group
+        self.topic = topic
+        self.handlers = dict(handlers)
+        self.policy = policy
+        self.dead_letter_topic = topic + policy.dead_letter_suffix
+        self._ignored: set[str] = set()
+
+    async def __call__(self, message: Message) -> None:
+        with use_container(self.container):
+            token = _group.set(self.group)
+            try:
+                await self._dispatch(message)
+            finally:
+                _group.reset(token)
+
+    async def _dispatch(self, message: Message) -> None:
+        try:
+            event = Event.from_message(message)
+        except ValidationError as exc:
+            logger.error(
+                "%s/%s: a message is not an event envelope; dead-lettering it: %s",
+                self.topic,
+                self.group,
+                exc.errors()[0]["msg"] if exc.errors() else exc,
+            )
+            await self._dead_letter(dict(message), None, exc, attempts=1)
+            return
+        handler = self.handlers.get(event.name)
+        if handler is None:
+            self._ignore(event)
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with handling(event):
+                    async with unit_of_work(self.container) as db:
+                        await handler(event, db)
+                return
+            except Exception as exc:
+                if attempt > self.policy.max_retries:
+                    logger.error(
+                        "%s/%s: handler of %r failed %d time(s); dead-lettering event %s to %r",
+                        self.topic,
+                        self.group,
+                        event.name,
+                        attempt,
+                        event.id,
+                        self.dead_letter_topic,
+                        exc_info=exc,
+                    )
+                    await self._dead_letter(event.to_message(), event, exc, attempts=attempt)
+                    return
+                delay = self.policy.delay(attempt)
+                logger.warning(
+                    "%s/%s: handler of %r failed (attempt %d of %d), retrying in %.2fs: %s",
+                    self.topic,
+                    self.group,
+                    event.name,
+                    attempt,
+                    self.policy.max_retries + 1,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+
+    def _ignore(self, event: Event) -> None:
+        # A group usually reads topics shared with events it does not care about: say so once
+        # per name, then only at DEBUG.
+        level = logging.DEBUG if event.name in self._ignored else logging.INFO
+        self._ignored.add(event.name)
+        logger.log(
+            level,
+            "%s/%s: no handler for event %r; acknowledged and skipped",
+            self.topic,
+            self.group,
+            event.name,
+        )
+
+    async def _dead_letter(
+        self, body: dict[str, Any], event: Event | None, error: BaseException, *, attempts: int
+    ) -> None:
+        reason = {
+            f"{DEAD_LETTER_PREFIX}error": f"{type(error).__name__}: {error}"[:2_000],
+            f"{DEAD_LETTER_PREFIX}error_type": type(error).__qualname__,
+            f"{DEAD_LETTER_PREFIX}topic": self.topic,
+            f"{DEAD_LETTER_PREFIX}group": self.group,
+            f"{DEAD_LETTER_PREFIX}attempts": str(attempts),
+        }
+        transport = dict(reason)
+        if event is not None:
+            # The error travels in the envelope too, so a consumer of the dead-letter topic
+            # sees it in `event.headers`.
+            body = {**body, "headers": {**event.headers, **reason}}
+            transport.update(event=event.name, event_id=str(event.id))
+        broker = self.container.messaging.runtime().broker()
+        await broker.publish(body, topic=self.dead_letter_topic, headers=transport)
+
+
+def bound_handlers(
+    declaration: ConsumerDeclaration, container: CoreContainer
+) -> dict[str, Handler]:
+    """An instance of the declared class, and its handlers by event name as `(event, db)` calls."""
+    instance = declaration.cls()
+    # Like a ViewSet's, so a handler can reach `self.container.<area>.<provider>()`; a class
+    # with __slots__ does without.
+    with contextlib.suppress(AttributeError):
+        instance.container = container
+    handlers: dict[str, Handler] = {}
+    for name, attribute in declaration.handlers.items():
+        method = getattr(instance, attribute)
+        handlers[name] = _as_handler(method)
+    return handlers
+
+
+def _as_handler(method: Callable[..., Awaitable[Any]]) -> Handler:
+    parameters = [
+        p
+        for p in inspect.signature(method).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(parameters) >= 2:
+        return method
+    if len(parameters) == 1:
+        # `async def handler(self, event)`: a handler that needs no database.
+        async def without_db(event: Event, db: Any) -> Any:
+            return await method(event)
+
+        return without_db
+    raise ConfigurationError(
+        f"{getattr(method, '__qualname__', method)} must take (self, event, db) or (self, event)"
+    )

@@ -1,0 +1,368 @@
+"""The transactional outbox: events written with the data, relayed to the broker after commit.
+
+`Outbox` (one per container) writes an event's row in the caller's unit of work and tells the
+relay when that unit of work commits. `OutboxRelay` publishes pending rows, oldest first, marks
+them sent, retries an unreachable broker with backoff, and deletes old rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from core.context import use_container
+from core.messaging._sql import claim_skip_locked, dialect_of
+from core.messaging.events import Event
+from core.messaging.models import PENDING, SENT, OutboxMessage, ProcessedEvent
+from core.models.session import on_commit, unit_of_work
+
+if TYPE_CHECKING:
+    from core.containers.core import CoreContainer
+
+logger = logging.getLogger("core.messaging.outbox")
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    """Writes events into the outbox table and signals the relay when their data commits.
+
+    Args:
+        track_in_flight: remember the rows of units of work that have not committed yet, for a
+            database without isolation between units of work (the in-memory one), where the
+            relay would otherwise see, and send, rows that may still be rolled back.
+    """
+
+    def __init__(self, *, track_in_flight: bool = False) -> None:
+        self.track_in_flight = track_in_flight
+        self._listeners: list[Callable[[], None]] = []
+        # Per session, the ids of its rows not committed yet; weak, so a session dropped
+        # without commit or rollback takes its entry along.
+        self._in_flight: WeakKeyDictionary[Any, set[int]] = WeakKeyDictionary()
+
+    async def add(
+        self,
+        session: Any,
+        event: Event,
+        *,
+        topic: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> OutboxMessage:
+        """Write `event` for `topic` in `session`'s unit of work; it is relayed after commit."""
+        row: OutboxMessage = await OutboxMessage.objects.using(session).create(
+            event_id=event.id,
+            name=event.name,
+            topic=topic,
+            key=key,
+            headers=dict(headers or {}),
+            payload=event.to_message(),
+        )
+        if self.track_in_flight:
+            ids = self._in_flight.get(session)
+            if ids is None:
+                ids = self._in_flight[session] = set()
+            ids.add(row.id)
+            on_commit(functools.partial(self._committed, ids, row.id), session)
+        else:
+            on_commit(self.notify, session)
+        return row
+
+    def in_flight(self) -> set[int]:
+        """Ids of rows whose unit of work has not committed (tracked only when asked to)."""
+        return {row_id for ids in list(self._in_flight.values()) for row_id in ids}
+
+    def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` whenever outbox rows commit; returns a function that stops it."""
+        self._listeners.append(listener)
+        return functools.partial(self._listeners.remove, listener)
+
+    def notify(self) -> None:
+        """Tell the listeners (the relay) that committed rows are waiting."""
+        for listener in self._listeners:
+            listener()
+
+    def _committed(self, ids: set[int], row_id: int) -> None:
+        ids.discard(row_id)
+        self.notify()
+
+
+class RelayError(Exception):
+    """A relay pass could not publish every row it claimed (the broker is unreachable)."""
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to the broker, marks them sent, and cleans old ones.
+
+    - Oldest first, in batches of `batch_size`, each batch in one unit of work. Rows with the
+      same topic and key are published one after the other, so their order holds; different
+      keys are published concurrently (up to `concurrency` at a time).
+    - A failed publish leaves the row pending, counts the attempt and records the error; the
+      relay then waits (exponential backoff up to `backoff_max` seconds) and resumes from the
+      oldest pending row, so a broker outage delays events but neither loses nor reorders them.
+    - It wakes when a unit of work that wrote outbox rows commits, and polls every
+      `poll_interval` seconds for rows other processes left (a crash between commit and relay).
+    - On PostgreSQL, rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, so several
+      relays (one per app process) share the work without sending a row twice. Elsewhere
+      (SQLite, the in-memory database) run a single relay per database.
+    - Sent rows are deleted `retention` seconds after sending, and idempotency records
+      `processed_retention` seconds after processing.
+
+    Args:
+        container: the root container whose database and broker it uses (resolved per pass,
+            so overriding `container.messaging.broker` takes effect).
+        outbox: the container's Outbox, whose commits wake the relay.
+        clock: the current UTC time (tests pass a fake).
+
+    Example:
+        >>> relay = app.container.messaging.runtime().relay  # doctest: +SKIP
+        >>> await relay.flush()  # publish everything pending now  # doctest: +SKIP
+        3
+    """
+
+    def __init__(
+        self,
+        container: CoreContainer,
+        outbox: Outbox,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 1.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retention: float = 86_400.0,
+        processed_retention: float = 7 * 86_400.0,
+        concurrency: int = 16,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.container = container
+        self.outbox = outbox
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retention = retention
+        self.processed_retention = processed_retention
+        self.concurrency = concurrency
+        self.clock = clock
+        # Cleaning is cheap but pointless every poll; twice per retention period, at most hourly.
+        self.cleanup_interval = min(retention, processed_retention, 7_200.0) / 2
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._unlisten: Callable[[], None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True between `start` and `stop`."""
+        return self._task is not None
+
+    # -- one pass ------------------------------------------------------------------------------
+    async def relay_once(self) -> int:
+        """Publish up to `batch_size` pending rows; return how many were sent.
+
+        Raises:
+            RelayError: some row could not be published (it stays pending, its error recorded).
+        """
+        async with self._lock:
+            broker = self.container.messaging.runtime().broker()
+            failures: list[tuple[OutboxMessage, BaseException]] = []
+            with use_container(self.container):
+                sent = await self._pass(broker, failures)
+        if failures:
+            row, error = failures[0]
+            raise RelayError(
+                f"{len(failures)} outbox row(s) not published, e.g. {row.name!r} to "
+                f"{row.topic!r}: {_describe(error)}"
+            ) from error
+        return sent
+
+    async def _pass(self, broker: Any, failures: list[tuple[OutboxMessage, BaseException]]) -> int:
+        async with unit_of_work(self.container) as db:
+            rows = await self._claim(db)
+            if not rows:
+                return 0
+            sent = await self._publish(broker, rows, failures)
+            now = self.clock()
+            if sent:
+                await (
+                    OutboxMessage.objects.using(db)
+                    .filter(id__in=sent)
+                    .update(status=SENT, sent_at=now)
+                )
+            for row, error in failures:
+                await (
+                    OutboxMessage.objects.using(db)
+                    .filter(id=row.id)
+                    .update(attempts=row.attempts + 1, last_error=_describe(error))
+                )
+        return len(sent)
+
+    async def flush(self) -> int:
+        """Relay until no committed row is pending; return how many were sent.
+
+        Raises:
+            RelayError: the broker refused a row (what was sent before stays sent).
+        """
+        total = 0
+        while True:
+            sent = await self.relay_once()
+            total += sent
+            if sent < self.batch_size:
+                return total
+
+    async def cleanup(self, now: datetime | None = None) -> tuple[int, int]:
+        """Delete sent rows older than `retention` and idempotency records older than
+        `processed_retention`; return how many of each."""
+        now = now if now is not None else self.clock()
+        with use_container(self.container):
+            return await self._cleanup(now)
+
+    async def _cleanup(self, now: datetime) -> tuple[int, int]:
+        async with unit_of_work(self.container) as db:
+            sent = await (
+                OutboxMessage.objects.using(db)
+                .filter(status=SENT, sent_at__lt=now - timedelta(seconds=self.retention))
+                .delete()
+            )
+            processed = await (
+                ProcessedEvent.objects.using(db)
+                .filter(processed_at__lt=now - timedelta(seconds=self.processed_retention))
+                .delete()
+            )
+        return sent, processed
+
+    async def _claim(self, db: Any) -> list[OutboxMessage]:
+        if dialect_of(db) == "postgresql":
+            return await claim_skip_locked(db, self.batch_size)
+        pending = OutboxMessage.objects.using(db).filter(status=PENDING)
+        if self.outbox.track_in_flight and (in_flight := self.outbox.in_flight()):
+            pending = pending.exclude(id__in=sorted(in_flight))
+        return await pending.order_by("id")[: self.batch_size].all()
+
+    async def _publish(
+        self,
+        broker: Any,
+        rows: list[OutboxMessage],
+        failures: list[tuple[OutboxMessage, BaseException]],
+    ) -> list[int]:
+        lanes: defaultdict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            # Keyless rows promise no order (the port orders by key only): each its own lane.
+            lane_key = row.key if row.key is not None else f"#{row.id}"
+            lanes[(row.topic, lane_key)].append(row)
+        sent: list[int] = []
+        # Bounded: a broker client has a connection pool to share with its consumers.
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def lane(members: list[OutboxMessage]) -> None:
+            async with slots:
+                await run(members)
+
+        async def run(members: list[OutboxMessage]) -> None:
+            for row in members:
+                try:
+                    await broker.publish(
+                        row.payload, topic=row.topic, key=row.key, headers=row.headers
+                    )
+                except Exception as exc:
+                    # The rest of this key's rows wait behind it, to keep their order.
+                    failures.append((row, exc))
+                    return
+                sent.append(row.id)
+
+        await asyncio.gather(*(lane(members) for members in lanes.values()))
+        return sent
+
+    # -- the background loop -------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the relay in the background until `stop`."""
+        if self._task is not None:
+            return
+        # Fresh primitives: they bind to the event loop that first waits on them.
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._unlisten = self.outbox.listen(self._wakeup.set)
+        self._task = asyncio.create_task(self._run(), name="core-outbox-relay")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the pass in progress (for at most `grace` seconds), then stop.
+
+        A pass cut short rolls back: its rows stay pending for the next relay, and any it had
+        already published are published again then (delivery is at-least-once).
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        self._stopping.set()
+        try:
+            # A broker that stopped answering can hold a publish for its whole request timeout.
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        failures = 0
+        next_cleanup = self.clock()
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            try:
+                sent = await self.relay_once()
+            except Exception as exc:
+                failures += 1
+                delay = min(self.backoff_base * 2.0 ** (failures - 1), self.backoff_max)
+                logger.warning(
+                    "Outbox relay failed (attempt %d), retrying in %.1fs: %s",
+                    failures,
+                    delay,
+                    # The first line: a database error goes on with its whole SQL statement.
+                    (str(exc) or type(exc).__name__).splitlines()[0],
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+                # Commits do not cut the wait short: the broker (or database) is what is down.
+                await self._wait(self._stopping, delay)
+                continue
+            if failures:
+                logger.info("Outbox relay recovered after %d failed attempt(s)", failures)
+                failures = 0
+            if self.clock() >= next_cleanup:
+                next_cleanup = self.clock() + timedelta(seconds=self.cleanup_interval)
+                try:
+                    await self.cleanup()
+                except Exception:
+                    logger.warning("Outbox cleanup failed; retrying later", exc_info=True)
+            if sent < self.batch_size:
+                await self._wait(self._wakeup, self.poll_interval)
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        waiters = {
+            asyncio.ensure_future(event.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:2_000]

@@ -1,0 +1,205 @@
+"""Publishing: `publish_event` and the `@event` decorator, through the outbox or straight out."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from core.context import _session, current_container
+from core.errors import ConfigurationError
+from core.messaging.events import Event, use_correlation_id
+
+__all__ = ("EventDeclaration", "declared_events", "event", "publish_event")
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+KeySpec = str | Callable[[Any], Any] | None
+
+CORRELATION_HEADER = "x-correlation-id"
+
+
+@dataclass(frozen=True)
+class EventDeclaration:
+    """What `@event` declared: an event name, its topic and the function that emits it."""
+
+    name: str
+    topic: str
+    emitter: str
+    key: str | None = None
+    schema: Any = None
+    function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+
+    def data_schema(self) -> Any:
+        """The declared data type: `schema=`, else the emitter's return annotation, else None."""
+        if self.schema is not None:
+            return self.schema
+        return _return_schema(self.function) if self.function is not None else None
+
+
+# Process-wide, like a Celery task registry: declarations only, bound to nothing.
+_declarations: dict[tuple[str, str, str], EventDeclaration] = {}
+
+
+def declared_events() -> list[EventDeclaration]:
+    """Every `@event` declared in this process, in declaration order (AsyncAPI reads them).
+
+    Example:
+        >>> [(d.name, d.topic) for d in declared_events()]  # doctest: +SKIP
+        [('order.created', 'order-events')]
+    """
+    return list(_declarations.values())
+
+
+async def publish_event(
+    name: str,
+    data: Any = None,
+    *,
+    topic: str,
+    key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Event:
+    """Publish an event: after commit when inside a unit of work, at once otherwise.
+
+    Inside a request, consumer message or task (any code with an ambient database session) the
+    event is written to the outbox in that session's transaction and relayed once it commits:
+    it is sent if and only if the data is committed, and a broker outage only delays it.
+    Outside one, it goes straight to the broker.
+
+    Args:
+        name: what happened, e.g. `"user.updated"`.
+        data: the payload: a JSON value, a pydantic model, a dataclass or a Model instance.
+        topic: where it goes.
+        key: the message key: one key's events keep their order (Kafka partitions by it).
+        headers: extra string metadata, in the envelope and beside it on the wire.
+
+    Returns:
+        The event as published (its `id` identifies it to consumers).
+
+    Raises:
+        NoActiveContextError: no app is running here (no container).
+        BrokerUnavailableError: outside a unit of work, the broker could not be reached.
+        TypeError: `data` holds a value JSON cannot carry.
+
+    Example:
+        >>> await publish_event(  # doctest: +SKIP
+        ...     "user.updated",
+        ...     data={"id": 1, "email": "new@example.com"},
+        ...     topic="user-events",
+        ... )
+    """
+    if not name:
+        raise ConfigurationError("publish_event needs an event name")
+    if not topic:
+        raise ConfigurationError(f"publish_event({name!r}) needs a topic")
+    runtime = current_container().messaging.runtime()
+    event = Event.new(name, data, source=runtime.source, headers=headers)
+    # Beside the body travel the event's name (so brokers' tools, routing and filters see what a
+    # message is without decoding it) and the caller's headers; the ids are in the body.
+    transport = {**event.headers, "event": name} if headers else {"event": name}
+    session = _session.get()
+    if session is not None:
+        await runtime.outbox.add(session, event, topic=topic, key=key, headers=transport)
+    else:
+        await runtime.broker().publish(event.to_message(), topic=topic, key=key, headers=transport)
+    return event
+
+
+def event(name: str, *, topic: str, key: KeySpec = None, schema: Any = None) -> Callable[[F], F]:
+    """Publish the decorated coroutine's return value as an event, once it has succeeded.
+
+    On a ViewSet action the event goes through the request's unit of work: it is relayed after
+    the response's data commits, and never if the request fails. Stacks with `@action` in
+    either order. A request's `X-Correlation-ID` header becomes the event's correlation id.
+
+    Args:
+        name: the event name, e.g. `"order.created"`.
+        topic: the topic it is published to.
+        key: the message key: the name of a field of the returned data (`"user_id"`), or a
+            function of the data; None for no key.
+        schema: the type of the data (a pydantic model...), for the AsyncAPI document; the
+            return annotation is used when it is one.
+
+    Example:
+        >>> class OrderViewSet(ModelViewSet):  # doctest: +SKIP
+        ...     model = Order
+        ...
+        ...     @action(methods=["POST"], detail=False)
+        ...     @event("order.created", topic="order-events")
+        ...     async def create_order(self, request, db, **kwargs):
+        ...         body = await request.json()
+        ...         order = await Order.objects.create(**body, db=db)
+        ...         return OrderOutput.model_validate(order).model_dump()
+    """
+
+    def decorate(function: F) -> F:
+        if not inspect.iscoroutinefunction(function):
+            raise ConfigurationError(
+                f"@event({name!r}) decorates coroutine functions; {function.__qualname__} is not"
+            )
+        _declarations[(name, topic, function.__qualname__)] = EventDeclaration(
+            name=name,
+            topic=topic,
+            emitter=f"{function.__module__}.{function.__qualname__}",
+            key=key if isinstance(key, str) else None,
+            schema=schema,
+            function=function,
+        )
+
+        @functools.wraps(function)
+        async def emitting(*args: Any, **kwargs: Any) -> Any:
+            result = await function(*args, **kwargs)
+            data = _data_of(name, result)
+            with use_correlation_id(_request_correlation_id(args)):
+                await publish_event(name, data, topic=topic, key=_key_of(name, key, data))
+            return result
+
+        return cast(F, emitting)
+
+    return decorate
+
+
+def _data_of(name: str, result: Any) -> Any:
+    from starlette.responses import Response
+
+    if isinstance(result, Response):
+        raise TypeError(
+            f"@event({name!r}): the function returned a Response; return the event's data "
+            "(a dict, a pydantic model or a Model instance) and let the framework render it"
+        )
+    return result
+
+
+def _key_of(name: str, key: KeySpec, data: Any) -> str | None:
+    if key is None:
+        return None
+    if callable(key):
+        value = key(data)
+    elif isinstance(data, Mapping) and key in data:
+        value = data[key]
+    elif not isinstance(data, Mapping) and hasattr(data, key):
+        value = getattr(data, key)
+    else:
+        raise ConfigurationError(f"@event({name!r}, key={key!r}): the data has no {key!r}")
+    return None if value is None else str(value)
+
+
+def _request_correlation_id(args: tuple[Any, ...]) -> str | None:
+    from starlette.requests import Request
+
+    for arg in args[:3]:  # (self, request, ...) on an action; (request, ...) on a function
+        if isinstance(arg, Request):
+            return arg.headers.get(CORRELATION_HEADER) or None
+    return None
+
+
+def _return_schema(function: Callable[..., Any]) -> Any:
+    try:
+        annotation = inspect.signature(function, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):
+        # A forward reference that is not resolvable yet: the schema is documentation only.
+        return None
+    if annotation is inspect.Signature.empty or annotation in (Any, None, dict):
+        return None
+    return annotation

@@ -1,0 +1,193 @@
+"""MessagingRuntime: one per container — its outbox, its relay and the consumers it runs."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from core.errors import BrokerUnavailableError, ConfigurationError
+from core.messaging._sql import shares_one_connection
+from core.messaging.consumers import (
+    ConsumerSelection,
+    Dispatcher,
+    Handler,
+    RetryPolicy,
+    bound_handlers,
+    declared_consumers,
+)
+from core.messaging.outbox import Outbox, OutboxRelay
+from core.ports.broker import EventBroker
+
+if TYPE_CHECKING:
+    from core.containers.core import CoreContainer
+
+__all__ = ("ALL_CONSUMERS", "MessagingRuntime", "flush_events")
+
+logger = logging.getLogger("core.messaging")
+
+ALL_CONSUMERS = ConsumerSelection()
+_DEFAULT: Any = object()
+
+
+class MessagingRuntime:
+    """The messaging side of one container: its outbox, its relay, its bound consumers.
+
+    `container.messaging.runtime()` gives it; `container.messaging.lifecycle` (started by the
+    app's lifespan, `core consumer` and `core outbox relay`) runs it:
+
+    - `consumers` (a `ConsumerSelection`, or None for none) says which declared consumers this
+      process runs. By default: all of them with `MESSAGE_BROKER=memory` (one process, nothing
+      to connect to) or `CONSUMERS_IN_PROCESS=true`, none otherwise (`core consumer` runs them).
+    - `run_relay` says whether the outbox relay runs here (`OUTBOX_RELAY_IN_PROCESS` by default).
+
+    Set either before the lifespan starts to change what this process does.
+
+    Example:
+        >>> runtime = app.container.messaging.runtime()  # doctest: +SKIP
+        >>> runtime.consumers = ConsumerSelection(groups=frozenset({"users"}))  # doctest: +SKIP
+    """
+
+    def __init__(self, container: CoreContainer) -> None:
+        self.container = container
+        settings = container.settings()
+        self.source = settings.app_name
+        self._broker: EventBroker | None = None
+        # The provider object is fixed for the container's life; overriding changes its state.
+        self._broker_provider = container.messaging.broker
+        self.outbox = Outbox(track_in_flight=settings.database_backend == "memory")
+        self.relay = OutboxRelay(
+            container,
+            self.outbox,
+            batch_size=settings.outbox_batch_size,
+            poll_interval=settings.outbox_poll_interval,
+            backoff_max=settings.outbox_retry_backoff_max,
+            retention=settings.outbox_retention,
+            processed_retention=settings.processed_events_retention,
+        )
+        self.consumers: ConsumerSelection | None = _DEFAULT
+        self.run_relay: bool = settings.outbox_relay_in_process
+        self.dispatchers: list[Dispatcher] = []
+        self._bound: list[EventBroker] = []
+
+    def broker(self) -> EventBroker:
+        """The container's broker, as `container.messaging.broker()` gives it.
+
+        The selected adapter is a Singleton, so it is resolved once and kept (a Selector
+        lookup costs more than the rest of a publish's own work); an override of the provider
+        is checked on every call and wins at once, as it would through the container.
+        """
+        provider = self._broker_provider
+        if provider.overridden:
+            return provider()  # type: ignore[no-any-return]
+        if self._broker is None:
+            self._broker = provider()
+        return self._broker
+
+    def default_consumers(self) -> ConsumerSelection | None:
+        """What this process consumes when nobody chose: see the class docstring."""
+        settings = self.container.settings()
+        if settings.message_broker == "memory" or settings.consumers_in_process:
+            return ALL_CONSUMERS
+        return None
+
+    def bind(self, broker: EventBroker, selection: ConsumerSelection) -> list[Dispatcher]:
+        """Subscribe the selected consumers to `broker` (before it starts); once per broker.
+
+        Raises:
+            ConfigurationError: the selection names an undeclared group or topic, or two
+                handlers of one group handle the same event name.
+        """
+        if any(known is broker for known in self._bound):
+            return self.dispatchers
+        settings = self.container.settings()
+        by_route: dict[tuple[str, str], dict[str, Handler]] = {}
+        owners: dict[tuple[str, str], str] = {}
+        retries: dict[str, int] = {}
+        for declaration, topics in selection.apply(declared_consumers()):
+            handlers = bound_handlers(declaration, self.container)
+            if declaration.max_retries is not None:
+                retries[declaration.group] = declaration.max_retries
+            for topic in topics:
+                route = by_route.setdefault((declaration.group, topic), {})
+                for name, handler in handlers.items():
+                    owner = owners.setdefault((declaration.group, name), declaration.name)
+                    if owner != declaration.name:
+                        raise ConfigurationError(
+                            f"Group {declaration.group!r} handles event {name!r} twice: in "
+                            f"{owner} and {declaration.name}; one group, one handler per event"
+                        )
+                    route[name] = handler
+        for (group, topic), handlers in by_route.items():
+            policy = RetryPolicy(
+                max_retries=retries.get(group, settings.consumer_max_retries),
+                backoff=settings.consumer_retry_backoff,
+                backoff_max=settings.consumer_retry_backoff_max,
+                dead_letter_suffix=settings.consumer_dead_letter_suffix,
+            )
+            dispatcher = Dispatcher(self.container, group, topic, handlers, policy)
+            # One subscription per topic, so a failing event is dead-lettered next to its own.
+            broker.subscribe([topic], dispatcher, group=group)
+            self.dispatchers.append(dispatcher)
+        self._bound.append(broker)
+        return self.dispatchers
+
+    async def start(self, broker: EventBroker) -> None:
+        """Bind the chosen consumers, start the broker, and start the relay."""
+        selection = self.default_consumers() if self.consumers is _DEFAULT else self.consumers
+        if selection is not None:
+            self.bind(broker, selection)
+        try:
+            await broker.start()
+        except BrokerUnavailableError as exc:
+            if self.dispatchers:
+                raise
+            # Nothing to consume here, and publishing goes through the outbox (or connects on
+            # first use): an app must serve while its broker is down; events wait meanwhile.
+            logger.warning("The event broker is unreachable at start-up: %s", exc)
+        if self.run_relay:
+            database = self.container.database.database()
+            if shares_one_connection(database):
+                logger.warning(
+                    "Outbox relay not started: an in-memory SQLite database shares one "
+                    "connection between sessions, so a relay would commit other units of work. "
+                    "Use DATABASE_URL=memory:// or a SQLite file."
+                )
+            else:
+                self.relay.start()
+
+    async def stop(self, broker: EventBroker) -> None:
+        """Stop the relay, then the broker (which lets in-flight handlers finish)."""
+        await self.relay.stop()
+        await broker.stop()
+
+
+async def flush_events(app: Any) -> int:
+    """Relay every committed event now and, on the in-memory broker, wait until consumers ran.
+
+    Repeats until nothing is left, so events that handlers publish are delivered too. For
+    tests and scripts; a running app relays on its own.
+
+    Args:
+        app: a CoreApp or its container.
+
+    Returns:
+        How many outbox rows were relayed.
+
+    Example:
+        >>> await client.post("/api/v1/orders/create_order/", json=order)  # doctest: +SKIP
+        >>> await flush_events(app)  # doctest: +SKIP
+        1
+    """
+    container = getattr(app, "container", app)
+    runtime: MessagingRuntime = container.messaging.runtime()
+    total = 0
+    while True:
+        # Handlers of what is already on the broker may publish more: let them run first.
+        broker = container.messaging.broker()
+        join = getattr(broker, "join", None)
+        if join is not None and getattr(broker, "running", False):
+            await join()
+        sent = await runtime.relay.flush()
+        total += sent
+        if sent == 0:
+            return total
