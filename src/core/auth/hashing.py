@@ -33,10 +33,19 @@ def _hashing_executor() -> ThreadPoolExecutor:
     with _executor_lock:
         if _executor is None or _executor_pid != pid:
             _executor = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 1, thread_name_prefix="core-hasher"
+                max_workers=_usable_cpus(), thread_name_prefix="core-hasher"
             )
             _executor_pid = pid
         return _executor
+
+
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (taskset, cgroup cpusets), not the machine's: more hash
+    # threads than usable cores only slow every request down (bench/auth/README.md).
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 async def run_hasher(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
