@@ -27,21 +27,23 @@ import collections
 import functools
 import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict
-from pydantic import Field as PydanticField
-from sqlalchemy.orm import Mapped
 
 import core.auth.hashing as auth_hashing
 import core.auth.models as auth_models
-from core import AutoRouter, CoreApp, Field, Model, ModelViewSet
+from core import AutoRouter, CoreApp
 from core.auth import AbstractUser, AuthViewSet, configure_auth
 from core.settings import Settings
+
+# The posts resource is bench/http's (same table, model and ViewSet).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "http"))
+from posts import PostViewSet  # noqa: E402
 
 _R = TypeVar("_R")
 
@@ -52,39 +54,6 @@ SECRET_KEY = "bench-auth-secret-key-not-for-production-0123456789"
 
 class User(AbstractUser):
     __tablename__ = "bench_users"
-
-
-class Post(Model):
-    __tablename__ = "bench_posts"
-
-    id: Mapped[int] = Field.pk()
-    title: Mapped[str] = Field.string(max_length=200)
-    content: Mapped[str] = Field.text()
-    is_published: Mapped[bool] = Field.boolean(default=False)
-    views: Mapped[int] = Field.integer(default=0)
-
-
-class PostIn(BaseModel):
-    title: str = PydanticField(max_length=200)
-    content: str
-    is_published: bool = False
-    views: int = 0
-
-
-class PostOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    title: str
-    content: str
-    is_published: bool
-    views: int
-
-
-class PostViewSet(ModelViewSet):
-    model = Post
-    input_schema = PostIn
-    output_schema = PostOut
 
 
 # -- where hashing runs -------------------------------------------------------------------------
