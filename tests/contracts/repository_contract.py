@@ -210,6 +210,62 @@ class RepositoryContract:
         rows = await articles.filter(slug="draft").values("slug", "views")
         assert rows == [{"slug": "draft", "views": 0}]
 
+    async def test_values_list_rows_typed_as_the_columns(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        articles = Article.objects.using(db)
+        rows = (
+            await articles.filter(slug__in=["draft", "hello-world"])
+            .order_by("slug")
+            .values_list("slug", "is_published", "rating", "created_at")
+        )
+        assert [r[:3] for r in rows] == [("draft", False, None), ("hello-world", True, 4.5)]
+        assert all(type(r[1]) is bool for r in rows)
+        assert all(isinstance(r[3], datetime.datetime) and r[3].tzinfo for r in rows)
+        everything = await articles.filter(slug="draft").values_list()
+        assert len(everything) == 1 and len(everything[0]) == len(Article.__table__.columns)
+        doc = await Document.objects.create(
+            name="d",
+            meta={"k": 1},
+            price=decimal.Decimal("1.50"),
+            due=datetime.date(2026, 3, 4),
+            db=db,
+        )
+        ((uid, meta, price, due),) = await Document.objects.using(db).values_list(
+            "uuid", "meta", "price", "due"
+        )
+        assert (uid, meta, price, due) == (doc.uuid, {"k": 1}, decimal.Decimal("1.50"), doc.due)
+
+    async def test_reads_see_the_unit_of_works_own_writes(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        articles = Article.objects.using(db)
+        await articles.filter(slug="draft").update(views=99)
+        await Article.objects.create(
+            title="New", slug="new", author_id=seeded["ann"].id, views=5, db=db
+        )
+        assert await articles.filter(slug__in=["draft", "new"]).order_by("slug").values_list(
+            "slug", "views"
+        ) == [("draft", 99), ("new", 5)]
+        assert await articles.count() == 5
+        assert await articles.filter(slug="new").exists()
+
+    async def test_same_shape_reads_take_each_calls_values(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        # Statements are compiled once per shape; the values bound must be this call's own.
+        articles = Article.objects.using(db)
+        for slug in ("draft", "python-tips", "nope"):
+            assert await articles.filter(slug=slug).values_list("slug") == (
+                [(slug,)] if slug != "nope" else []
+            )
+        for slugs in (["draft"], ["draft", "hello-world", "python-tips"]):
+            assert await articles.filter(slug__in=slugs).count() == len(slugs)
+        for page in range(4):
+            assert len(await articles.order_by("id")[page : page + 2].values_list("id")) == min(
+                2, 4 - page
+            )
+
     # -- bulk writes -----------------------------------------------------------------------
     async def test_update_and_delete_querysets(self, db: Any, seeded: dict[str, Any]) -> None:
         articles = Article.objects.using(db)

@@ -200,6 +200,10 @@ class InMemoryRepository:
         names = query.columns or tuple(schema(query.model).columns)
         return [{name: row.get(name) for name in names} for row in self._rows(query)]
 
+    async def values_list(self, query: Query) -> builtins.list[tuple[Any, ...]]:
+        names = query.columns or tuple(schema(query.model).columns)
+        return [tuple(row.get(name) for name in names) for row in self._rows(query)]
+
     async def count(self, query: Query) -> int:
         return len(self._rows(query))
 

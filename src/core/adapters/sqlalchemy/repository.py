@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -23,9 +24,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
+from core.adapters.sqlalchemy import driver
 from core.errors import (
     ForeignKeyViolationError,
     IntegrityViolationError,
@@ -130,6 +132,11 @@ def _windowed(statement: Select[Any], query: Query) -> Select[Any]:
     if query.offset:
         statement = statement.offset(query.offset)
     return statement
+
+
+def _columns(query: Query, names: Sequence[str]) -> Select[Any]:
+    statement = select(*(getattr(query.model, name) for name in names))
+    return _windowed(_filtered(statement, query), query)
 
 
 def _filtered(statement: Select[Any], query: Query) -> Select[Any]:
@@ -242,9 +249,12 @@ class SqlAlchemyRepository:
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(lookups.column_types(query.model))
-        statement = select(*(getattr(query.model, name) for name in names))
-        statement = _windowed(_filtered(statement, query), query)
-        return [dict(row) for row in (await self._execute(statement)).mappings()]
+        rows = await self._fetch(_columns(query, names))
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def values_list(self, query: Query) -> builtins.list[tuple[Any, ...]]:
+        names = query.columns or tuple(lookups.column_types(query.model))
+        return [tuple(row) for row in await self._fetch(_columns(query, names))]
 
     async def count(self, query: Query) -> int:
         if query.limit is not None or query.offset:
@@ -252,11 +262,41 @@ class SqlAlchemyRepository:
             statement = select(func.count()).select_from(inner)
         else:
             statement = _filtered(select(func.count()).select_from(query.model), query)
-        return int((await self._execute(statement)).scalar_one())
+        return int((await self._fetch(statement))[0][0])
 
     async def exists(self, query: Query) -> bool:
         inner = _windowed(_filtered(select(query.model), query), query).limit(1)
-        return bool((await self._execute(select(exists(inner)))).scalar())
+        return bool((await self._fetch(select(exists(inner))))[0][0])
+
+    async def _fetch(self, statement: Select[Any]) -> Any:
+        """Rows of a read, run on the driver (see `driver`): no ORM, no result objects.
+
+        Inside a transaction the session's own connection runs it, so the read sees the unit
+        of work's writes; otherwise a pooled connection is borrowed for this one statement and
+        the session stays untouched (nothing to commit or release at the end of the request).
+        """
+        session = self.session
+        bind = session.bind
+        dialect = bind.dialect if bind is not None else session.get_bind().dialect
+        plan, extracted = driver.plan(dialect, statement)
+        if not plan.on_driver:
+            return (await self._execute(statement)).all()
+        sql, args = plan.bind(extracted)
+        postgres = dialect.name == "postgresql"
+        try:
+            if isinstance(bind, AsyncEngine) and not session.in_transaction():
+                async with bind.connect() as connection:
+                    raw = (await connection.get_raw_connection()).driver_connection
+                    rows = await driver.fetch(raw, postgres, sql, args)
+            else:
+                connection = await session.connection()
+                raw = (await connection.get_raw_connection()).driver_connection
+                rows = await driver.fetch(raw, postgres, sql, args)
+        except Exception as exc:
+            if _is_data_error(exc):
+                await self._fail(exc)
+            raise
+        return plan.convert(rows)
 
     async def add(self, obj: Any) -> Any:
         self.session.add(obj)
@@ -307,15 +347,24 @@ _TRANSLATED = (DBAPIError, OverflowError)
 
 
 def _is_data_error(exc: Exception) -> bool:
-    """Constraint violations, and values the database cannot store (out of range, too long)."""
-    if isinstance(exc, IntegrityError | DataError | OverflowError):
+    """Constraint violations, and values the database cannot store (out of range, too long).
+
+    `exc` is SQLAlchemy's wrapper, or the driver's own exception for reads run on the driver.
+    """
+    if isinstance(
+        exc, IntegrityError | DataError | OverflowError | sqlite3.IntegrityError | sqlite3.DataError
+    ):
         return True
     # PostgreSQL's class 22 is "data exception" (e.g. 22021, a NUL byte in text), whatever
     # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
     # (an int beyond int64).
     orig = getattr(exc, "orig", None)
     cause = getattr(orig, "__cause__", None)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    sqlstate = (
+        getattr(exc, "sqlstate", None)
+        or getattr(orig, "sqlstate", None)
+        or getattr(cause, "sqlstate", None)
+    )
     if sqlstate and str(sqlstate).startswith("22"):
         return True
     return "invalid input for query argument" in str(exc)

@@ -1,0 +1,137 @@
+"""Reads that bypass SQLAlchemy's execution layer: SQLAlchemy compiles and pools, the driver runs.
+
+SQLAlchemy's async execution (greenlet bridge, cursor adaptation, result objects) costs several
+times what asyncpg or aiosqlite spend on a short query (bench/http/README.md measures it). For
+reads whose rows go straight to a response, the repository compiles the statement once per
+shape (SQLAlchemy's own cache key), binds this call's values with SQLAlchemy's bind processors,
+runs the SQL on the pooled connection's driver and applies SQLAlchemy's result processors to
+the rows. The SQL text, the parameter conversion and the value conversion are SQLAlchemy's, so
+the rows equal what `session.execute` would return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Float, Numeric, Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.util import LRUCache
+
+# Compiled plans per dialect, keyed by the statement's cache key: as many shapes as SQLAlchemy's
+# own default compiled cache would keep.
+_PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
+_CACHE_SIZE = 500
+_PG_FLOAT8, _PG_NUMERIC = 701, 1700  # PostgreSQL type OIDs, as asyncpg reports them
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A statement compiled for one dialect, with how to bind its values and read its rows."""
+
+    compiled: SQLCompiler
+    sql: str
+    names: tuple[str, ...]
+    bind_processors: dict[str, Processor]
+    # Late-rendered parameters (IN lists) change the SQL text with each call's values.
+    expanding: bool
+    # One per selected column; None when no column needs converting (rows are used as they are).
+    result_processors: tuple[Processor | None, ...] | None
+    # False for a statement whose columns' conversion needs SQLAlchemy's own result objects
+    # (a dialect type this module cannot prepare): the repository executes it the usual way.
+    on_driver: bool = True
+
+    def bind(self, extracted: Sequence[Any] | None) -> tuple[str, list[Any]]:
+        """The SQL text and positional values for this call's bound parameters."""
+        params = self.compiled.construct_params(
+            extracted_parameters=extracted, escape_names=False
+        )
+        sql, names, processors = self.sql, self.names, self.bind_processors
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(params, escape_names=False)
+            sql, names, processors, params = (
+                state.statement,
+                tuple(state.positiontup or ()),
+                {**processors, **state.processors},  # the expanded values' own processors
+                state.parameters,
+            )
+        return sql, [
+            processors[name](params[name]) if name in processors else params[name]
+            for name in names
+        ]
+
+    def convert(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        """Rows as SQLAlchemy would return them (booleans and datetimes on SQLite, say)."""
+        processors = self.result_processors
+        if processors is None:
+            return rows
+        return [
+            tuple(
+                value if process is None or value is None else process(value)
+                for process, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+
+
+def plan(dialect: Dialect, statement: Select[Any]) -> tuple[Plan, Sequence[Any] | None]:
+    """The compiled plan for `statement`'s shape, and this statement's own bound parameters."""
+    key = statement._generate_cache_key()
+    if key is None:  # an element SQLAlchemy cannot cache: compile this one alone
+        return _compile(dialect, statement, None), None
+    plans = _PLANS.get(dialect)
+    if plans is None:
+        plans = _PLANS[dialect] = LRUCache(_CACHE_SIZE)
+    found = plans.get(key.key)
+    if found is None:
+        found = plans[key.key] = _compile(dialect, statement, key)
+    return found, key.bindparams
+
+
+def _compile(dialect: Dialect, statement: Select[Any], key: Any) -> Plan:
+    # With its cache key, the compiled form takes the values of any statement of the same shape.
+    compiled = statement.compile(dialect=dialect, cache_key=key)
+    assert isinstance(compiled, SQLCompiler)
+    try:
+        processors = tuple(
+            _result_processor(dialect, column.type) for column in statement.selected_columns
+        )
+    except Exception:  # noqa: BLE001 - any failure here only means "not on the driver"
+        return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
+    expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
+    bind_processors = {
+        name: process
+        for name, parameter in compiled.binds.items()
+        if (process := parameter.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    }
+    return Plan(
+        compiled=compiled,
+        sql=compiled.string,
+        names=tuple(compiled.positiontup or ()),
+        bind_processors=bind_processors,
+        expanding=expanding,
+        result_processors=processors if any(p is not None for p in processors) else None,
+    )
+
+
+def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | None:
+    # A dialect may choose a processor by the type code the driver reports for the column
+    # (SQLAlchemy's asyncpg dialect does, for numbers); the declared type tells it here.
+    base = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    coltype = None
+    if dialect.name == "postgresql" and isinstance(base, Numeric | Float):
+        coltype = _PG_FLOAT8 if isinstance(base, Float) else _PG_NUMERIC
+    return type_.dialect_impl(dialect).result_processor(dialect, coltype)  # type: ignore[no-any-return]
+
+
+async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:
+    """Run `sql` on an asyncpg or aiosqlite connection; the rows as the driver gives them."""
+    if postgres:
+        return await driver_connection.fetch(sql, *args)
+    return await driver_connection.execute_fetchall(sql, args)
