@@ -105,6 +105,18 @@ def _instance(permission: Any) -> Permission:
     return instance
 
 
+def checks_objects(permission: Permission) -> bool:
+    """Whether `permission` can refuse an object once the request itself was allowed.
+
+    False for a permission that keeps `Permission.has_object_permission` (and for `&` and `|`
+    of such): a view may then answer without loading the object as a model instance.
+    """
+    # A tuple, not `_And | _Or`: `|` of permission classes composes them.
+    if isinstance(permission, (_And, _Or)):  # noqa: UP038
+        return checks_objects(permission.left) or checks_objects(permission.right)
+    return type(permission).has_object_permission is not Permission.has_object_permission
+
+
 def resolve_permissions(permissions: Any) -> tuple[Permission, ...]:
     """Instances for a list of permission classes and/or instances."""
     return tuple(_instance(p) for p in permissions or ())

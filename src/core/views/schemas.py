@@ -93,3 +93,69 @@ def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
         previous=(Optional[str], None),  # noqa: UP045
         results=(list[schema], ...),  # type: ignore[valid-type]
     )
+
+
+# model_config keys that leave a schema's JSON output as plain as its field types make it.
+_PLAIN_CONFIG = frozenset(
+    {
+        "from_attributes",
+        "title",
+        "frozen",
+        "extra",
+        "populate_by_name",
+        "validate_by_name",
+        "validate_by_alias",
+        "json_schema_extra",
+        "use_attribute_docstrings",
+        "protected_namespaces",
+        "str_strip_whitespace",
+        "str_min_length",
+        "str_max_length",
+        "strict",
+        "validate_assignment",
+        "defer_build",
+    }
+)
+
+
+@typed_cache
+def plain_columns(schema: type[BaseModel], model: type[Any]) -> tuple[str, ...] | None:
+    """The model columns `schema` is made of, when its JSON is exactly those columns' values.
+
+    That holds when every field is a column of `model` with the column's own Python type
+    (optional or not), no alias, no exclusion and no serializer, and the schema has no
+    validators, computed fields or serialization settings. Rows of those columns can then go
+    straight to JSON, with the same bytes validating instances through the schema would give:
+    the list and retrieve actions read them without building model instances. None otherwise.
+    """
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return None
+    decorators = schema.__pydantic_decorators__
+    if (
+        any(
+            (
+                decorators.validators,
+                decorators.field_validators,
+                decorators.root_validators,
+                decorators.field_serializers,
+                decorators.model_serializers,
+                decorators.model_validators,
+                decorators.computed_fields,
+            )
+        )
+        or not set(schema.model_config) <= _PLAIN_CONFIG
+    ):
+        return None
+    types = lookups.column_types(model)
+    for name, field in schema.model_fields.items():
+        python_type = types.get(name)
+        if (
+            python_type is None
+            or field.alias not in (None, name)
+            or field.serialization_alias not in (None, name)
+            or field.exclude
+            or any(not type(m).__module__.startswith("annotated_types") for m in field.metadata)
+            or field.annotation not in (python_type, Optional[python_type])  # noqa: UP045
+        ):
+            return None
+    return tuple(schema.model_fields) or None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from functools import reduce
+from functools import cache, reduce
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from core.errors import NotFoundError, UniqueViolationError, ValidationFailedError
 from core.models import Model, Q, QuerySet, lookups
+from core.permissions import Permission, checks_objects
 from core.ports.repository import LOOKUPS
 from core.views import schemas
 from core.views.base import JSONBytesResponse, ViewSet, list_adapter
@@ -129,6 +130,18 @@ class GenericViewSet(ViewSet):
             queryset = queryset.order_by(lookups.primary_key(self.model))
         return queryset
 
+    def _row_columns(self) -> tuple[str, ...] | None:
+        """The output columns when one object's response can be written from its row alone.
+
+        That is when the output schema is plain columns, `get_object`, the object permissions
+        and rendering are the framework's own, and no permission of the action looks at objects
+        (`permissions.checks_objects`). Otherwise None: load the instance.
+        """
+        columns = schemas.plain_columns(self.get_output_schema(), self.model)
+        if columns is None or not _renders_rows(type(self), self.get_permissions()):
+            return None
+        return columns
+
     async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
         """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
 
@@ -165,29 +178,53 @@ class GenericViewSet(ViewSet):
         await instance.delete(db)
 
     # -- list rendering -----------------------------------------------------------------------
-    async def paginated_response(self, queryset: QuerySet[Any]) -> Response:
+    async def _results_json(self, queryset: QuerySet[Any]) -> bytes:
+        """The objects of `queryset` as a JSON array in the output schema.
+
+        When the schema is plain columns (`schemas.plain_columns`), their rows go straight to
+        JSON: no model instances, no validation of what the database returned.
+        """
         schema = self.get_output_schema()
-        adapter = list_adapter(schema)
-        if self.pagination_class is None:
-            objects = await queryset.all()
-            return JSONBytesResponse(
-                adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+        columns = schemas.plain_columns(schema, queryset.model)
+        if columns is not None:
+            rows = await queryset.values_list(*columns)
+            return to_json(
+                [dict(zip(columns, row, strict=True)) for row in rows], inf_nan_mode="null"
             )
+        adapter = list_adapter(schema)
+        objects = await queryset.all()
+        return adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+
+    async def paginated_response(self, queryset: QuerySet[Any]) -> Response:
+        if self.pagination_class is None:
+            return JSONBytesResponse(await self._results_json(queryset))
         paginator = self.pagination_class(self.page_size, self.max_page_size)
         window = paginator.window(self.request.query_params)
         count = await queryset.count()
         paginator.check(window, count)
-        objects = (
-            await queryset[window.offset : window.offset + window.limit].all() if count else []
+        results = (
+            await self._results_json(queryset[window.offset : window.offset + window.limit])
+            if count
+            else b"[]"
         )
         next_, previous = paginator.links(self.request.url, window, count)
-        results = adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
         head = b'{"count":%d,"next":%s,"previous":%s,"results":' % (
             count,
             _json_str(next_),
             _json_str(previous),
         )
         return JSONBytesResponse(head + results + b"}")
+
+
+@cache
+def _renders_rows(cls: type[GenericViewSet], permissions: tuple[Permission, ...]) -> bool:
+    return (
+        cls.get_object is GenericViewSet.get_object
+        and cls.check_object_permissions is ViewSet.check_object_permissions
+        and cls.render is ViewSet.render
+        and cls.to_json is ViewSet.to_json
+        and not any(checks_objects(p) for p in permissions)
+    )
 
 
 def _json_str(value: str | None) -> bytes:
@@ -203,7 +240,23 @@ class ListModelMixin:
 class RetrieveModelMixin:
     async def retrieve(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """GET /things/{lookup}/ — one object."""
-        return await self.get_object(db, **kwargs)
+        columns = (
+            self._row_columns() if type(self).retrieve is RetrieveModelMixin.retrieve else None
+        )
+        if columns is None:
+            return await self.get_object(db, **kwargs)
+        # Nothing needs the instance (see `_row_columns`): the row goes straight to JSON.
+        queryset = self.get_queryset(db).filter(**{self.lookup_field: kwargs[self.lookup_field]})
+        rows = await queryset[:2].values_list(*columns)
+        if not rows:
+            raise NotFoundError(f"{self.model.__name__} not found.")
+        if len(rows) > 1:
+            raise self.model.MultipleObjectsReturned(  # type: ignore[attr-defined]
+                f"More than one {self.model.__name__} has this {self.lookup_field}."
+            )
+        return JSONBytesResponse(
+            to_json(dict(zip(columns, rows[0], strict=True)), inf_nan_mode="null")
+        )
 
 
 class CreateModelMixin:
