@@ -37,8 +37,10 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./app.db"
     database_echo: bool = False
-    database_pool_size: int = 10
-    database_max_overflow: int = 20
+    # Connections over pool_size are closed as they come back: a pool smaller than the usual
+    # concurrency opens a new connection (on PostgreSQL a server process) for many requests.
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
     database_pool_timeout: float = 30.0
     database_pool_recycle: int = 1800
     # Off by default: the asyncpg ping is three round trips per checkout (see bench/http);

@@ -22,8 +22,8 @@ class SqlAlchemyDatabase:
         url: str,
         *,
         echo: bool = False,
-        pool_size: int = 10,
-        max_overflow: int = 20,
+        pool_size: int = 20,
+        max_overflow: int = 10,
         pool_timeout: float = 30.0,
         pool_recycle: int = 1800,
         pool_pre_ping: bool = False,
@@ -35,10 +35,25 @@ class SqlAlchemyDatabase:
             raise ConfigurationError(f"DATABASE_URL is not a valid database URL: {url!r}.") from exc
         options: dict[str, Any] = {"echo": echo}
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite:
-            if parsed.database in (None, "", ":memory:"):
-                # One shared connection, or every session would see its own empty database.
-                options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        if self.is_sqlite and parsed.database in (None, "", ":memory:"):
+            # One shared connection, or every session would see its own empty database.
+            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif self.is_sqlite:
+            # A file: keep every connection the pool may open. A pool closes connections over
+            # `pool_size` as they come back, and an aiosqlite connection is a thread: under
+            # concurrent requests threads would start and stop all the time. An idle SQLite
+            # connection costs no server anything.
+            options.update(
+                pool_size=pool_size + max_overflow,
+                max_overflow=0,
+                pool_timeout=pool_timeout,
+                # No ROLLBACK when a connection goes back to the pool: sessions and Connections
+                # end their own transactions before they return one, and a connection borrowed
+                # for a read on the driver (adapters/sqlalchemy/driver.py) has none to end
+                # (SQLite opens a transaction on the first write only). On aiosqlite that
+                # ROLLBACK would be one more trip to the connection's thread per read.
+                pool_reset_on_return=None,
+            )
         else:
             options.update(
                 pool_size=pool_size,
