@@ -266,6 +266,66 @@ class RepositoryContract:
                 2, 4 - page
             )
 
+    async def test_insert_returning_applies_defaults_and_returns_the_stored_row(
+        self, container: CoreContainer, seeded: dict[str, Any], db: Any
+    ) -> None:
+        author_id = seeded["ann"].id
+        row = await Article.objects.using(db).insert_returning(
+            {"title": "Fast", "slug": "fast", "author_id": author_id},
+            ["id", "slug", "views", "is_published", "created_at"],
+        )
+        assert isinstance(row[0], int) and row[1:4] == ("fast", 0, False)
+        assert isinstance(row[4], datetime.datetime) and row[4].tzinfo is not None
+        stored = await Article.objects.using(db).get(id=row[0])
+        assert (stored.slug, stored.views) == ("fast", 0)
+        (uid,) = await Document.objects.using(db).insert_returning({"name": "n"}, ["uuid"])
+        assert isinstance(uid, uuid.UUID)
+        with pytest.raises(FieldError):
+            await Article.objects.using(db).insert_returning({"nope": 1}, ["id"])
+
+    async def test_insert_returning_refuses_what_the_constraints_refuse(
+        self, container: CoreContainer
+    ) -> None:
+        # Each in a unit of work that has done nothing else: the INSERT is its own transaction.
+        with use_container(container):
+            async with unit_of_work(container) as db:
+                author = await Author.objects.create(email="c@x.io", name="C", db=db)
+                await Article.objects.create(title="T", slug="taken", author_id=author.id, db=db)
+            values = {"title": "T", "slug": "taken", "author_id": author.id}
+            with pytest.raises(UniqueViolationError) as unique:
+                async with unit_of_work(container) as db:
+                    await Article.objects.using(db).insert_returning(values, ["id"])
+            assert unique.value.field == "slug"
+            with pytest.raises(ForeignKeyViolationError):
+                async with unit_of_work(container) as db:
+                    await Article.objects.using(db).insert_returning(
+                        {**values, "slug": "x", "author_id": 999999}, ["id"]
+                    )
+            # Nothing half-done stays behind, and the next write works.
+            async with unit_of_work(container) as db:
+                row = await Article.objects.using(db).insert_returning(
+                    {**values, "slug": "ok"}, ["slug"]
+                )
+            assert row == ("ok",)
+            async with unit_of_work(container) as db:
+                slugs = await Article.objects.using(db).order_by("slug").values_list("slug")
+            assert slugs == [("ok",), ("taken",)]
+
+    async def test_insert_returning_in_a_unit_of_work_rolls_back_with_it(
+        self, container: CoreContainer
+    ) -> None:
+        with use_container(container):
+            with pytest.raises(RuntimeError):
+                async with unit_of_work(container) as db:
+                    author = await Author.objects.create(email="first@x.io", name="F", db=db)
+                    await Article.objects.using(db).insert_returning(
+                        {"title": "T", "slug": "rolled", "author_id": author.id}, ["id"]
+                    )
+                    raise RuntimeError("undo")
+            async with unit_of_work(container) as db:
+                assert not await Article.objects.using(db).filter(slug="rolled").exists()
+                assert not await Author.objects.using(db).filter(email="first@x.io").exists()
+
     # -- bulk writes -----------------------------------------------------------------------
     async def test_update_and_delete_querysets(self, db: Any, seeded: dict[str, Any]) -> None:
         articles = Article.objects.using(db)

@@ -142,6 +142,20 @@ class GenericViewSet(ViewSet):
             return None
         return columns
 
+    def _insert_columns(self, values: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The output columns when a create can insert the row and answer from what the INSERT
+        returns, building no instance.
+
+        That is when the output schema is plain columns, `perform_create` and rendering are the
+        framework's own, every value is for a column, and the model has no `__init__` of its own
+        and no insert event listeners. Otherwise None: build the instance.
+        """
+        columns = schemas.plain_columns(self.get_output_schema(), self.model)
+        if columns is None or not _inserts_rows(type(self)):
+            return None
+        known = lookups.column_types(self.model)
+        return columns if all(name in known for name in values) else None
+
     async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
         """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
 
@@ -227,6 +241,21 @@ def _renders_rows(cls: type[GenericViewSet], permissions: tuple[Permission, ...]
     )
 
 
+@cache
+def _inserts_rows(cls: type[GenericViewSet]) -> bool:
+    mapper = lookups.mapper_of(cls.model)
+    return (
+        cls.perform_create is GenericViewSet.perform_create
+        and cls.check_unique is GenericViewSet.check_unique
+        and cls.get_queryset is GenericViewSet.get_queryset
+        and cls.render is ViewSet.render
+        and cls.to_json is ViewSet.to_json
+        and mapper.class_manager.original_init is Model.__init__  # no __init__ of its own
+        and not mapper.dispatch.before_insert
+        and not mapper.dispatch.after_insert
+    )
+
+
 def _json_str(value: str | None) -> bytes:
     return to_json(value)
 
@@ -263,7 +292,18 @@ class CreateModelMixin:
     async def create(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """POST /things/ — validate the input schema and insert; 201 with the object."""
         data: BaseModel = kwargs["data"]
-        return await self.perform_create(db, data.model_dump(exclude_unset=True))
+        values = data.model_dump(exclude_unset=True)
+        columns = (
+            self._insert_columns(values) if type(self).create is CreateModelMixin.create else None
+        )
+        if columns is None:
+            return await self.perform_create(db, values)
+        # Nothing needs the instance (see `_insert_columns`): INSERT ... RETURNING to JSON.
+        await self.check_unique(db, values)
+        row = await self.model.objects.using(db).insert_returning(values, columns)
+        return JSONBytesResponse(
+            to_json(dict(zip(columns, row, strict=True)), inf_nan_mode="null"), status_code=201
+        )
 
 
 class UpdateModelMixin:

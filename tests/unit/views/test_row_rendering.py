@@ -16,7 +16,7 @@ from core.permissions import AllowAny, Permission
 from core.settings import Settings
 from core.views import schemas
 from tests.models import Article, Author
-from tests.row_rendering import assert_same_bodies, build, seed
+from tests.row_rendering import ArticleInstances, ArticleRows, assert_same_bodies, build, seed
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
@@ -115,3 +115,17 @@ async def test_instances_are_loaded_when_a_permission_or_an_override_needs_them(
         # Refused on the object (401: nobody is logged in).
         assert (await http.get(f"/checked/{popular.id}/")).status_code == 401
         assert (await http.get(f"/shouting/{quiet.id}/")).json()["title"] == "T1"
+
+
+def test_the_row_paths_are_taken_exactly_when_nothing_needs_an_instance() -> None:
+    def view(cls: type[ModelViewSet], action: str) -> ModelViewSet:
+        instance = cls()
+        instance.action = action
+        return instance
+
+    assert view(ArticleRows, "retrieve")._row_columns() is not None
+    assert view(ArticleRows, "create")._insert_columns({"title": "x", "slug": "x"}) is not None
+    assert view(ArticleRows, "create")._insert_columns({"author": None}) is None  # a relation
+    assert view(ArticleInstances, "retrieve")._row_columns() is None
+    assert view(ArticleInstances, "create")._insert_columns({"title": "x"}) is None
+    assert view(ObjectChecked, "retrieve")._row_columns() is None

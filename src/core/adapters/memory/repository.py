@@ -292,6 +292,12 @@ class InMemoryRepository:
     async def add(self, obj: Any) -> Any:
         return self._insert(obj)
 
+    async def insert(
+        self, values: Mapping[str, Any], returning: Sequence[str]
+    ) -> tuple[Any, ...]:
+        obj = self._insert(self.model(**values))
+        return tuple(getattr(obj, name) for name in returning)
+
     async def add_many(self, objs: Sequence[Any]) -> builtins.list[Any]:
         return [self._insert(obj) for obj in objs]
 

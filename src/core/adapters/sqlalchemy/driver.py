@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Float, Numeric, Select
+from sqlalchemy import Float, Insert, Numeric, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
@@ -46,12 +47,18 @@ class Plan:
     # False for a statement whose columns' conversion needs SQLAlchemy's own result objects
     # (a dialect type this module cannot prepare): the repository executes it the usual way.
     on_driver: bool = True
+    # An INSERT's columns whose Python-side default SQLAlchemy would compute: (bind, default).
+    prefetch: tuple[tuple[str, Any], ...] = ()
 
     def bind(self, extracted: Sequence[Any] | None) -> tuple[str, list[Any]]:
         """The SQL text and positional values for this call's bound parameters."""
         params = self.compiled.construct_params(
             extracted_parameters=extracted, escape_names=False
         )
+        if self.prefetch:
+            context = _DefaultContext(params)
+            for name, default in self.prefetch:
+                params[name] = default.arg(context) if default.is_callable else default.arg
         sql, names, processors = self.sql, self.names, self.bind_processors
         if self.expanding:
             state = self.compiled.construct_expanded_state(params, escape_names=False)
@@ -80,7 +87,19 @@ class Plan:
         ]
 
 
-def plan(dialect: Dialect, statement: Select[Any]) -> tuple[Plan, Sequence[Any] | None]:
+class _DefaultContext:
+    """What a context-sensitive column default may ask SQLAlchemy's execution context for."""
+
+    __slots__ = ("current_parameters",)
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self.current_parameters = parameters
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> dict[str, Any]:
+        return self.current_parameters
+
+
+def plan(dialect: Dialect, statement: Select[Any] | Insert) -> tuple[Plan, Sequence[Any] | None]:
     """The compiled plan for `statement`'s shape, and this statement's own bound parameters."""
     key = statement._generate_cache_key()
     if key is None:  # an element SQLAlchemy cannot cache: compile this one alone
@@ -94,15 +113,19 @@ def plan(dialect: Dialect, statement: Select[Any]) -> tuple[Plan, Sequence[Any] 
     return found, key.bindparams
 
 
-def _compile(dialect: Dialect, statement: Select[Any], key: Any) -> Plan:
+def _compile(dialect: Dialect, statement: Select[Any] | Insert, key: Any) -> Plan:
     # With its cache key, the compiled form takes the values of any statement of the same shape.
     compiled = statement.compile(dialect=dialect, cache_key=key)
     assert isinstance(compiled, SQLCompiler)
     try:
+        # The selected columns, or an INSERT's RETURNING ones.
         processors = tuple(
-            _result_processor(dialect, column.type) for column in statement.selected_columns
+            _result_processor(dialect, column.type) for column in statement.exported_columns
         )
-    except Exception:  # noqa: BLE001 - any failure here only means "not on the driver"
+    except (TypeError, NotImplementedError, SQLAlchemyError):  # a type this cannot prepare
+        return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
+    prefetch = tuple((column.key, column.default) for column in compiled.insert_prefetch)
+    if any(not (d.is_scalar or d.is_callable) for _, d in prefetch):  # a sequence, say
         return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
     expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
     bind_processors = {
@@ -117,6 +140,7 @@ def _compile(dialect: Dialect, statement: Select[Any], key: Any) -> Plan:
         bind_processors=bind_processors,
         expanding=expanding,
         result_processors=processors if any(p is not None for p in processors) else None,
+        prefetch=prefetch,
     )
 
 
@@ -135,3 +159,21 @@ async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any
     if postgres:
         return await driver_connection.fetch(sql, *args)
     return await driver_connection.execute_fetchall(sql, args)
+
+
+async def write(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:
+    """Run one writing statement (with RETURNING) as its own transaction; its rows.
+
+    asyncpg outside a transaction commits each statement itself. Python's sqlite3 opens a
+    transaction before a write, so it is committed here, or rolled back when the write fails:
+    the connection goes back to the pool with none open.
+    """
+    if postgres:
+        return await driver_connection.fetch(sql, *args)
+    try:
+        rows = await driver_connection.execute_fetchall(sql, args)
+    except BaseException:
+        await driver_connection.rollback()
+        raise
+    await driver_connection.commit()
+    return rows

@@ -17,6 +17,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    insert,
     not_,
     or_,
     select,
@@ -149,9 +150,12 @@ _SQLITE = re.compile(r"(UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(?P
 _PG_KEY = re.compile(r"Key \((?P<cols>[^)]+)\)=")
 
 
-def translate_integrity_error(model: type[Any], exc: IntegrityError) -> IntegrityViolationError:
-    """One error type per constraint kind, naming the field, whichever database answered."""
-    orig = exc.orig
+def translate_integrity_error(model: type[Any], exc: Exception) -> IntegrityViolationError:
+    """One error type per constraint kind, naming the field, whichever database answered.
+
+    `exc` is SQLAlchemy's IntegrityError or the driver's own exception.
+    """
+    orig = getattr(exc, "orig", None) or exc
     cause = getattr(orig, "__cause__", None) or orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
     message = str(orig)
@@ -211,7 +215,7 @@ class SqlAlchemyRepository:
         # A failed statement ends the transaction on PostgreSQL; roll back so the session stays
         # usable, and report the problem in the framework's own terms (a 400, never a 500).
         await self.session.rollback()
-        if isinstance(exc, IntegrityError):
+        if _is_integrity_error(exc):
             raise translate_integrity_error(self.model, exc) from exc
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise ValidationFailedError(
@@ -267,6 +271,37 @@ class SqlAlchemyRepository:
     async def exists(self, query: Query) -> bool:
         inner = _windowed(_filtered(select(query.model), query), query).limit(1)
         return bool((await self._fetch(select(exists(inner))))[0][0])
+
+    async def insert(
+        self, values: Mapping[str, Any], returning: Sequence[str]
+    ) -> tuple[Any, ...]:
+        mapper = lookups.mapper_of(self.model)
+        statement = (
+            insert(self.model.__table__)
+            .values({mapper.columns[name]: value for name, value in values.items()})
+            .returning(*(mapper.columns[name] for name in returning))
+        )
+        session = self.session
+        bind = session.bind
+        if not isinstance(bind, AsyncEngine) or session.in_transaction():
+            # Part of a unit of work that has begun: its transaction, SQLAlchemy's execution.
+            return tuple((await self._execute(statement)).one())
+        # The unit of work has done nothing yet: the INSERT is a transaction of its own, on the
+        # driver (one statement on PostgreSQL; nothing left for the session to commit).
+        dialect = bind.dialect
+        plan, extracted = driver.plan(dialect, statement)
+        if not plan.on_driver:
+            return tuple((await self._execute(statement)).one())
+        sql, args = plan.bind(extracted)
+        try:
+            async with bind.connect() as connection:
+                raw = (await connection.get_raw_connection()).driver_connection
+                rows = await driver.write(raw, dialect.name == "postgresql", sql, args)
+        except Exception as exc:
+            if _is_data_error(exc):
+                await self._fail(exc)
+            raise
+        return tuple(plan.convert(rows)[0])
 
     async def _fetch(self, statement: Select[Any]) -> Any:
         """Rows of a read, run on the driver (see `driver`): no ORM, no result objects.
@@ -346,14 +381,19 @@ class SqlAlchemyRepository:
 _TRANSLATED = (DBAPIError, OverflowError)
 
 
+def _is_integrity_error(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's own exceptions
+    return bool(sqlstate and str(sqlstate).startswith("23"))
+
+
 def _is_data_error(exc: Exception) -> bool:
     """Constraint violations, and values the database cannot store (out of range, too long).
 
     `exc` is SQLAlchemy's wrapper, or the driver's own exception for reads run on the driver.
     """
-    if isinstance(
-        exc, IntegrityError | DataError | OverflowError | sqlite3.IntegrityError | sqlite3.DataError
-    ):
+    if isinstance(exc, DataError | OverflowError | sqlite3.DataError) or _is_integrity_error(exc):
         return True
     # PostgreSQL's class 22 is "data exception" (e.g. 22021, a NUL byte in text), whatever
     # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
