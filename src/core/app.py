@@ -76,6 +76,9 @@ class CoreApp:
             )
         for router in routers:
             self.include_router(router)
+        # After the project's routers, so one that serves /health itself wins. Probes of load
+        # balancers and orchestrators (see `core deploy`) call it; it touches no database.
+        self.fastapi.add_api_route("/health", _health, methods=["GET"], include_in_schema=False)
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""
@@ -132,6 +135,11 @@ class CoreApp:
     def routes(self) -> list[Any]:
         """The route specs of every AutoRouter mounted (what `core routes` prints)."""
         return [spec for router in self._routers for spec in router.route_specs()]
+
+
+async def _health() -> dict[str, str]:
+    """GET /health: the process is up and serving requests."""
+    return {"status": "ok"}
 
 
 async def _maybe_await(result: Any) -> None:

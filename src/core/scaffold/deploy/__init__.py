@@ -1,0 +1,1 @@
+"""The deployment files `core deploy` writes: Docker, PM2 and Kubernetes."""

@@ -1,0 +1,365 @@
+"""`core deploy docker|pm2|k8s`: what each writes for a project's settings, and no clobbering.
+
+Each test makes a project with `core init --no-venv` and runs `core deploy` in a subprocess
+from its root (the command imports the project's app, whose modules must not leak between
+tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.cli import main
+from core.scaffold.yaml import dump, dump_all
+from core.settings import Settings
+from tests.migration_roundtrip import core_command
+
+DISTRIBUTED = """
+MESSAGE_BROKER=kafka
+TASK_BROKER=redis
+DATABASE_URL=postgresql+asyncpg://shop:s3cret@localhost:5432/shop
+"""
+PERIODIC = """
+
+from core.tasks import periodic_task
+
+
+@periodic_task(interval=300)
+async def cleanup() -> None:
+    \"\"\"Every five minutes.\"\"\"
+"""
+
+
+def make_project(
+    root: Path, template: str = "default", *, env: str = "", tasks: bool = False
+) -> Path:
+    """A project from `core init --no-venv`, with `env` appended to its .env."""
+    project = root / "shop"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["init", str(project), "--no-venv", "--template", template])
+    assert exit_info.value.code in (0, None)
+    with (project / ".env").open("a") as dotenv:
+        dotenv.write(env)
+    if tasks:
+        with (project / "src" / "main.py").open("a") as module:
+            module.write(PERIODIC)
+    return project
+
+
+def deploy(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Settings of the outer environment must not override the project's .env.
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    return subprocess.run(
+        [*core_command(), "deploy", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def compose_of(project: Path) -> dict[str, Any]:
+    document = yaml.safe_load((project / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+# -- docker -----------------------------------------------------------------------------------
+
+
+def test_docker_compose_has_every_process_and_the_services_the_settings_name(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, "microservice", env=DISTRIBUTED, tasks=True)
+
+    out = deploy(project, "docker")
+
+    assert out.returncode == 0, out.stderr
+    services = compose_of(project)["services"]
+    assert set(services) == {
+        "api",
+        "worker",
+        "scheduler",
+        "consumer",
+        "migrate",
+        "db",
+        "redis",
+        "kafka",
+    }
+    assert services["api"]["command"] == ["core", "run", "--host", "0.0.0.0", "--port", "8000"]
+    assert services["api"]["ports"] == ["8000:8000"]
+    for name in ("worker", "scheduler", "consumer"):
+        assert services[name]["command"] == ["core", name]
+        assert services[name]["healthcheck"] == {"disable": True}
+    # Scalable: `docker compose up --scale worker=4` needs no fixed name or host port.
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+    for name in ("api", "worker", "scheduler", "consumer"):
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+        for backing in ("db", "redis", "kafka"):
+            assert services[name]["depends_on"][backing] == {"condition": "service_healthy"}
+        environment = services[name]["environment"]
+        assert environment["ENVIRONMENT"] == "production"
+        assert "@db:5432/" in environment["DATABASE_URL"]
+        assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://")
+        assert environment["REDIS_URL"] == "redis://redis:6379/0"
+        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert services["migrate"]["command"] == ["core", "migrate"]
+    assert services["db"]["image"].startswith("postgres:")
+    assert "healthcheck" in services["db"] and "healthcheck" in services["kafka"]
+    # The password of .env stays out of a file that gets committed.
+    assert "s3cret" not in (project / "docker-compose.yml").read_text()
+    assert "processes: api, worker, scheduler, consumer" in out.stdout
+
+
+def test_rabbitmq_is_a_service_when_it_is_the_broker(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "microservice", env="MESSAGE_BROKER=rabbitmq\n")
+
+    assert deploy(project, "docker").returncode == 0
+
+    services = compose_of(project)["services"]
+    assert set(services) == {"api", "consumer", "migrate", "rabbitmq"}
+    assert services["consumer"]["environment"]["RABBITMQ_URL"].endswith("@rabbitmq:5672/")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:")
+
+
+def test_the_embedded_default_deploys_the_api_alone_and_says_why(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+
+    out = deploy(project, "docker")
+
+    assert out.returncode == 0, out.stderr
+    document = compose_of(project)
+    assert set(document["services"]) == {"api", "migrate"}
+    assert document["services"]["api"]["volumes"] == ["data:/app/data"]
+    assert document["services"]["api"]["environment"]["DATABASE_URL"] == (
+        "sqlite+aiosqlite:////app/data/app.db"
+    )
+    assert "data" in document["volumes"]
+    assert "left out: worker (TASK_BROKER=memory" in out.stdout
+    assert "left out: consumer (MESSAGE_BROKER=memory" in out.stdout
+
+
+def test_the_dockerfile_is_multi_stage_non_root_with_a_healthcheck(tmp_path: Path) -> None:
+    project = make_project(tmp_path, env=DISTRIBUTED)
+
+    assert deploy(project, "docker", "--python", "3.12").returncode == 0
+
+    text = (project / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", text, flags=re.M)
+    assert len(stages) == 2 and f"COPY --from={stages[0]} " in text
+    assert "ARG PYTHON_VERSION=3.12" in text
+    users = re.findall(r"^USER (\S+)$", text, flags=re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n.*/health", text, flags=re.M)
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, flags=re.M).group(1))  # type: ignore[union-attr]
+    assert cmd == ["core", "run", "--host", "0.0.0.0", "--port", "8000"]
+    # The extras the settings need come with the framework.
+    assert re.search(r'ARG CORE_FRAMEWORK=".*\[postgres,redis,kafka\]', text)
+    ignored = (project / ".dockerignore").read_text().split()
+    assert {".env", ".venv", ".git"} <= set(ignored)
+
+
+def test_rerunning_skips_edited_files_and_force_overwrites_them(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    assert deploy(project, "docker").returncode == 0
+    (project / "Dockerfile").write_text("FROM scratch\n")
+    (project / "requirements.txt").write_text("httpx\n")
+
+    again = deploy(project, "docker")
+
+    assert again.returncode == 0
+    assert "skipped Dockerfile: it exists and differs (--force overwrites it)" in again.stdout
+    assert "unchanged docker-compose.yml" in again.stdout
+    assert (project / "Dockerfile").read_text() == "FROM scratch\n"
+
+    forced = deploy(project, "docker", "--force")
+
+    assert forced.returncode == 0
+    assert "wrote Dockerfile" in forced.stdout
+    assert "HEALTHCHECK" in (project / "Dockerfile").read_text()
+    # requirements.txt is the project's: written once, never overwritten.
+    assert (project / "requirements.txt").read_text() == "httpx\n"
+
+
+# -- pm2 --------------------------------------------------------------------------------------
+
+
+def test_pm2_ecosystem_runs_the_same_processes(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "microservice", env=DISTRIBUTED, tasks=True)
+
+    out = deploy(project, "pm2")
+
+    assert out.returncode == 0, out.stderr
+    text = (project / "ecosystem.config.js").read_text()
+    for name in ("api", "worker", "scheduler", "consumer"):
+        assert f'app("{name}", ' in text
+    assert 'interpreter: "none"' in text and "process.env.CORE_BIN" in text
+    node = shutil.which("node")
+    if node:
+        # Load it as PM2 does, and check what PM2 would run.
+        script = "console.log(JSON.stringify(require('./ecosystem.config.js')))"
+        loaded = subprocess.run(
+            [node, "-e", script],
+            cwd=project,
+            env={**os.environ, "CORE_BIN": "/opt/core", "PORT": "9001"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        apps = {app["name"]: app for app in json.loads(loaded.stdout)["apps"]}
+        assert set(apps) == {"api", "worker", "scheduler", "consumer"}
+        assert apps["api"]["script"] == "/opt/core"
+        assert apps["api"]["args"] == ["run", "--host", "127.0.0.1", "--port", "9001"]
+        assert apps["worker"]["args"] == ["worker"]
+        assert apps["worker"]["kill_timeout"] >= 30000
+
+
+# -- k8s --------------------------------------------------------------------------------------
+
+
+def test_k8s_has_a_deployment_per_process_probes_and_an_hpa(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "microservice", env=DISTRIBUTED, tasks=True)
+
+    out = deploy(project, "k8s")
+
+    assert out.returncode == 0, out.stderr
+    folder = project / "k8s"
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (folder / resource).is_file()
+    documents = [yaml.safe_load((folder / name).read_text()) for name in kustomization["resources"]]
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    assert set(deployments) == {f"shop-{p}" for p in ("api", "worker", "scheduler", "consumer")}
+    for deployment in deployments.values():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["requests"]
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": "shop-config"}},
+            {"secretRef": {"name": "shop-secret"}},
+        ]
+        assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
+    api = deployments["shop-api"]["spec"]["template"]["spec"]
+    assert api["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert api["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert api["initContainers"][0]["command"] == ["core", "migrate"]
+    kinds = {d["kind"] for d in documents}
+    assert {"Service", "HorizontalPodAutoscaler"} <= kinds
+    hpa = next(d for d in documents if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "shop-api"
+    assert kustomization["configMapGenerator"][0]["envs"] == ["config.env"]
+    assert kustomization["secretGenerator"][0]["envs"] == ["secret.env"]
+    config = (folder / "config.env").read_text()
+    assert "ENVIRONMENT=production" in config and "MESSAGE_BROKER=kafka" in config
+    assert "s3cret" not in config
+    assert re.search(r"^SECRET_KEY=\S{40,}$", (folder / "secret.env").read_text(), flags=re.M)
+
+
+def test_k8s_secret_env_is_written_once_even_with_force(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    assert deploy(project, "k8s").returncode == 0
+    secret = (project / "k8s" / "secret.env").read_text()
+
+    out = deploy(project, "k8s", "--force")
+
+    assert out.returncode == 0
+    assert "kept k8s/secret.env" in out.stdout
+    assert (project / "k8s" / "secret.env").read_text() == secret
+    assert "use PostgreSQL in Kubernetes" in out.stdout
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_an_unknown_target_is_refused(tmp_path: Path) -> None:
+    out = deploy(make_project(tmp_path), "heroku")
+
+    assert out.returncode != 0
+    assert "heroku" in out.stdout + out.stderr
+
+
+def test_outside_a_project_it_is_one_line(tmp_path: Path) -> None:
+    out = deploy(tmp_path, "docker")
+
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: Cannot find the app module 'src.main'")
+    assert out.stderr.count("\n") == 1
+    assert not (tmp_path / "Dockerfile").exists()
+
+
+def test_a_bad_python_is_one_line(tmp_path: Path) -> None:
+    out = deploy(make_project(tmp_path), "docker", "--python", "2.7")
+
+    assert out.returncode == 1
+    assert out.stderr == "error: Core Framework needs Python 3.11 or newer, not 2.7.\n"
+
+
+def test_help_of_each_target(tmp_path: Path) -> None:
+    for target in ("docker", "pm2", "k8s"):
+        out = deploy(tmp_path, target, "--help")
+        assert out.returncode == 0
+        assert "--force" in out.stdout
+
+
+# -- the YAML writer --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yes",
+        "no",
+        "on",
+        "null",
+        "~",
+        "1.5",
+        ".5",
+        "8000:8000",
+        "0.0.0.0",
+        "--port",
+        "a: b",
+        "#x",
+        "x #y",
+        "",
+        " padded ",
+        "@x",
+        "*x",
+        "&x",
+        "!x",
+        "{a}",
+        "[a]",
+        "-",
+        "2024-01-01",
+        "100m",
+        "${POSTGRES_USER:-app}",
+        "CMD-SHELL",
+        "/health",
+        "ünïcode",
+        "multi\nline",
+        "tab\there",
+    ],
+)
+def test_yaml_strings_read_back_as_written(value: str) -> None:
+    document = {"key": value, value or "empty": [value, {"nested": value}]}
+
+    assert yaml.safe_load(dump(document)) == document
+
+
+def test_yaml_documents_keep_their_structure() -> None:
+    documents = [
+        {"a": {"b": [1, 2.5, True, None], "c": {}, "d": []}, "e": [[1, 2], [{"f": "g"}]]},
+        {"kind": "Service"},
+    ]
+
+    assert list(yaml.safe_load_all(dump_all(documents, comment="two\ndocuments"))) == documents
