@@ -19,9 +19,11 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Float, Insert, Numeric, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 # Compiled plans per dialect, keyed by the statement's cache key: as many shapes as SQLAlchemy's
 # own default compiled cache would keep.
@@ -152,6 +154,17 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     if dialect.name == "postgresql" and isinstance(base, Numeric | Float):
         coltype = _PG_FLOAT8 if isinstance(base, Float) else _PG_NUMERIC
     return type_.dialect_impl(dialect).result_processor(dialect, coltype)  # type: ignore[no-any-return]
+
+
+async def checkout(engine: AsyncEngine) -> Any:
+    """A connection from the engine's pool (its pre-ping and events apply), without the
+    `AsyncConnection` around it: half the cost of `engine.connect()` for one statement."""
+    return await greenlet_spawn(engine.sync_engine.pool.connect)
+
+
+async def checkin(pooled: Any) -> None:
+    """Return a `checkout()` connection to its pool (the pool's reset-on-return applies)."""
+    await greenlet_spawn(pooled.close)
 
 
 async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:

@@ -294,9 +294,13 @@ class SqlAlchemyRepository:
             return tuple((await self._execute(statement)).one())
         sql, args = plan.bind(extracted)
         try:
-            async with bind.connect() as connection:
-                raw = (await connection.get_raw_connection()).driver_connection
-                rows = await driver.write(raw, dialect.name == "postgresql", sql, args)
+            pooled = await driver.checkout(bind)
+            try:
+                rows = await driver.write(
+                    pooled.driver_connection, dialect.name == "postgresql", sql, args
+                )
+            finally:
+                await driver.checkin(pooled)
         except Exception as exc:
             if _is_data_error(exc):
                 await self._fail(exc)
@@ -320,9 +324,11 @@ class SqlAlchemyRepository:
         postgres = dialect.name == "postgresql"
         try:
             if isinstance(bind, AsyncEngine) and not session.in_transaction():
-                async with bind.connect() as connection:
-                    raw = (await connection.get_raw_connection()).driver_connection
-                    rows = await driver.fetch(raw, postgres, sql, args)
+                pooled = await driver.checkout(bind)
+                try:
+                    rows = await driver.fetch(pooled.driver_connection, postgres, sql, args)
+                finally:
+                    await driver.checkin(pooled)
             else:
                 connection = await session.connection()
                 raw = (await connection.get_raw_connection()).driver_connection
