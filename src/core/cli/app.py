@@ -17,6 +17,8 @@ app = App(
     # The import package (`core`) and the distribution have different names, so cyclopts
     # cannot find the version on its own.
     version=lambda: version("core-framework"),
+    # A mistyped option or value is a user mistake: one line, like every other error here.
+    error_formatter=lambda error: f"error: {error}",
 )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.migration_roundtrip import core_command
 from tests.services import free_port
@@ -126,3 +128,20 @@ def test_shell_has_the_app_and_models(tmp_path: Path) -> None:
         timeout=60,
     )
     assert "CoreApp notes True" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--bogus"], "error: Unknown option: --bogus"),
+        (["run", "--port", "abc"], 'error: Invalid value for --port: unable to convert "abc"'),
+        (["no-such-command"], 'error: Unknown command "no-such-command"'),
+    ],
+)
+def test_a_mistyped_command_line_is_a_short_error_not_a_box(argv: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) or result.stdout.startswith(message)
+    assert "╭" not in result.stderr + result.stdout and "Traceback" not in result.stderr
