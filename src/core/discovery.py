@@ -7,6 +7,7 @@ Every `core` command runs from the project root; these helpers turn what goes wr
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import traceback
 from pathlib import Path
@@ -78,7 +79,21 @@ def import_app_module(
 
 
 def load_app(spec: str, *, root: Path | None = None) -> Any:
-    """The object `spec` names (`module:attr`), usually the project's CoreApp."""
+    """The object `spec` names (`module:attr`), usually the project's CoreApp.
+
+    A function there is an app factory (as `uvicorn --factory` takes): it is called with no
+    arguments and what it returns is the app.
+    """
+    application = _app_attribute(spec, root)
+    return application() if inspect.isfunction(application) else application
+
+
+def is_app_factory(spec: str, *, root: Path | None = None) -> bool:
+    """Whether `spec` names an app factory rather than an app."""
+    return inspect.isfunction(_app_attribute(spec, root))
+
+
+def _app_attribute(spec: str, root: Path | None) -> Any:
     module = import_app_module(spec, root=root)
     module_name, attribute = split_spec(spec)
     application = getattr(module, attribute, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.context import _session, current_container
+from core.errors import ConfigurationError
 from core.models import lookups
 from core.models.session import close, commit, rollback
 from core.views import schemas
@@ -173,11 +174,19 @@ class AutoRouter:
 
     # -- building ---------------------------------------------------------------------------
     def route_specs(
-        self, parent_prefix: str = "", parent_tags: list[str] | None = None
+        self,
+        parent_prefix: str = "",
+        parent_tags: list[str] | None = None,
+        parent_dependencies: Sequence[Depends] = (),
     ) -> list[RouteSpec]:
-        """Every route this router and its children serve, with full paths."""
+        """Every route this router and its children serve, with full paths.
+
+        A router's `dependencies` run for each of its routes and its children's, outermost
+        router's first.
+        """
         prefix = _join(parent_prefix, self.prefix)
         tags = self.tags or parent_tags
+        dependencies = [*parent_dependencies, *self.dependencies]
         specs: list[RouteSpec] = []
         for sub_prefix, view, basename in self._registry:
             base = _join(prefix, sub_prefix)
@@ -191,15 +200,22 @@ class AutoRouter:
                 raise TypeError(
                     f"{view.__name__}: register a ModelViewSet, ReadOnlyModelViewSet or APIView."
                 )
+        if dependencies:
+            specs = [
+                replace(spec, options={**spec.options, "dependencies": dependencies})
+                for spec in specs
+            ]
         for child, child_prefix in self._children:
-            specs.extend(child.route_specs(_join(prefix, child_prefix), tags))
+            specs.extend(child.route_specs(_join(prefix, child_prefix), tags, dependencies))
         return specs
 
     def api_router(self) -> APIRouter:
         """A FastAPI APIRouter with every route (built once, then reused)."""
         if self._built is None:
-            router = APIRouter(dependencies=self.dependencies)
-            for spec in self.route_specs():
+            router = APIRouter()
+            specs = self.route_specs()
+            _refuse_duplicate_names(specs)
+            for spec in specs:
                 path = spec.path.rstrip("/") + "/"
                 router.add_api_route(
                     path,
@@ -212,7 +228,9 @@ class AutoRouter:
                 # The same endpoint without the trailing slash: no redirect round trip, not
                 # documented.
                 hidden = {
-                    k: v for k, v in spec.options.items() if k in ("status_code", "response_class")
+                    k: v
+                    for k, v in spec.options.items()
+                    if k in ("status_code", "response_class", "dependencies")
                 }
                 router.add_api_route(
                     path.rstrip("/") or "/",
@@ -223,6 +241,19 @@ class AutoRouter:
                 )
             self._built = router
         return self._built
+
+
+def _refuse_duplicate_names(specs: Sequence[RouteSpec]) -> None:
+    # Two routes with one name would share an OpenAPI operation id and a url_path_for name;
+    # DRF refuses a basename registered twice for the same reason.
+    seen: dict[str, RouteSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.name, spec)
+        if other is not spec and (other.path, other.methods) != (spec.path, spec.methods):
+            raise ConfigurationError(
+                f"Route name {spec.name!r} is used by {other.view.__name__} at {other.path} and "
+                f"by {spec.view.__name__} at {spec.path}: give each register() its own basename."
+            )
 
 
 def _snake(name: str) -> str:

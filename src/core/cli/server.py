@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from cyclopts import Parameter
 
 from core.cli.app import app
-from core.discovery import load_app, put_on_sys_path, read_settings
+from core.discovery import is_app_factory, load_app, put_on_sys_path, read_settings
 from core.errors import ConfigurationError
 
 AppOption = Annotated[
@@ -45,6 +45,7 @@ def run(
     spec = app_module or settings.app_module
     # Import once here so a broken app fails with one line, before uvicorn starts.
     load_app(spec)
+    factory = is_app_factory(spec)
     root = Path.cwd()
     put_on_sys_path(root)
     print(f"Serving {spec} on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
@@ -55,6 +56,7 @@ def run(
         reload=reload,
         workers=None if reload else workers,
         app_dir=str(root),
+        factory=factory,
         reload_dirs=[str(root)] if reload else None,
     )
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
+from fastapi import Depends, Request
 
 from core import AutoRouter, CoreApp
+from core.errors import ConfigurationError
 from core.testing import test_settings
 from tests.apps import ArticleViewSet
 
@@ -64,3 +69,38 @@ def test_api_prefix_is_not_added_twice() -> None:
     paths = app.fastapi.openapi()["paths"]
     assert "/api/v1/articles/" in paths
     assert not any(path.startswith("/api/v1/api/v1") for path in paths)
+
+
+async def test_every_enclosing_routers_dependencies_run_outermost_first() -> None:
+    calls: list[str] = []
+
+    def recorder(name: str) -> Any:
+        async def record(request: Request) -> None:
+            calls.append(name)
+
+        return Depends(record)
+
+    inner = AutoRouter(prefix="/articles", dependencies=[recorder("inner")])
+    inner.register("", ArticleViewSet, basename="article")
+    outer = AutoRouter(prefix="/api", dependencies=[recorder("outer")])
+    outer.include_router(inner)
+    app = CoreApp(settings=test_settings(), routers=[outer])
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        await app.create_all()
+        for path in ("/api/articles/", "/api/articles"):
+            calls.clear()
+            assert (await http.get(path)).status_code == 200
+            assert calls == ["outer", "inner"]
+
+
+def test_a_route_name_used_twice_is_refused_at_start_up() -> None:
+    router = AutoRouter()
+    router.register("articles", ArticleViewSet)
+    router.register("stories", ArticleViewSet)  # both default to basename "article"
+    with pytest.raises(ConfigurationError, match="own basename"):
+        CoreApp(settings=test_settings(), routers=[router])
