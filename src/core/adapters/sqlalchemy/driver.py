@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Float, Insert, Numeric, Select
+from sqlalchemy import Float, Insert, Numeric, Select, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,6 +57,11 @@ class Plan:
         params = self.compiled.construct_params(
             extracted_parameters=extracted, escape_names=False
         )
+        return self.bind_values(params)
+
+    def bind_values(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL text and positional values for parameters given by bind name (an INSERT
+        planned by `insert_plan` binds each column under its key)."""
         if self.prefetch:
             context = _DefaultContext(params)
             for name, default in self.prefetch:
@@ -115,9 +120,30 @@ def plan(dialect: Dialect, statement: Select[Any] | Insert) -> tuple[Plan, Seque
     return found, key.bindparams
 
 
-def _compile(dialect: Dialect, statement: Select[Any] | Insert, key: Any) -> Plan:
+def insert_plan(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], returning: tuple[str, ...]
+) -> Plan:
+    """The plan of `INSERT INTO table (keys...) RETURNING returning...`, whose binds are named
+    by column key; columns left out get their defaults (`Plan.prefetch`, or the server's)."""
+    plans = _PLANS.get(dialect)
+    if plans is None:
+        plans = _PLANS[dialect] = LRUCache(_CACHE_SIZE)
+    shape = ("insert", table, keys, returning)
+    found = plans.get(shape)
+    if found is None:
+        statement = insert(table).returning(*(table.c[name] for name in returning))
+        found = plans[shape] = _compile(dialect, statement, None, column_keys=list(keys))
+    return found
+
+
+def _compile(
+    dialect: Dialect,
+    statement: Select[Any] | Insert,
+    key: Any,
+    column_keys: list[str] | None = None,
+) -> Plan:
     # With its cache key, the compiled form takes the values of any statement of the same shape.
-    compiled = statement.compile(dialect=dialect, cache_key=key)
+    compiled = statement.compile(dialect=dialect, cache_key=key, column_keys=column_keys)
     assert isinstance(compiled, SQLCompiler)
     try:
         # The selected columns, or an INSERT's RETURNING ones.

@@ -276,23 +276,33 @@ class SqlAlchemyRepository:
         self, values: Mapping[str, Any], returning: Sequence[str]
     ) -> tuple[Any, ...]:
         mapper = lookups.mapper_of(self.model)
-        statement = (
-            insert(self.model.__table__)
-            .values({mapper.columns[name]: value for name, value in values.items()})
-            .returning(*(mapper.columns[name] for name in returning))
-        )
+        columns = {mapper.columns[name].key: value for name, value in values.items()}
         session = self.session
         bind = session.bind
-        if not isinstance(bind, AsyncEngine) or session.in_transaction():
-            # Part of a unit of work that has begun: its transaction, SQLAlchemy's execution.
-            return tuple((await self._execute(statement)).one())
-        # The unit of work has done nothing yet: the INSERT is a transaction of its own, on the
-        # driver (one statement on PostgreSQL; nothing left for the session to commit).
+        if isinstance(bind, AsyncEngine) and not session.in_transaction():
+            # The unit of work has done nothing yet: the INSERT is a transaction of its own, on
+            # the driver (one statement on PostgreSQL; nothing left for the session to commit).
+            plan = driver.insert_plan(
+                bind.dialect,
+                self.model.__table__,
+                tuple(columns),
+                tuple(mapper.columns[name].key for name in returning),
+            )
+            if plan.on_driver:
+                return await self._insert_on_driver(bind, plan, columns)
+        # Part of a unit of work that has begun: its transaction, SQLAlchemy's execution.
+        statement = (
+            insert(self.model.__table__)
+            .values(columns)
+            .returning(*(mapper.columns[name] for name in returning))
+        )
+        return tuple((await self._execute(statement)).one())
+
+    async def _insert_on_driver(
+        self, bind: AsyncEngine, plan: driver.Plan, columns: dict[str, Any]
+    ) -> tuple[Any, ...]:
         dialect = bind.dialect
-        plan, extracted = driver.plan(dialect, statement)
-        if not plan.on_driver:
-            return tuple((await self._execute(statement)).one())
-        sql, args = plan.bind(extracted)
+        sql, args = plan.bind_values(columns)
         try:
             pooled = await driver.checkout(bind)
             try:
