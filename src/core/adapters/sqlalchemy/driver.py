@@ -2,17 +2,18 @@
 
 SQLAlchemy's async execution (greenlet bridge, cursor adaptation, result objects) costs several
 times what asyncpg or aiosqlite spend on a short query (bench/http/README.md measures it). For
-reads whose rows go straight to a response, the repository compiles the statement once per
-shape (SQLAlchemy's own cache key), binds this call's values with SQLAlchemy's bind processors,
-runs the SQL on the pooled connection's driver and applies SQLAlchemy's result processors to
-the rows. The SQL text, the parameter conversion and the value conversion are SQLAlchemy's, so
-the rows equal what `session.execute` would return.
+reads whose rows go straight to a response, and for single-row inserts, the repository compiles
+a statement once per shape with named binds (the `shape` is the repository's: columns, and
+conditions without their values), binds each call's values with SQLAlchemy's bind processors,
+runs the SQL on a pooled connection's driver and applies SQLAlchemy's result processors to the
+rows. The SQL text, the parameter conversion and the value conversion are SQLAlchemy's, so the
+rows equal what `session.execute` would return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -25,8 +26,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-# Compiled plans per dialect, keyed by the statement's cache key: as many shapes as SQLAlchemy's
-# own default compiled cache would keep.
+# Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
 _CACHE_SIZE = 500
 _PG_FLOAT8, _PG_NUMERIC = 701, 1700  # PostgreSQL type OIDs, as asyncpg reports them
@@ -51,17 +51,14 @@ class Plan:
     on_driver: bool = True
     # An INSERT's columns whose Python-side default SQLAlchemy would compute: (bind, default).
     prefetch: tuple[tuple[str, Any], ...] = ()
-
-    def bind(self, extracted: Sequence[Any] | None) -> tuple[str, list[Any]]:
-        """The SQL text and positional values for this call's bound parameters."""
-        params = self.compiled.construct_params(
-            extracted_parameters=extracted, escape_names=False
-        )
-        return self.bind_values(params)
+    # The values the statement's binds were compiled with, by name.
+    literals: dict[str, Any] = field(default_factory=dict)
 
     def bind_values(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
         """The SQL text and positional values for parameters given by bind name (an INSERT
-        planned by `insert_plan` binds each column under its key)."""
+        planned by `insert_plan` binds each column under its key); a bind not given keeps the
+        value it was compiled with (a literal such as `LIMIT 1`)."""
+        params = {**self.literals, **params}
         if self.prefetch:
             context = _DefaultContext(params)
             for name, default in self.prefetch:
@@ -76,8 +73,7 @@ class Plan:
                 state.parameters,
             )
         return sql, [
-            processors[name](params[name]) if name in processors else params[name]
-            for name in names
+            processors[name](params[name]) if name in processors else params[name] for name in names
         ]
 
     def convert(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
@@ -106,18 +102,16 @@ class _DefaultContext:
         return self.current_parameters
 
 
-def plan(dialect: Dialect, statement: Select[Any] | Insert) -> tuple[Plan, Sequence[Any] | None]:
-    """The compiled plan for `statement`'s shape, and this statement's own bound parameters."""
-    key = statement._generate_cache_key()
-    if key is None:  # an element SQLAlchemy cannot cache: compile this one alone
-        return _compile(dialect, statement, None), None
+def shaped_plan(dialect: Dialect, shape: Hashable, statement: Callable[[], Select[Any]]) -> Plan:
+    """The plan for a statement of this `shape`, built by `statement()` on first use; its
+    binds are named, and `Plan.bind_values` takes this call's values by name."""
     plans = _PLANS.get(dialect)
     if plans is None:
         plans = _PLANS[dialect] = LRUCache(_CACHE_SIZE)
-    found = plans.get(key.key)
+    found = plans.get(shape)
     if found is None:
-        found = plans[key.key] = _compile(dialect, statement, key)
-    return found, key.bindparams
+        found = plans[shape] = _compile(dialect, statement())
+    return found
 
 
 def insert_plan(
@@ -132,18 +126,14 @@ def insert_plan(
     found = plans.get(shape)
     if found is None:
         statement = insert(table).returning(*(table.c[name] for name in returning))
-        found = plans[shape] = _compile(dialect, statement, None, column_keys=list(keys))
+        found = plans[shape] = _compile(dialect, statement, column_keys=list(keys))
     return found
 
 
 def _compile(
-    dialect: Dialect,
-    statement: Select[Any] | Insert,
-    key: Any,
-    column_keys: list[str] | None = None,
+    dialect: Dialect, statement: Select[Any] | Insert, column_keys: list[str] | None = None
 ) -> Plan:
-    # With its cache key, the compiled form takes the values of any statement of the same shape.
-    compiled = statement.compile(dialect=dialect, cache_key=key, column_keys=column_keys)
+    compiled = statement.compile(dialect=dialect, column_keys=column_keys)
     assert isinstance(compiled, SQLCompiler)
     try:
         # The selected columns, or an INSERT's RETURNING ones.
@@ -169,6 +159,7 @@ def _compile(
         expanding=expanding,
         result_processors=processors if any(p is not None for p in processors) else None,
         prefetch=prefetch,
+        literals={name: bind.effective_value for name, bind in compiled.binds.items()},
     )
 
 

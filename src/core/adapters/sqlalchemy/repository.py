@@ -11,8 +11,10 @@ from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -39,60 +41,107 @@ from core.errors import (
 from core.models import lookups
 from core.ports.repository import Condition, Node, Query
 
+_LIKE = frozenset({"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"})
+_LIKE_ESCAPE = "/"
 
-def _compare(column: QueryableAttribute[Any], lookup: str, value: Any) -> ColumnElement[bool]:
+
+def _operands(condition: Condition) -> tuple[Any, ...]:
+    """The values a condition binds, in order: LIKE patterns escaped, none for IS NULL."""
+    value = condition.value
+    lookup = condition.lookup
+    if lookup == "exact":
+        return () if value is None else (value,)
+    if lookup == "isnull":
+        return ()
+    if lookup == "range":
+        return tuple(value)
+    if lookup == "in":
+        return (list(value),)
+    if lookup in _LIKE:
+        escaped = value.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
+        return (escaped.replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_"),)
+    return (value,)
+
+
+class _Binder:
+    """Stands in a named bind parameter (`p0`, `p1`, ...) for each operand, in the order
+    `where_values` lists them, so one compiled statement serves every query of its shape."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, column: Any, lookup: str, operands: tuple[Any, ...]) -> tuple[Any, ...]:
+        binds = []
+        for _ in operands:
+            binds.append(bindparam(f"p{self.count}", type_=column.type, expanding=lookup == "in"))
+            self.count += 1
+        return tuple(binds)
+
+
+def _compare(column: Any, condition: Condition, operands: tuple[Any, ...]) -> ColumnElement[bool]:
     # Declared once: with an Any operand, mypy types `column > value` as Any.
     expression: ColumnElement[bool]
-    match lookup:
+    match condition.lookup:
         case "exact":
-            expression = column.is_(None) if value is None else column == value
+            expression = column == operands[0] if operands else column.is_(None)
         case "iexact":
-            expression = func.lower(column) == func.lower(value)
+            expression = func.lower(column) == func.lower(operands[0])
         case "contains":
-            expression = column.contains(value, autoescape=True)
+            expression = column.contains(operands[0], escape=_LIKE_ESCAPE)
         case "icontains":
-            expression = column.icontains(value, autoescape=True)
+            expression = column.icontains(operands[0], escape=_LIKE_ESCAPE)
         case "startswith":
-            expression = column.startswith(value, autoescape=True)
+            expression = column.startswith(operands[0], escape=_LIKE_ESCAPE)
         case "istartswith":
-            expression = column.istartswith(value, autoescape=True)
+            expression = column.istartswith(operands[0], escape=_LIKE_ESCAPE)
         case "endswith":
-            expression = column.endswith(value, autoescape=True)
+            expression = column.endswith(operands[0], escape=_LIKE_ESCAPE)
         case "iendswith":
-            expression = column.iendswith(value, autoescape=True)
+            expression = column.iendswith(operands[0], escape=_LIKE_ESCAPE)
         case "in":
-            expression = column.in_(value)
+            expression = column.in_(operands[0])
         case "gt":
-            expression = column > value
+            expression = column > operands[0]
         case "gte":
-            expression = column >= value
+            expression = column >= operands[0]
         case "lt":
-            expression = column < value
+            expression = column < operands[0]
         case "lte":
-            expression = column <= value
+            expression = column <= operands[0]
         case "isnull":
-            expression = column.is_(None) if value else column.is_not(None)
+            expression = column.is_(None) if condition.value else column.is_not(None)
         case "range":
-            expression = column.between(*value)
-        case _:
+            expression = column.between(*operands)
+        case lookup:
             raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
     return expression
 
 
-def _condition(entity: Any, condition: Condition) -> ColumnElement[bool]:
+def _condition(entity: Any, condition: Condition, binder: _Binder | None) -> ColumnElement[bool]:
     if not condition.hops:
-        return _compare(getattr(entity, condition.column), condition.lookup, condition.value)
+        column = getattr(entity, condition.column)
+        operands = _operands(condition)
+        if binder is not None:
+            operands = binder(column, condition.lookup, operands)
+        return _compare(column, condition, operands)
     # Across a relation: EXISTS (a correlated subquery) instead of a JOIN, so a to-many relation
     # never duplicates rows and `exclude` keeps SQL's meaning.
     hop, rest = condition.hops[0], condition.hops[1:]
     target = aliased(hop.target)
-    inner = _condition(target, Condition(rest, condition.column, condition.lookup, condition.value))
+    inner = _condition(
+        target, Condition(rest, condition.column, condition.lookup, condition.value), binder
+    )
     return exists().where(getattr(target, hop.remote) == getattr(entity, hop.local), inner)
 
 
-def compile_where(entity: Any, node: Node) -> ColumnElement[bool]:
+def compile_where(entity: Any, node: Node, binder: _Binder | None = None) -> ColumnElement[bool]:
+    """The WHERE clause of `node`: with its values, or with `binder`'s named parameters."""
     parts = [
-        compile_where(entity, child) if isinstance(child, Node) else _condition(entity, child)
+        compile_where(entity, child, binder)
+        if isinstance(child, Node)
+        else _condition(entity, child, binder)
         for child in node.children
     ]
     if node.op == "not":
@@ -104,6 +153,28 @@ def compile_where(entity: Any, node: Node) -> ColumnElement[bool]:
     if node.op == "or":
         return or_(*parts) if parts else false()
     return and_(*parts) if parts else true()
+
+
+def where_shape(node: Node, values: list[Any]) -> tuple[Any, ...]:
+    """`node` without its values (hashable: what its SQL depends on), and its operands appended
+    to `values` in the order `compile_where` with a `_Binder` names them."""
+    shape: list[Any] = [node.op]
+    for child in node.children:
+        if isinstance(child, Node):
+            shape.append(where_shape(child, values))
+            continue
+        operands = _operands(child)
+        values.extend(operands)
+        shape.append(
+            (
+                child.hops,
+                child.column,
+                child.lookup,
+                len(operands),
+                bool(child.value) if child.lookup == "isnull" else None,
+            )
+        )
+    return tuple(shape)
 
 
 def _nullable(attribute: Any) -> bool:
@@ -125,25 +196,40 @@ def _order(entity: Any, query: Query) -> list[Any]:
     return orderings
 
 
-def _windowed(statement: Select[Any], query: Query) -> Select[Any]:
+def _windowed(statement: Select[Any], query: Query, bound: bool = False) -> Select[Any]:
     if query.order_by:
         statement = statement.order_by(*_order(query.model, query))
     if query.limit is not None:
-        statement = statement.limit(query.limit)
+        statement = statement.limit(bindparam("limit_", type_=Integer()) if bound else query.limit)
     if query.offset:
-        statement = statement.offset(query.offset)
+        statement = statement.offset(
+            bindparam("offset_", type_=Integer()) if bound else query.offset
+        )
     return statement
 
 
-def _columns(query: Query, names: Sequence[str]) -> Select[Any]:
-    statement = select(*(getattr(query.model, name) for name in names))
-    return _windowed(_filtered(statement, query), query)
-
-
-def _filtered(statement: Select[Any], query: Query) -> Select[Any]:
+def _filtered(statement: Select[Any], query: Query, binder: _Binder | None = None) -> Select[Any]:
     if query.where.children:
-        statement = statement.where(compile_where(query.model, query.where))
+        statement = statement.where(compile_where(query.model, query.where, binder))
     return statement
+
+
+def _read_statement(
+    kind: str, query: Query, names: tuple[str, ...], binder: _Binder | None = None
+) -> Select[Any]:
+    """The SELECT of a read: `rows` of the named columns, their `count`, or whether any
+    `exists`; with the query's values, or (with `binder`) named parameters for them."""
+    bound = binder is not None
+    if kind == "rows":
+        statement = select(*(getattr(query.model, name) for name in names))
+        return _windowed(_filtered(statement, query, binder), query, bound)
+    if kind == "count":
+        if query.limit is not None or query.offset:
+            inner = _windowed(_filtered(select(query.model), query, binder), query, bound)
+            return select(func.count()).select_from(inner.subquery())
+        return _filtered(select(func.count()).select_from(query.model), query, binder)
+    inner = _windowed(_filtered(select(query.model), query, binder), query, bound).limit(1)
+    return select(exists(inner))
 
 
 _SQLITE = re.compile(r"(UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(?P<cols>[\w., ]+))?")
@@ -253,28 +339,20 @@ class SqlAlchemyRepository:
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(lookups.column_types(query.model))
-        rows = await self._fetch(_columns(query, names))
+        rows = await self._read("rows", query, names)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def values_list(self, query: Query) -> builtins.list[tuple[Any, ...]]:
         names = query.columns or tuple(lookups.column_types(query.model))
-        return [tuple(row) for row in await self._fetch(_columns(query, names))]
+        return [tuple(row) for row in await self._read("rows", query, names)]
 
     async def count(self, query: Query) -> int:
-        if query.limit is not None or query.offset:
-            inner = _windowed(_filtered(select(query.model), query), query).subquery()
-            statement = select(func.count()).select_from(inner)
-        else:
-            statement = _filtered(select(func.count()).select_from(query.model), query)
-        return int((await self._fetch(statement))[0][0])
+        return int((await self._read("count", query, ()))[0][0])
 
     async def exists(self, query: Query) -> bool:
-        inner = _windowed(_filtered(select(query.model), query), query).limit(1)
-        return bool((await self._fetch(select(exists(inner))))[0][0])
+        return bool((await self._read("exists", query, ()))[0][0])
 
-    async def insert(
-        self, values: Mapping[str, Any], returning: Sequence[str]
-    ) -> tuple[Any, ...]:
+    async def insert(self, values: Mapping[str, Any], returning: Sequence[str]) -> tuple[Any, ...]:
         mapper = lookups.mapper_of(self.model)
         columns = {mapper.columns[name].key: value for name, value in values.items()}
         session = self.session
@@ -317,20 +395,39 @@ class SqlAlchemyRepository:
             raise
         return tuple(plan.convert(rows)[0])
 
-    async def _fetch(self, statement: Select[Any]) -> Any:
-        """Rows of a read, run on the driver (see `driver`): no ORM, no result objects.
+    async def _read(self, kind: str, query: Query, names: tuple[str, ...]) -> Any:
+        """Rows of a read (see `_read_statement`), run on the driver: no ORM, no result objects.
 
-        Inside a transaction the session's own connection runs it, so the read sees the unit
-        of work's writes; otherwise a pooled connection is borrowed for this one statement and
-        the session stays untouched (nothing to commit or release at the end of the request).
+        The statement is compiled once per shape (columns, conditions without their values,
+        ordering, whether windowed); a call binds its own values. Inside a transaction the
+        session's connection runs it, so the read sees the unit of work's writes; otherwise a
+        pooled connection is borrowed for this one statement and the session stays untouched
+        (nothing to commit or release at the end of the request).
         """
         session = self.session
         bind = session.bind
         dialect = bind.dialect if bind is not None else session.get_bind().dialect
-        plan, extracted = driver.plan(dialect, statement)
+        values: list[Any] = []
+        shape = (
+            kind,
+            query.model,
+            names,
+            where_shape(query.where, values),
+            query.order_by,
+            query.limit is not None,
+            bool(query.offset),
+        )
+        plan = driver.shaped_plan(
+            dialect, shape, lambda: _read_statement(kind, query, names, _Binder())
+        )
         if not plan.on_driver:
-            return (await self._execute(statement)).all()
-        sql, args = plan.bind(extracted)
+            return (await self._execute(_read_statement(kind, query, names))).all()
+        params = {f"p{i}": value for i, value in enumerate(values)}
+        if query.limit is not None:
+            params["limit_"] = query.limit
+        if query.offset:
+            params["offset_"] = query.offset
+        sql, args = plan.bind_values(params)
         postgres = dialect.name == "postgresql"
         try:
             if isinstance(bind, AsyncEngine) and not session.in_transaction():
