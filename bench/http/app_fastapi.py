@@ -33,10 +33,13 @@ DATABASE_URL = os.environ["DATABASE_URL"]
 MAX_PAGE_SIZE = 100
 
 # The framework's default pool (20 + 10 overflow); on a SQLite file it keeps all 30 open.
+_url = make_url(DATABASE_URL)
 _pool = (
-    {"pool_size": 30, "max_overflow": 0}
-    if make_url(DATABASE_URL).get_backend_name() == "sqlite"
-    else {"pool_size": 20, "max_overflow": 10}
+    {"pool_size": 20, "max_overflow": 10}
+    if _url.get_backend_name() != "sqlite"
+    else {"pool_size": 30, "max_overflow": 0}
+    if _url.database not in (None, "", ":memory:")
+    else {}  # in-memory SQLite (bench/http/steps.py): SQLAlchemy's single-connection pool
 )
 engine = create_async_engine(DATABASE_URL, **_pool)
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
