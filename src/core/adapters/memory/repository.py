@@ -292,9 +292,7 @@ class InMemoryRepository:
     async def add(self, obj: Any) -> Any:
         return self._insert(obj)
 
-    async def insert(
-        self, values: Mapping[str, Any], returning: Sequence[str]
-    ) -> tuple[Any, ...]:
+    async def insert(self, values: Mapping[str, Any], returning: Sequence[str]) -> tuple[Any, ...]:
         obj = self._insert(self.model(**values))
         return tuple(getattr(obj, name) for name in returning)
 
