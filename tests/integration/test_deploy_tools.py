@@ -18,10 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from core.cli import main
 from core.settings import Settings
 from tests import services
 from tests.migration_roundtrip import core_command
+from tests.scaffolding import make_project
 
 PM2_VERSION = "7"
 DISTRIBUTED = """
@@ -29,28 +29,6 @@ MESSAGE_BROKER=kafka
 TASK_BROKER=redis
 DATABASE_URL=postgresql+asyncpg://shop:s3cret@db.internal:5432/shop
 """
-PERIODIC = """
-
-from core.tasks import periodic_task
-
-
-@periodic_task(interval=300)
-async def cleanup() -> None:
-    \"\"\"Every five minutes.\"\"\"
-"""
-
-
-def _project(root: Path, template: str, env: str = "", *, tasks: bool = False) -> Path:
-    project = root / "shop"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["init", str(project), "--no-venv", "--template", template])
-    assert exit_info.value.code in (0, None)
-    with (project / ".env").open("a") as dotenv:
-        dotenv.write(env)
-    if tasks:
-        with (project / "src" / "main.py").open("a") as module:
-            module.write(PERIODIC)
-    return project
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -93,7 +71,7 @@ def test_kustomize_renders_k8s_and_every_object_is_valid(
         import kubernetes_validate
     except ImportError as exc:
         services.unavailable("kubernetes-validate", str(exc))
-    project = _project(tmp_path, template, env, tasks=tasks)
+    project = make_project(tmp_path, template, env=env, tasks=tasks)
     _core(project, "deploy", "k8s")
 
     rendered = subprocess.run(
@@ -174,7 +152,7 @@ def _core_wrapper(folder: Path) -> Path:
 def test_pm2_starts_the_api_from_the_ecosystem(
     tmp_path: Path, pm2: str, pm2_home: dict[str, str]
 ) -> None:
-    project = _project(tmp_path, "default")
+    project = make_project(tmp_path, "default")
     _core(project, "deploy", "pm2")
     port = services.free_port()
     env = {**pm2_home, "CORE_BIN": str(_core_wrapper(tmp_path)), "PORT": str(port)}

@@ -18,41 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
-from core.cli import main
 from core.scaffold.yaml import dump, dump_all
 from core.settings import Settings
 from tests.migration_roundtrip import core_command
+from tests.scaffolding import make_project
 
 DISTRIBUTED = """
 MESSAGE_BROKER=kafka
 TASK_BROKER=redis
 DATABASE_URL=postgresql+asyncpg://shop:s3cret@localhost:5432/shop
 """
-PERIODIC = """
-
-from core.tasks import periodic_task
-
-
-@periodic_task(interval=300)
-async def cleanup() -> None:
-    \"\"\"Every five minutes.\"\"\"
-"""
-
-
-def make_project(
-    root: Path, template: str = "default", *, env: str = "", tasks: bool = False
-) -> Path:
-    """A project from `core init --no-venv`, with `env` appended to its .env."""
-    project = root / "shop"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["init", str(project), "--no-venv", "--template", template])
-    assert exit_info.value.code in (0, None)
-    with (project / ".env").open("a") as dotenv:
-        dotenv.write(env)
-    if tasks:
-        with (project / "src" / "main.py").open("a") as module:
-            module.write(PERIODIC)
-    return project
 
 
 def deploy(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
