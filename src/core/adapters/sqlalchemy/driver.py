@@ -29,6 +29,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 # Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
 _CACHE_SIZE = 500
+_DRIVERS = frozenset({"asyncpg", "aiosqlite"})  # the drivers `fetch` and `write` speak
 _PG_FLOAT8, _PG_NUMERIC = 701, 1700  # PostgreSQL type OIDs, as asyncpg reports them
 
 Processor = Callable[[Any], Any]
@@ -135,6 +136,8 @@ def _compile(
 ) -> Plan:
     compiled = statement.compile(dialect=dialect, column_keys=column_keys)
     assert isinstance(compiled, SQLCompiler)
+    if dialect.driver not in _DRIVERS:  # another driver (aiomysql, say): SQLAlchemy executes
+        return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
     try:
         # The selected columns, or an INSERT's RETURNING ones.
         processors = tuple(
