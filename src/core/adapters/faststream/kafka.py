@@ -4,11 +4,11 @@
 # annotations at runtime to inject the message, and a postponed one would be a bare string.
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 # aiokafka ships no type information (no py.typed).
-from aiokafka import ConsumerRecord  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer, ConsumerRecord  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import (  # type: ignore[import-untyped]
     InvalidPartitionsError,
@@ -27,6 +27,7 @@ from core.adapters.faststream._base import (
     AttemptCounter,
     FastStreamEventBroker,
     Subscription,
+    _quietly,
 )
 from core.errors import BrokerUnavailableError, ConfigurationError
 
@@ -80,25 +81,37 @@ class KafkaEventBroker(FastStreamEventBroker[KafkaBroker]):
         self._broker_options = dict(broker_options or {})
         self._attempts = AttemptCounter()
 
+    async def _connected(self) -> KafkaBroker:
+        try:
+            return await super()._connected()
+        except BaseException as exc:
+            await _stop_orphaned_producers(exc)
+            raise
+
     def _create_broker(self) -> KafkaBroker:
         # Per-message access logs at DEBUG: at INFO they would drown an application's own logs.
         options: dict[str, Any] = {"log_level": logging.DEBUG, **self._broker_options}
         return KafkaBroker(self.bootstrap_servers, client_id=self.client_id, **options)
 
-    async def _publish(
+    def _publish(
         self,
         broker: KafkaBroker,
         body: bytes,
         *,
         topic: str,
         key: str | None,
-        headers: dict[str, str],
-    ) -> None:
-        await broker.publish(
+        headers: Mapping[str, str] | None,
+        correlation_id: str | None,
+    ) -> Awaitable[Any]:
+        transport = (
+            {**headers, "content-type": CONTENT_TYPE} if headers else {"content-type": CONTENT_TYPE}
+        )
+        return broker.publish(
             body,
             topic,
             key=key.encode() if key is not None else None,
-            headers={**headers, "content-type": CONTENT_TYPE},
+            headers=transport,
+            correlation_id=correlation_id,
         )
 
     def _subscribe(self, broker: KafkaBroker, subscription: Subscription) -> list[Any]:
@@ -195,3 +208,22 @@ class KafkaEventBroker(FastStreamEventBroker[KafkaBroker]):
                 await admin.close()
         except self.driver_errors as exc:
             raise BrokerUnavailableError(f"Kafka is unreachable ({exc})") from exc
+
+
+async def _stop_orphaned_producers(error: BaseException) -> None:
+    """Stop the aiokafka producers a failed `KafkaBroker.connect()` left behind.
+
+    FastStream 0.7 creates an `AIOKafkaProducer` and starts it; when the start fails (the cluster
+    is unreachable) it neither keeps nor stops it, so `broker.stop()` cannot close it and aiokafka
+    logs "Unclosed AIOKafkaProducer" at ERROR once it is collected: once per failed attempt, and
+    the outbox relay retries for as long as the cluster is down. The failure's frames are the
+    only place that still holds it.
+    """
+    seen: set[int] = set()
+    frame = error.__traceback__
+    while frame is not None:
+        for value in list(frame.tb_frame.f_locals.values()):
+            if isinstance(value, AIOKafkaProducer) and id(value) not in seen:
+                seen.add(id(value))
+                await _quietly(value.stop)
+        frame = frame.tb_next

@@ -17,6 +17,7 @@ from faststream.rabbit.message import RabbitMessage
 
 from core.adapters.faststream._base import (
     CONTENT_TYPE,
+    CORRELATION_ID,
     AttemptCounter,
     FastStreamEventBroker,
     Subscription,
@@ -89,7 +90,8 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
         *,
         topic: str,
         key: str | None,
-        headers: dict[str, str],
+        headers: Mapping[str, str] | None,
+        correlation_id: str | None,
     ) -> None:
         exchange = _exchange(topic)
         if topic not in self._declared:
@@ -101,8 +103,10 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
             body,
             exchange=exchange,
             routing_key=key or "",
-            headers=dict(headers),
+            # The correlation id is an AMQP message property: not repeated among the headers.
+            headers={k: v for k, v in headers.items() if k != CORRELATION_ID} if headers else {},
             content_type=CONTENT_TYPE,
+            correlation_id=correlation_id,
             message_id=uuid.uuid4().hex,
             persist=True,
             # A topic nobody subscribes to is not an error, as on Kafka: let the exchange drop it.

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any, ClassVar
 
 from faststream import AckPolicy, Context
@@ -89,21 +89,26 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
         options: dict[str, Any] = {"log_level": logging.DEBUG, **self._broker_options}
         return RedisBroker(self.url, **options)
 
-    async def _publish(
+    def _publish(
         self,
         broker: RedisBroker,
         body: bytes,
         *,
         topic: str,
         key: str | None,
-        headers: dict[str, str],
-    ) -> None:
+        headers: Mapping[str, str] | None,
+        correlation_id: str | None,
+    ) -> Awaitable[Any]:
+        transport = (
+            {**headers, "content-type": CONTENT_TYPE} if headers else {"content-type": CONTENT_TYPE}
+        )
         if key is not None:
-            headers = {**headers, "key": key}
-        await broker.publish(
+            transport["key"] = key
+        return broker.publish(
             body,
             stream=topic,
-            headers={**headers, "content-type": CONTENT_TYPE},
+            headers=transport,
+            correlation_id=correlation_id,
             maxlen=self.stream_maxlen,
         )
 
