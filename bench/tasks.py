@@ -17,7 +17,9 @@ from the first send to the last result). It also records the CPU time per task o
 (this thread) and of the worker process (/proc/<pid>/stat), which other load on the machine
 barely moves: raw CPU / core CPU is the throughput ratio at equal CPU. The sides alternate
 over the rounds (core, raw, raw, core, ...) so drift on a noisy machine hits both alike;
-medians are reported with the ratios. Each side uses its own key prefix, deleted at the end.
+medians are reported with the ratios, and so are the ratios within each round (both sides
+back to back, under the same load): their median and spread. Each side uses its own key
+prefix, deleted at the end.
 
 Run (about a minute with the defaults):
     .venv/bin/python bench/tasks.py [--tasks 3000] [--rounds 4] [--concurrency 4]
@@ -82,6 +84,9 @@ RAW_MODULE = """
 """
 
 
+SIDES = ("core", "raw")
+
+
 @dataclass
 class Run:
     side: str
@@ -104,10 +109,12 @@ def process_cpu(pid: int) -> float:
     return total
 
 
-async def count_results(redis: Redis, prefix: str) -> int:
+async def stored(redis: Redis, keys: list[str]) -> int:
+    """How many of `keys` exist: one EXISTS per 1000 keys, never a scan of the keyspace (which
+    grows with every round and would load Redis more and more as the run goes on)."""
     count = 0
-    async for _ in redis.scan_iter(match=f"{prefix}:result:*", count=5000):
-        count += 1
+    for start in range(0, len(keys), 1000):
+        count += await redis.exists(*keys[start : start + 1000])
     return count
 
 
@@ -121,13 +128,15 @@ async def measure(
     worker_pid: int,
 ) -> Run:
     """Send `tasks` runs with `send`, then wait for their results under `prefix`."""
-    already = await count_results(redis, prefix)
     worker_cpu = process_cpu(worker_pid)
+    ids: list[Any] = []
     start, start_cpu = time.perf_counter(), time.thread_time()
     for n in range(offset, offset + tasks):
-        await send(n)
+        ids.append(await send(n))
     sent, send_cpu = time.perf_counter(), time.thread_time() - start_cpu
-    while await count_results(redis, prefix) < already + tasks:  # noqa: ASYNC110 (polls Redis)
+    # `.delay()` returns the task id, `.kiq()` a handle holding it.
+    keys = [f"{prefix}:result:{getattr(task_id, 'task_id', task_id)}" for task_id in ids]
+    while await stored(redis, keys) < tasks:  # noqa: ASYNC110 (polls Redis)
         await asyncio.sleep(0.01)
     done = time.perf_counter()
     return Run(
@@ -259,17 +268,30 @@ async def main() -> None:
     def median(side: str, metric: str) -> float:
         return statistics.median(getattr(run, metric) for run in runs if run.side == side)
 
+    # Each round ran both sides back to back: the ratio within a round compares them under the
+    # same load, which drifts a lot on a shared machine from one round to the next.
+    def round_ratios(metric: str) -> list[float]:
+        by_side = {side: [getattr(r, metric) for r in runs if r.side == side] for side in SIDES}
+        return [core / raw for core, raw in zip(by_side["core"], by_side["raw"], strict=True)]
+
     print()
     print(
         f"{options.tasks} no-op tasks x {options.rounds} rounds per side, worker concurrency "
         f"{options.concurrency}, Python {platform.python_version()}, core DATABASE_URL "
         f"{database_url.split(':')[0]}"
     )
-    print("| metric (median) | core `.delay()` | raw Taskiq `.kiq()` | core vs raw |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| metric (median) | core `.delay()` | raw Taskiq `.kiq()` | core vs raw "
+        "| per-round ratio: median (min–max) |"
+    )
+    print("|---|---:|---:|---:|---|")
     for metric, label in (("enqueue_rate", "enqueued/s"), ("completion_rate", "completed/s")):
         core_value, raw_value = median("core", metric), median("raw", metric)
-        print(f"| {label} | {core_value:.0f} | {raw_value:.0f} | {core_value / raw_value:.2f} |")
+        ratios = round_ratios(metric)
+        print(
+            f"| {label} | {core_value:.0f} | {raw_value:.0f} | {core_value / raw_value:.2f} "
+            f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |"
+        )
     # CPU per task barely moves with other load on the machine; its inverse is the rate one
     # core could sustain, so raw/core is the throughput ratio at equal CPU.
     for metric, label in (
@@ -277,7 +299,11 @@ async def main() -> None:
         ("worker_cpu_us", "worker CPU per task (us)"),
     ):
         core_value, raw_value = median("core", metric), median("raw", metric)
-        print(f"| {label} | {core_value:.0f} | {raw_value:.0f} | {raw_value / core_value:.2f} |")
+        ratios = [1 / ratio for ratio in round_ratios(metric)]
+        print(
+            f"| {label} | {core_value:.0f} | {raw_value:.0f} | {raw_value / core_value:.2f} "
+            f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |"
+        )
 
 
 if __name__ == "__main__":
