@@ -338,3 +338,12 @@ def test_yaml_documents_keep_their_structure() -> None:
     ]
 
     assert list(yaml.safe_load_all(dump_all(documents, comment="two\ndocuments"))) == documents
+
+
+def test_yaml_repeats_shared_values_instead_of_anchoring_them() -> None:
+    shared = {"condition": "service_healthy"}
+
+    text = dump({"a": shared, "b": shared})
+
+    assert "&" not in text and "*" not in text
+    assert yaml.safe_load(text) == {"a": shared, "b": shared}
