@@ -127,25 +127,23 @@ class Settings(BaseSettings):
         """`memory` for `DATABASE_URL=memory://`, else `sqlalchemy`."""
         return "memory" if self.database_url.startswith("memory:") else "sqlalchemy"
 
-    def check(self) -> None:
+    def check(self, signing_secret: str | None = None) -> None:
         """Refuse settings that must not reach a running app.
+
+        Args:
+            signing_secret: the key that will really sign tokens, when something other than
+                SECRET_KEY provides it (the composition root passes `configure_auth`'s).
 
         Raises:
             ConfigurationError: with a one-line reason.
         """
-        if self.environment == "production" and self._signing_secret() in ("", DEFAULT_SECRET_KEY):
+        secret = self.secret_key if signing_secret is None else signing_secret
+        if self.environment == "production" and secret in ("", DEFAULT_SECRET_KEY):
             raise ConfigurationError(
                 "SECRET_KEY must be set to a private random value when ENVIRONMENT=production."
             )
         if not self.api_prefix.startswith("/") and self.api_prefix:
             raise ConfigurationError(f"API_PREFIX must start with '/': got {self.api_prefix!r}.")
-
-    def _signing_secret(self) -> str:
-        # `configure_auth(secret_key=...)` overrides SECRET_KEY (see core.auth.config), so the
-        # key that will really sign tokens is the one to check.
-        from core.auth.config import auth_declaration
-
-        return auth_declaration().value("secret_key", self.secret_key)
 
     def as_config(self) -> dict[str, Any]:
         """The settings as the plain dict the containers' Configuration reads."""

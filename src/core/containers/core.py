@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from core.auth.config import auth_declaration
 from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.messaging import MessagingContainer
@@ -34,7 +35,8 @@ def build_container(settings: Settings | None = None) -> CoreContainer:
         ConfigurationError: the settings must not run (e.g. production with the default SECRET_KEY).
     """
     settings = settings if settings is not None else Settings()
-    settings.check()
+    # `configure_auth(secret_key=...)` overrides SECRET_KEY: the key that will sign is checked.
+    settings.check(auth_declaration().value("secret_key", settings.secret_key))
     container = CoreContainer(settings=settings)
     container.config.from_dict(settings.as_config())
     return container
