@@ -71,7 +71,14 @@ class RepositoryContract:
 
     @staticmethod
     async def slugs(qs: Any) -> list[str]:
-        return sorted(a.slug for a in await qs.all())
+        """The matching slugs, read as instances; the row reads (values_list, count, exists,
+        compiled per shape with bound values) must agree."""
+        from_instances = sorted(a.slug for a in await qs.all())
+        from_rows = sorted(row[0] for row in await qs.values_list("slug"))
+        assert from_rows == from_instances
+        assert await qs.count() == len(from_rows)
+        assert await qs.exists() is bool(from_rows)
+        return from_instances
 
     # -- create, get -----------------------------------------------------------------------
     async def test_create_sets_primary_key_and_defaults(self, db: Any) -> None:
