@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,9 +42,16 @@ def users() -> HeaderAuthenticator:
     return HeaderAuthenticator()
 
 
-@pytest.fixture
-async def app(users: HeaderAuthenticator) -> AsyncIterator[CoreApp]:
-    application = build_app(test_settings())
+@pytest.fixture(params=["memory", "sqlite"])
+async def app(
+    request: pytest.FixtureRequest, users: HeaderAuthenticator, tmp_path: Path
+) -> AsyncIterator[CoreApp]:
+    # Every view test on the in-memory adapter and on a SQLite file, where reads and creates
+    # run on the driver (rows straight to JSON, INSERT ... RETURNING).
+    database_url = (
+        "memory://" if request.param == "memory" else f"sqlite+aiosqlite:///{tmp_path}/views.db"
+    )
+    application = build_app(test_settings(database_url=database_url))
     with application.container.auth.authenticator.override(users):
         async with application.lifespan():
             await application.create_all()
