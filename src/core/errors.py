@@ -1,4 +1,4 @@
-"""The CoreError tree. HTTP-facing errors carry DRF-style `status_code`, `code` and `default_detail`."""
+"""The CoreError tree; HTTP-facing errors carry `status_code`, `code`, `default_detail`."""
 
 from __future__ import annotations
 

@@ -293,7 +293,8 @@ class RepositoryContract:
     async def test_insert_returning_refuses_what_the_constraints_refuse(
         self, container: CoreContainer
     ) -> None:
-        # Each in a unit of work that has done nothing else: the INSERT is its own transaction.
+        # Each in a unit of work that has done nothing else, with autocommit: the INSERT is a
+        # transaction of its own (on SQL, run on the driver).
         with use_container(container):
             async with unit_of_work(container) as db:
                 author = await Author.objects.create(email="c@x.io", name="C", db=db)
@@ -301,17 +302,19 @@ class RepositoryContract:
             values = {"title": "T", "slug": "taken", "author_id": author.id}
             with pytest.raises(UniqueViolationError) as unique:
                 async with unit_of_work(container) as db:
-                    await Article.objects.using(db).insert_returning(values, ["id"])
+                    await Article.objects.using(db).insert_returning(
+                        values, ["id"], autocommit=True
+                    )
             assert unique.value.field == "slug"
             with pytest.raises(ForeignKeyViolationError):
                 async with unit_of_work(container) as db:
                     await Article.objects.using(db).insert_returning(
-                        {**values, "slug": "x", "author_id": 999999}, ["id"]
+                        {**values, "slug": "x", "author_id": 999999}, ["id"], autocommit=True
                     )
             # Nothing half-done stays behind, and the next write works.
             async with unit_of_work(container) as db:
                 row = await Article.objects.using(db).insert_returning(
-                    {**values, "slug": "ok"}, ["slug"]
+                    {**values, "slug": "ok"}, ["slug"], autocommit=True
                 )
             assert row == ("ok",)
             async with unit_of_work(container) as db:
@@ -332,6 +335,21 @@ class RepositoryContract:
             async with unit_of_work(container) as db:
                 assert not await Article.objects.using(db).filter(slug="rolled").exists()
                 assert not await Author.objects.using(db).filter(email="first@x.io").exists()
+                author = await Author.objects.create(email="kept@x.io", name="K", db=db)
+            # First write of its unit of work: without autocommit it still waits for the commit;
+            # with it, it is durable at once.
+            for autocommit, slug in ((False, "waits"), (True, "alone")):
+                with pytest.raises(RuntimeError):
+                    async with unit_of_work(container) as db:
+                        await Article.objects.using(db).insert_returning(
+                            {"title": "T", "slug": slug, "author_id": author.id},
+                            ["id"],
+                            autocommit=autocommit,
+                        )
+                        raise RuntimeError("undo")
+            async with unit_of_work(container) as db:
+                kept = Article.objects.using(db).filter(slug__in=["waits", "alone"])
+                assert await kept.values_list("slug") == [("alone",)]
 
     # -- bulk writes -----------------------------------------------------------------------
     async def test_update_and_delete_querysets(self, db: Any, seeded: dict[str, Any]) -> None:

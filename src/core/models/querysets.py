@@ -278,10 +278,19 @@ class QuerySet(Generic[M]):
         return await qs._repository().add(self._build(values))
 
     async def insert_returning(
-        self, values: Mapping[str, Any], fields: Iterable[str], *, db: Any = None
+        self,
+        values: Mapping[str, Any],
+        fields: Iterable[str],
+        *,
+        db: Any = None,
+        autocommit: bool = False,
     ) -> tuple[Any, ...]:
         """Insert one row and return `fields` of the stored row (defaults and generated keys
         included) as a tuple, without building an instance: the cheapest create.
+
+        The row is durable when the unit of work commits, like any write. With `autocommit`, a
+        unit of work that has written nothing yet commits this row at once, on its own (one
+        statement on the driver): for a caller that writes nothing else.
 
         Example:
             >>> await Post.objects.insert_returning({"title": "Hi"}, ["id"])  # doctest: +SKIP
@@ -297,7 +306,7 @@ class QuerySet(Generic[M]):
                     f"Columns: {', '.join(sorted(known))}."
                 )
         converted = {k: lookups.convert_value(self.model, k, v) for k, v in values.items()}
-        return await qs._repository().insert(converted, fields)
+        return await qs._repository().insert(converted, fields, autocommit=autocommit)
 
     async def bulk_create(
         self, objs: Iterable[M | Mapping[str, Any]], *, db: Any = None

@@ -102,10 +102,15 @@ class Repository(Protocol[M]):
     async def exists(self, query: Query) -> bool: ...
     async def add(self, obj: M) -> M: ...
     async def insert(
-        self, values: Mapping[str, Any], returning: Sequence[str]
+        self, values: Mapping[str, Any], returning: Sequence[str], *, autocommit: bool = False
     ) -> tuple[Any, ...]:
         """Insert one row of column values (the model's defaults fill the rest) and return the
-        `returning` columns of the stored row, without building an instance."""
+        `returning` columns of the stored row, without building an instance.
+
+        With `autocommit`, when the unit of work has written nothing yet, the row is durable at
+        once, in a transaction of its own (for a caller with nothing else to write: ModelViewSet's
+        create); otherwise, as every write, it becomes durable when the unit of work commits.
+        """
         ...
 
     async def add_many(self, objs: Sequence[M]) -> builtins.list[M]: ...

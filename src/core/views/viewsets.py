@@ -300,7 +300,8 @@ class CreateModelMixin:
             return await self.perform_create(db, values)
         # Nothing needs the instance (see `_insert_columns`): INSERT ... RETURNING to JSON.
         await self.check_unique(db, values)
-        row = await self.model.objects.using(db).insert_returning(values, columns)
+        # Nothing else is written in this request: the row commits on its own.
+        row = await self.model.objects.using(db).insert_returning(values, columns, autocommit=True)
         return JSONBytesResponse(
             to_json(dict(zip(columns, row, strict=True)), inf_nan_mode="null"), status_code=201
         )

@@ -292,8 +292,13 @@ class InMemoryRepository:
     async def add(self, obj: Any) -> Any:
         return self._insert(obj)
 
-    async def insert(self, values: Mapping[str, Any], returning: Sequence[str]) -> tuple[Any, ...]:
+    async def insert(
+        self, values: Mapping[str, Any], returning: Sequence[str], *, autocommit: bool = False
+    ) -> tuple[Any, ...]:
+        durable = autocommit and not self.session._undo  # nothing written yet: commit it alone
         obj = self._insert(self.model(**values))
+        if durable:
+            await self.session.commit()
         return tuple(getattr(obj, name) for name in returning)
 
     async def add_many(self, objs: Sequence[Any]) -> builtins.list[Any]:

@@ -352,12 +352,14 @@ class SqlAlchemyRepository:
     async def exists(self, query: Query) -> bool:
         return bool((await self._read("exists", query, ()))[0][0])
 
-    async def insert(self, values: Mapping[str, Any], returning: Sequence[str]) -> tuple[Any, ...]:
+    async def insert(
+        self, values: Mapping[str, Any], returning: Sequence[str], *, autocommit: bool = False
+    ) -> tuple[Any, ...]:
         mapper = lookups.mapper_of(self.model)
         columns = {mapper.columns[name].key: value for name, value in values.items()}
         session = self.session
         bind = session.bind
-        if isinstance(bind, AsyncEngine) and not session.in_transaction():
+        if autocommit and isinstance(bind, AsyncEngine) and not session.in_transaction():
             # The unit of work has done nothing yet: the INSERT is a transaction of its own, on
             # the driver (one statement on PostgreSQL; nothing left for the session to commit).
             plan = driver.insert_plan(
@@ -368,7 +370,7 @@ class SqlAlchemyRepository:
             )
             if plan.on_driver:
                 return await self._insert_on_driver(bind, plan, columns)
-        # Part of a unit of work that has begun: its transaction, SQLAlchemy's execution.
+        # Part of the unit of work: its transaction, SQLAlchemy's execution.
         statement = (
             insert(self.model.__table__)
             .values(columns)
