@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from functools import cache, reduce
+from functools import reduce
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from core.errors import NotFoundError, UniqueViolationError, ValidationFailedError
 from core.models import Model, Q, QuerySet, lookups
+from core.models.lookups import typed_cache
 from core.permissions import Permission, checks_objects
 from core.ports.repository import LOOKUPS
 from core.views import schemas
@@ -230,7 +231,7 @@ class GenericViewSet(ViewSet):
         return JSONBytesResponse(head + results + b"}")
 
 
-@cache
+@typed_cache
 def _renders_rows(cls: type[GenericViewSet], permissions: tuple[Permission, ...]) -> bool:
     return (
         cls.get_object is GenericViewSet.get_object
@@ -241,7 +242,7 @@ def _renders_rows(cls: type[GenericViewSet], permissions: tuple[Permission, ...]
     )
 
 
-@cache
+@typed_cache
 def _inserts_rows(cls: type[GenericViewSet]) -> bool:
     mapper = lookups.mapper_of(cls.model)
     return (
@@ -280,7 +281,7 @@ class RetrieveModelMixin:
         if not rows:
             raise NotFoundError(f"{self.model.__name__} not found.")
         if len(rows) > 1:
-            raise self.model.MultipleObjectsReturned(  # type: ignore[attr-defined]
+            raise self.model.MultipleObjectsReturned(
                 f"More than one {self.model.__name__} has this {self.lookup_field}."
             )
         return JSONBytesResponse(

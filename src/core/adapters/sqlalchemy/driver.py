@@ -12,7 +12,7 @@ rows equal what `session.execute` would return.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -65,16 +65,17 @@ class Plan:
             for name, default in self.prefetch:
                 params[name] = default.arg(context) if default.is_callable else default.arg
         sql, names, processors = self.sql, self.names, self.bind_processors
+        values: Mapping[str, Any] = params
         if self.expanding:
             state = self.compiled.construct_expanded_state(params, escape_names=False)
-            sql, names, processors, params = (
+            sql, names, processors, values = (
                 state.statement,
                 tuple(state.positiontup or ()),
                 {**processors, **state.processors},  # the expanded values' own processors
                 state.parameters,
             )
         return sql, [
-            processors[name](params[name]) if name in processors else params[name] for name in names
+            processors[name](values[name]) if name in processors else values[name] for name in names
         ]
 
     def convert(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
@@ -146,10 +147,10 @@ def _compile(
     except (TypeError, NotImplementedError, SQLAlchemyError):  # a type this cannot prepare
         return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
     prefetch = tuple((column.key, column.default) for column in compiled.insert_prefetch)
-    if any(not (d.is_scalar or d.is_callable) for _, d in prefetch):  # a sequence, say
+    if any(d is None or not (d.is_scalar or d.is_callable) for _, d in prefetch):  # a sequence
         return Plan(compiled, compiled.string, (), {}, False, None, on_driver=False)
     expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
-    bind_processors = {
+    bind_processors: dict[str, Processor] = {
         name: process
         for name, parameter in compiled.binds.items()
         if (process := parameter.type.dialect_impl(dialect).bind_processor(dialect)) is not None
@@ -173,7 +174,7 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     coltype = None
     if dialect.name == "postgresql" and isinstance(base, Numeric | Float):
         coltype = _PG_FLOAT8 if isinstance(base, Float) else _PG_NUMERIC
-    return type_.dialect_impl(dialect).result_processor(dialect, coltype)  # type: ignore[no-any-return]
+    return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
 async def checkout(engine: AsyncEngine) -> Any:
