@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 # libpass ships no type information (and types-passlib describes the old passlib 1.7).
-from passlib.context import CryptContext  # type: ignore[import-untyped]
-from passlib.exc import MissingBackendError  # type: ignore[import-untyped]
+from passlib.context import CryptContext  # type: ignore[import-untyped,unused-ignore]
+from passlib.exc import MissingBackendError  # type: ignore[import-untyped,unused-ignore]
 
 from core.errors import ConfigurationError
 
