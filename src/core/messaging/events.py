@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from annotated_types import MinLen
 from pydantic import TypeAdapter
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 __all__ = ("Event", "current_event", "use_correlation_id")
 
@@ -30,6 +30,25 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_utc_now = datetime.now
+# The last second an event was stamped in, and its ISO text up to the seconds. One tuple,
+# replaced whole, so that threads never see a second with another second's text.
+_last_second: tuple[tuple[int, ...], str] = ((), "")
+
+
+def _now_and_text() -> tuple[datetime, str]:
+    # `datetime.now(UTC)` and its `isoformat()`, with the text up to the seconds made once per
+    # second: 0.58 µs instead of 0.84 per event.
+    global _last_second
+    now = _utc_now(UTC)
+    second = (now.second, now.minute, now.hour, now.day, now.month, now.year)
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, now.isoformat()[:19])
+    micro = now.microsecond
+    return now, f"{last[1]}.{micro:06d}+00:00" if micro else f"{last[1]}+00:00"
+
+
 _urandom = os.urandom
 _from_bytes = int.from_bytes
 _new_object = object.__new__
@@ -38,37 +57,68 @@ _UUID = uuid.UUID
 _UNKNOWN = uuid.SafeUUID.unknown
 
 
-def _fast_uuid4() -> tuple[uuid.UUID, str]:
-    # What uuid.uuid4() and str() give (16 bytes of os.urandom, version and variant bits set),
-    # without UUID.__init__'s argument checks and with the text from bytes.hex(): 1.2 µs
-    # instead of 2.0 in a tight loop, 2.7 instead of 3.7 inside a publish loop.
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    # A slot's own descriptor assigns it in half the time object.__setattr__ takes, and also
+    # on frozen classes (UUID's __setattr__ refuses; a frozen dataclass's __init__ goes round).
+    descriptor = cls.__dict__.get(name)
+    if descriptor is None or not hasattr(descriptor, "__set__"):
+        # Not a slot here (another Python): the slower, general way; `_pick_uuid4` checks it.
+        return lambda instance, value: _set_slot(instance, name, value)
+    setter: Callable[[Any, Any], None] = descriptor.__set__
+    return setter
+
+
+_set_uuid_int = _slot_setter(_UUID, "int")
+_set_uuid_safe = _slot_setter(_UUID, "is_safe")
+
+
+def _fast_uuid4() -> tuple[int, str]:
+    # What uuid.uuid4() gives, as its int and its text (16 bytes of os.urandom, version and
+    # variant bits set), with the text from bytes.hex(): the UUID object is made apart, by
+    # `_fast_uuid`, when it is needed.
     raw = bytearray(_urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    # 8-4-4-4-12 hex digits: 4 bytes, 6 bytes in pairs, 6 bytes.
+    return _from_bytes(raw), f"{raw[:4].hex()}-{raw[4:10].hex('-', 2)}-{raw[10:].hex()}"
+
+
+def _fast_uuid(value: int) -> uuid.UUID:
+    # `uuid.UUID(int=value)` for a value known to fit, without __init__'s argument checks.
     new = _new_object(_UUID)
-    _set_slot(new, "int", _from_bytes(raw))
-    _set_slot(new, "is_safe", _UNKNOWN)
-    text = raw.hex()
-    return new, f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    _set_uuid_int(new, value)
+    _set_uuid_safe(new, _UNKNOWN)
+    return new
 
 
-def _stdlib_uuid4() -> tuple[uuid.UUID, str]:
+def _stdlib_uuid4() -> tuple[int, str]:
     value = uuid.uuid4()
-    return value, str(value)
+    return value.int, str(value)
 
 
-def _pick_uuid4() -> Callable[[], tuple[uuid.UUID, str]]:
+def _stdlib_uuid(value: int) -> uuid.UUID:
+    return uuid.UUID(int=value)
+
+
+def _pick_uuid4() -> tuple[Callable[[], tuple[int, str]], Callable[[int], uuid.UUID]]:
     # The fast path relies on UUID's slots (`int`, `is_safe`, CPython 3.8+): check it once.
+    # Together (uuid.uuid4() + str()): 1.1 µs instead of 2.0 in a tight loop.
     try:
-        value, text = _fast_uuid4()
+        number, text = _fast_uuid4()
+        value = _fast_uuid(number)
         if value == uuid.UUID(text) and value.version == 4 and str(value) == text:
-            return _fast_uuid4
+            return _fast_uuid4, _fast_uuid
     except (AttributeError, TypeError):
         pass
-    return _stdlib_uuid4
+    return _stdlib_uuid4, _stdlib_uuid
 
 
-_new_id = _pick_uuid4()
+_new_id_parts, _uuid_of = _pick_uuid4()
+
+
+def _new_id() -> tuple[uuid.UUID, str]:
+    number, text = _new_id_parts()
+    return _uuid_of(number), text
 
 
 # A plain frozen dataclass, validated by pydantic on the way in: building one per publish costs
@@ -179,22 +229,107 @@ class Event:
     ) -> tuple[Event, str]:
         # `new`, also giving the id as text, which the wire message needs too.
         event_id, id_text = _new_id()
-        correlation = _correlation_id.get() or id_text
-        handling = _handling.get()
-        if headers is None and handling is None:  # the common case, kept short: it runs per event
-            stamped = {CORRELATION_ID: correlation}
-        else:
-            stamped = dict(headers or {})
-            stamped.setdefault(CORRELATION_ID, correlation)
-            if handling is not None:
-                stamped.setdefault(CAUSATION_ID, str(handling.id))
         if type(data) not in _JSON_NATIVE:
             data = _plain(data)
-        return cls(name, data, event_id, datetime.now(UTC), source, stamped), id_text
+        stamped = _stamp(id_text, headers)
+        if cls is not Event:
+            return cls(name, data, event_id, datetime.now(UTC), source, stamped), id_text
+        return _build(name, data, event_id, datetime.now(UTC), source, stamped), id_text
+
+    @classmethod
+    def _encode(
+        cls, name: str, data: Any, source: str, headers: Mapping[str, str] | None
+    ) -> tuple[bytes, Any, int, datetime, dict[str, str]]:
+        # A new event's wire message, encoded once from its parts (one pydantic-core call, no
+        # message dict, no conversion pass; the same JSON as `to_message()` then `json.dumps`),
+        # and the parts `_assemble` makes the Event of: its data, id, time and headers.
+        # The Event is made apart so that a caller can make it once the message is sent:
+        # publishes in flight then hold fewer objects, and with many of them in flight the
+        # garbage collector's youngest generation fills less often.
+        number, id_text = _new_id_parts()
+        if headers is None and _handling.get() is None:  # `_stamp`'s common case, inlined
+            stamped = {CORRELATION_ID: _correlation_id.get() or id_text}
+        else:
+            stamped = _stamp(id_text, headers)
+        if type(data) not in _JSON_NATIVE:
+            data = _plain(data)
+        now, now_text = _now_and_text()
+        try:
+            body = _to_json(
+                {
+                    "id": id_text,
+                    "name": name,
+                    "data": data,
+                    "occurred_at": now_text,
+                    "source": source,
+                    "headers": stamped,
+                },
+                # NaN and infinities as Python's json writes them (and reads them back).
+                inf_nan_mode="constants",
+            )
+        except PydanticSerializationError as exc:
+            raise TypeError(f"event {name!r}: data is not JSON serializable ({exc})") from exc
+        return body, data, number, now, stamped
+
+    @classmethod
+    def _assemble(
+        cls,
+        name: str,
+        data: Any,
+        number: int,
+        occurred_at: datetime,
+        source: str,
+        headers: dict[str, str],
+    ) -> Event:
+        # The Event `_encode` encoded the message of.
+        if cls is not Event:
+            return cls(name, data, _uuid_of(number), occurred_at, source, headers)
+        return _build(name, data, _uuid_of(number), occurred_at, source, headers)
 
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 _JSON_NATIVE = frozenset({dict, list, str, int, float, bool, type(None)})
+_to_json = to_json
+
+
+def _stamp(id_text: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    # The event's headers with the ambient correlation (and causation) ids.
+    correlation = _correlation_id.get() or id_text
+    handling = _handling.get()
+    if headers is None and handling is None:  # the common case, kept short: it runs per event
+        return {CORRELATION_ID: correlation}
+    stamped = dict(headers or {})
+    stamped.setdefault(CORRELATION_ID, correlation)
+    if handling is not None:
+        stamped.setdefault(CAUSATION_ID, str(handling.id))
+    return stamped
+
+
+# A frozen dataclass's __init__ assigns each field through object.__setattr__; the slots'
+# own descriptors do the same assignment in half the time (0.25 µs instead of 0.5).
+_SLOT_SETTERS = tuple(
+    _slot_setter(Event, name) for name in ("name", "data", "id", "occurred_at", "source", "headers")
+)
+
+
+def _build(
+    name: str,
+    data: Any,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+    source: str,
+    headers: Mapping[str, str],
+) -> Event:
+    # `Event(name, data, event_id, occurred_at, source, headers)`, for values already checked.
+    set_name, set_data, set_id, set_occurred_at, set_source, set_headers = _SLOT_SETTERS
+    event: Event = _new_object(Event)
+    set_name(event, name)
+    set_data(event, data)
+    set_id(event, event_id)
+    set_occurred_at(event, occurred_at)
+    set_source(event, source)
+    set_headers(event, headers)
+    return event
 
 
 def _plain(data: Any) -> Any:

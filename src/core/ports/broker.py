@@ -39,3 +39,28 @@ class EventBroker(Protocol):
         headers: Mapping[str, str] | None = None,
     ) -> None: ...
     def subscribe(self, topics: list[str], handler: Handler, *, group: str) -> None: ...
+
+
+@runtime_checkable
+class EncodedEventBroker(EventBroker, Protocol):
+    """An EventBroker that also sends a body its caller has already encoded (optional).
+
+    `publish_event` encodes an event's wire message once, straight from its parts; when the
+    broker has `publish_body` it sends those bytes as they are, otherwise it calls `publish`
+    with the message. The framework's adapters have it; a broker without it works the same.
+
+    `publish_body(body, ...)` behaves as `publish(message, ...)` would for the message `body`
+    encodes: same topic, key and headers semantics, same `BrokerUnavailableError`. `body` is
+    compact UTF-8 JSON of one object, which the caller guarantees; the broker neither checks
+    nor re-encodes it. `headers` is handed over: the caller made the mapping for this call and
+    does not use it again, so the broker may keep it or add its own transport headers to it.
+    """
+
+    def publish_body(
+        self,
+        body: bytes,
+        *,
+        topic: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Awaitable[None]: ...

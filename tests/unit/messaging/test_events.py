@@ -83,3 +83,32 @@ def test_unknown_envelope_fields_are_ignored_for_forward_compatibility() -> None
         }
     )
     assert (event.data, event.headers, event.source) == (None, {}, "")
+
+
+def test_the_fast_ids_and_timestamps_are_what_the_stdlib_gives() -> None:
+    from core.messaging import events
+
+    for _ in range(200):
+        value, text = events._new_id()
+        assert isinstance(value, uuid.UUID) and value.version == 4
+        assert str(value) == text and uuid.UUID(text) == value
+        now, now_text = events._now_and_text()
+        assert now.tzinfo is not None and now_text == now.isoformat()
+
+
+def test_the_encoded_wire_message_is_the_events_own_message() -> None:
+    import json
+
+    from core.messaging import events
+
+    data = {"total": decimal.Decimal("9.90"), "when": datetime.date(2026, 1, 2), "n": [1, 2.5]}
+    with use_correlation_id("corr-1"):
+        body, plain, number, occurred_at, headers = Event._encode(
+            "order.created", data, "shop", {"tenant": "t1"}
+        )
+    event = Event._assemble("order.created", plain, number, occurred_at, "shop", headers)
+    assert json.loads(body) == json.loads(json.dumps(event.to_message()))
+    assert event.headers == {"tenant": "t1", "correlation_id": "corr-1"}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        Event._encode("x", {"f": object()}, "shop", None)
+    assert events._uuid_of(number) == event.id

@@ -194,6 +194,19 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
     ) -> None:
         body = encode_body(message)
         del message  # encoded: let it go while the publish is in flight
+        # `publish_body` may add to the headers it gets; these are the caller's: copy them.
+        await self.publish_body(body, topic=topic, key=key, headers=dict(headers or ()))
+
+    async def publish_body(
+        self,
+        body: bytes,
+        *,
+        topic: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        # The headers are ours to keep and extend (the port says so): no copy per message.
+        transport = headers if type(headers) is dict else dict(headers or ())
         broker = self._broker
         try:
             if broker is None:
@@ -203,8 +216,8 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
                 body,
                 topic=topic,
                 key=key,
-                headers=headers,
-                correlation_id=headers.get(CORRELATION_ID) if headers else None,
+                headers=transport,
+                correlation_id=transport.get(CORRELATION_ID),
             )
         except self.driver_errors as exc:
             # One error type for callers whatever the broker; the cause stays for the logs.
@@ -296,13 +309,14 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
         *,
         topic: str,
         key: str | None,
-        headers: Mapping[str, str] | None,
+        headers: dict[str, str],
         correlation_id: str | None,
     ) -> Awaitable[Any]:
-        """Send one encoded body; build the transport headers in one dict, never change
-        `headers` (it is the caller's). It runs per message: keep it lean.
+        """Send one encoded body. It runs per message: keep it lean.
 
         Args:
+            headers: the transport headers, a dict made for this message: add to it in place
+                (content type, key...) rather than copying it.
             correlation_id: the broker message's correlation id (None: FastStream makes one).
         """
 

@@ -100,17 +100,15 @@ class KafkaEventBroker(FastStreamEventBroker[KafkaBroker]):
         *,
         topic: str,
         key: str | None,
-        headers: Mapping[str, str] | None,
+        headers: dict[str, str],
         correlation_id: str | None,
     ) -> Awaitable[Any]:
-        transport = (
-            {**headers, "content-type": CONTENT_TYPE} if headers else {"content-type": CONTENT_TYPE}
-        )
+        headers["content-type"] = CONTENT_TYPE
         return broker.publish(
             body,
             topic,
             key=key.encode() if key is not None else None,
-            headers=transport,
+            headers=headers,
             correlation_id=correlation_id,
         )
 

@@ -90,7 +90,7 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
         *,
         topic: str,
         key: str | None,
-        headers: Mapping[str, str] | None,
+        headers: dict[str, str],
         correlation_id: str | None,
     ) -> None:
         exchange = _exchange(topic)
@@ -99,12 +99,14 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
             # it (idempotent) once per connection.
             await broker.declare_exchange(exchange)
             self._declared.add(topic)
+        # The correlation id is an AMQP message property: not repeated among the headers.
+        headers.pop(CORRELATION_ID, None)
+        amqp_headers: dict[str, Any] = headers
         await broker.publish(
             body,
             exchange=exchange,
             routing_key=key or "",
-            # The correlation id is an AMQP message property: not repeated among the headers.
-            headers={k: v for k, v in headers.items() if k != CORRELATION_ID} if headers else {},
+            headers=amqp_headers,
             content_type=CONTENT_TYPE,
             correlation_id=correlation_id,
             message_id=uuid.uuid4().hex,

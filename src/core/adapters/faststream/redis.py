@@ -96,18 +96,16 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
         *,
         topic: str,
         key: str | None,
-        headers: Mapping[str, str] | None,
+        headers: dict[str, str],
         correlation_id: str | None,
     ) -> Awaitable[Any]:
-        transport = (
-            {**headers, "content-type": CONTENT_TYPE} if headers else {"content-type": CONTENT_TYPE}
-        )
+        headers["content-type"] = CONTENT_TYPE
         if key is not None:
-            transport["key"] = key
+            headers["key"] = key
         return broker.publish(
             body,
             stream=topic,
-            headers=transport,
+            headers=headers,
             correlation_id=correlation_id,
             maxlen=self.stream_maxlen,
         )

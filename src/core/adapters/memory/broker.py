@@ -66,7 +66,8 @@ class InMemoryEventBroker:
       group the subscribers of that topic take messages in turn (round robin), each message once.
     - Messages are JSON: `publish` encodes the mapping at once (a value JSON cannot carry raises
       `TypeError` there) and each delivery decodes a fresh dict, so handlers never share objects
-      with the publisher or with each other.
+      with the publisher or with each other. `publish_body` (`EncodedEventBroker`) takes a body
+      already encoded, as `publish_event` hands it over.
     - A handler that raises has its message delivered again, to the group's next subscriber, up to
       `max_redeliveries` times; then the message is logged and kept in `dead_letters`.
     - Delivery is asynchronous: `publish` only enqueues, and a task per subscriber runs handlers.
@@ -157,7 +158,21 @@ class InMemoryEventBroker:
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = json.dumps(dict(message), separators=(",", ":")).encode()
+        await self.publish_body(
+            json.dumps(dict(message), separators=(",", ":")).encode(),
+            topic=topic,
+            key=key,
+            headers=headers,
+        )
+
+    async def publish_body(
+        self,
+        body: bytes,
+        *,
+        topic: str,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         for group, members in self._topics.get(topic, {}).items():
             self._enqueue(
                 members.next_subscriber(),
