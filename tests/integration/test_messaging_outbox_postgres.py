@@ -157,6 +157,10 @@ class Recording:
     def __init__(self) -> None:
         self.published: list[str] = []
         self.running = False
+        # With a partner, the first publish waits (holding its batch) until the partner has
+        # published too: two relays sharing the outbox must then each have claimed rows.
+        self.partner: Recording | None = None
+        self.first = asyncio.Event()
 
     async def start(self) -> None:
         self.running = True
@@ -176,6 +180,9 @@ class Recording:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         await asyncio.sleep(0)  # let the other relay run meanwhile
+        if self.partner is not None and not self.first.is_set():
+            self.first.set()
+            await asyncio.wait_for(self.partner.first.wait(), timeout=30)
         self.published.append(str(message["id"]))
 
 
@@ -189,6 +196,7 @@ async def test_concurrent_relays_share_the_rows_without_sending_any_twice(
         for _ in range(2)
     ]
     brokers = [Recording(), Recording()]
+    brokers[0].partner, brokers[1].partner = brokers[1], brokers[0]
     for app, broker in zip(relays, brokers, strict=True):
         app.container.messaging.broker.override(broker)
     await relays[0].create_all()
