@@ -203,9 +203,7 @@ class GenericViewSet(ViewSet):
         columns = schemas.plain_columns(schema, queryset.model)
         if columns is not None:
             rows = await queryset.values_list(*columns)
-            return to_json(
-                [dict(zip(columns, row, strict=True)) for row in rows], inf_nan_mode="null"
-            )
+            return _rows_json(columns, rows)
         adapter = list_adapter(schema)
         objects = await queryset.all()
         return adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
@@ -257,6 +255,16 @@ def _inserts_rows(cls: type[GenericViewSet]) -> bool:
     )
 
 
+def _row_json(columns: tuple[str, ...], row: Sequence[Any]) -> bytes:
+    # What the plain-columns schema would write for the row (`inf_nan_mode` as pydantic's
+    # models default: NaN and infinities as null).
+    return to_json(dict(zip(columns, row, strict=True)), inf_nan_mode="null")
+
+
+def _rows_json(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> bytes:
+    return to_json([dict(zip(columns, row, strict=True)) for row in rows], inf_nan_mode="null")
+
+
 def _json_str(value: str | None) -> bytes:
     return to_json(value)
 
@@ -284,9 +292,7 @@ class RetrieveModelMixin:
             raise self.model.MultipleObjectsReturned(
                 f"More than one {self.model.__name__} has this {self.lookup_field}."
             )
-        return JSONBytesResponse(
-            to_json(dict(zip(columns, rows[0], strict=True)), inf_nan_mode="null")
-        )
+        return JSONBytesResponse(_row_json(columns, rows[0]))
 
 
 class CreateModelMixin:
@@ -303,9 +309,7 @@ class CreateModelMixin:
         await self.check_unique(db, values)
         # Nothing else is written in this request: the row commits on its own.
         row = await self.model.objects.using(db).insert_returning(values, columns, autocommit=True)
-        return JSONBytesResponse(
-            to_json(dict(zip(columns, row, strict=True)), inf_nan_mode="null"), status_code=201
-        )
+        return JSONBytesResponse(_row_json(columns, row), status_code=201)
 
 
 class UpdateModelMixin:
