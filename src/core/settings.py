@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
 
+MIN_HMAC_KEY_BYTES = 32
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key"
 
 
@@ -127,20 +128,34 @@ class Settings(BaseSettings):
         """`memory` for `DATABASE_URL=memory://`, else `sqlalchemy`."""
         return "memory" if self.database_url.startswith("memory:") else "sqlalchemy"
 
-    def check(self, signing_secret: str | None = None) -> None:
+    def check(self, signing_secret: str | None = None, algorithm: str | None = None) -> None:
         """Refuse settings that must not reach a running app.
 
         Args:
             signing_secret: the key that will really sign tokens, when something other than
                 SECRET_KEY provides it (the composition root passes `configure_auth`'s).
+            algorithm: the token algorithm, when something other than AUTH_ALGORITHM sets it.
 
         Raises:
             ConfigurationError: with a one-line reason.
         """
         secret = self.secret_key if signing_secret is None else signing_secret
+        algorithm = self.auth_algorithm if algorithm is None else algorithm
         if self.environment == "production" and secret in ("", DEFAULT_SECRET_KEY):
             raise ConfigurationError(
                 "SECRET_KEY must be set to a private random value when ENVIRONMENT=production."
+            )
+        if (
+            self.environment == "production"
+            and algorithm.startswith("HS")
+            and len(secret.encode()) < MIN_HMAC_KEY_BYTES
+        ):
+            # RFC 7518 3.2: an HMAC key at least as long as the hash; anything shorter can be
+            # brute-forced from one token (PyJWT warns about it).
+            raise ConfigurationError(
+                f"SECRET_KEY must be at least {MIN_HMAC_KEY_BYTES} bytes for {algorithm} tokens "
+                f"when ENVIRONMENT=production (got {len(secret.encode())}); "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` makes one."
             )
         if not self.api_prefix.startswith("/") and self.api_prefix:
             raise ConfigurationError(f"API_PREFIX must start with '/': got {self.api_prefix!r}.")

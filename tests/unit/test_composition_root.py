@@ -86,6 +86,13 @@ def test_production_refuses_the_default_secret_key(secret: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_production_refuses_an_hmac_key_shorter_than_32_bytes() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32 bytes for HS256"):
+        CoreApp(settings=test_settings(environment="production", secret_key="your-secret-key"))
+    # Anywhere else the spec's short example key still runs, and RS keys are not HMAC secrets.
+    assert CoreApp(settings=test_settings(secret_key="your-secret-key"))
+
+
 def test_production_starts_with_a_real_secret_key() -> None:
     app = CoreApp(settings=test_settings(environment="production", secret_key="s3cr3t-" * 6))
     assert app.settings.environment == "production"

@@ -36,7 +36,11 @@ def build_container(settings: Settings | None = None) -> CoreContainer:
     """
     settings = settings if settings is not None else Settings()
     # `configure_auth(secret_key=...)` overrides SECRET_KEY: the key that will sign is checked.
-    settings.check(auth_declaration().value("secret_key", settings.secret_key))
+    declared = auth_declaration()
+    settings.check(
+        declared.value("secret_key", settings.secret_key),
+        declared.value("algorithm", settings.auth_algorithm),
+    )
     container = CoreContainer(settings=settings)
     container.config.from_dict(settings.as_config())
     return container
