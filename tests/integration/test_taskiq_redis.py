@@ -14,9 +14,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from core.adapters.taskiq.queue import TaskiqTaskQueue
 from core.containers import build_container
@@ -174,6 +176,53 @@ async def test_a_task_abandoned_by_a_hard_stop_runs_again(redis_url: str, prefix
 
     assert result.value == "done"
     assert attempts == [1, 2]
+
+
+def _swallow_one_cancel(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> asyncio.Event:
+    """Make the next call of `owner.name` lose the cancellation that lands in it.
+
+    This is what Python 3.11's `asyncio.wait_for` does when a cancel arrives just as the
+    awaited send finishes (CPython #86296), and redis-py sends every command through it.
+    Returns an event set once a call is waiting for that cancellation.
+    """
+    original = getattr(owner, name)
+    waiting = asyncio.Event()
+
+    async def swallowing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, *args, **kwargs)
+        if not waiting.is_set():
+            waiting.set()
+            with suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return result
+
+    monkeypatch.setattr(owner, name, swallowing)
+    return waiting
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [(AsyncScript, "__call__"), (Redis, "xreadgroup")],
+    ids=["delayed-task-mover", "stream-reader"],
+)
+async def test_a_worker_stops_even_when_redis_py_loses_its_cancellation(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch, owner: type, name: str
+) -> None:
+    queue = _queue(redis_url, prefix, redelivery_timeout=0.2)
+    waiting = _swallow_one_cancel(monkeypatch, owner, name)
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
+    try:
+        await asyncio.wait_for(waiting.wait(), 10)
+        worker.cancel()
+        done, _ = await asyncio.wait({worker}, timeout=10)
+        assert done, "the worker kept running after it was stopped"
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+    finally:
+        if not worker.done():
+            worker.cancel()
+        await queue.stop()
 
 
 WORKER_SCRIPT = textwrap.dedent(

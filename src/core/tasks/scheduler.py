@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.cancellation import raise_if_cancelled
 from core.context import use_container
 from core.errors import ConfigurationError
 from core.ports.tasks import TaskQueue
@@ -129,6 +130,7 @@ class Scheduler:
         with use_container(self.container):
             runs = self.upcoming()
             while True:
+                raise_if_cancelled()
                 now = self.clock.now()
                 due = [run for run in runs if run.at <= now]
                 if not due:

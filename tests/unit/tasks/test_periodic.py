@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -154,6 +155,39 @@ async def test_a_scheduler_outlives_a_queue_it_cannot_reach(
         with caplog.at_level(logging.ERROR, logger="core.tasks.scheduler"):
             assert await scheduler.fire(ping, clock.now()) is None
     assert "Could not send" in caplog.text
+
+
+async def test_a_scheduler_stops_even_when_its_queue_loses_the_cancellation(
+    app: CoreApp, clock: ManualClock
+) -> None:
+    # Python 3.11's asyncio.wait_for (which redis-py sends every command through) can return
+    # normally when a cancel lands just as the send finishes (CPython #86296).
+    claiming = asyncio.Event()
+
+    @periodic_task(interval=10)
+    async def ping() -> None:
+        return None
+
+    class LosesOneCancel(InMemoryTaskQueue):
+        async def claim(self, key: str, *, ttl: float) -> bool:
+            claimed = await super().claim(key, ttl=ttl)
+            if not claiming.is_set():
+                claiming.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+            return claimed
+
+    with app.container.tasks.queue.override(LosesOneCancel(clock=clock)):
+        running = asyncio.create_task(Scheduler(app.container, tasks=[ping], clock=clock).run())
+        await settle()
+        clock.advance(10)
+        await asyncio.wait_for(claiming.wait(), 5)
+        running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=5)
+
+    assert done, "the scheduler kept running after it was stopped"
+    with pytest.raises(asyncio.CancelledError):
+        await running
 
 
 async def test_upcoming_lists_each_task_next_run_soonest_first(

@@ -20,6 +20,7 @@ from taskiq.receiver import Receiver
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 from taskiq_redis.exceptions import ResultIsMissingError
 
+from core.cancellation import cancel_requested, raise_if_cancelled
 from core.ports.tasks import UnknownTaskError, check_json_result, describe_error
 
 logger = logging.getLogger("core.tasks.taskiq")
@@ -57,12 +58,6 @@ ACK_AND_DELETE = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('XDEL', KEYS[1], ARGV[2])
 """
-
-
-def cancelled() -> bool:
-    """Whether the running asyncio task has been asked to cancel."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class StreamBroker(RedisStreamBroker):
@@ -138,6 +133,7 @@ class StreamBroker(RedisStreamBroker):
         next_claim = loop.time()
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
+                raise_if_cancelled()
                 try:
                     if loop.time() >= next_claim:
                         next_claim = loop.time() + self.claim_interval
@@ -192,7 +188,7 @@ class StreamBroker(RedisStreamBroker):
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
             self.in_flight -= 1
-            if cancelled():
+            if cancel_requested():
                 # Taskiq's receiver acknowledges even a task it cancelled; leaving the entry
                 # pending is what makes a task abandoned by a hard stop run again elsewhere.
                 logger.warning("Task message %s abandoned unacknowledged; it will run again", id)
@@ -299,7 +295,8 @@ class CoreResults(TaskiqMiddleware):
     """Shapes results the way the port reports them, before the receiver stores them."""
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
-        if result.is_err and isinstance(result.error, asyncio.CancelledError) and cancelled():
+        hard_stopped = isinstance(result.error, asyncio.CancelledError) and cancel_requested()
+        if result.is_err and hard_stopped:
             # Abandoned by a hard stop: store nothing, so the redelivered run has the say.
             result.error = NoResultError()
             return

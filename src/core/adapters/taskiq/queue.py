@@ -27,6 +27,7 @@ from core.adapters.taskiq.broker import (
     StreamBroker,
     plain,
 )
+from core.cancellation import raise_if_cancelled
 from core.errors import TaskQueueUnavailableError
 from core.ports.tasks import (
     TaskFunction,
@@ -259,6 +260,7 @@ class TaskiqTaskQueue:
         async with Redis(connection_pool=broker.connection_pool) as redis:
             move = redis.register_script(MOVE_DUE)
             while True:
+                raise_if_cancelled()
                 wait = self._delayed_poll_interval
                 for queue in queues:
                     try:
