@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.migration_roundtrip import CoreProject, run_round_trip
+from core.migrations.runner import MIGRATION_LOCK_KEY
+from core.settings import Settings
+from tests.migration_roundtrip import MODELS_V1, CoreProject, core_command, run_round_trip
 
 pytestmark = pytest.mark.postgres
 
@@ -41,3 +44,52 @@ def database_url(postgres_url: str) -> Iterator[str]:
 
 def test_round_trip_on_postgres(tmp_path: Path, database_url: str) -> None:
     run_round_trip(CoreProject(tmp_path, database_url))
+
+
+def test_migrations_started_at_once_run_one_after_the_other(
+    tmp_path: Path, database_url: str
+) -> None:
+    # As when every API pod's init container runs `core migrate` on a deploy.
+    project = CoreProject(tmp_path, database_url)
+    project.write_models(MODELS_V1)
+    project.core("makemigrations", "--name", "initial")
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env["DATABASE_URL"] = database_url
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+
+    async def migrate_twice_at_once() -> list[tuple[int | None, str, str]]:
+        engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            async with engine.connect() as holder:
+                # Both start while the lock is taken, so both are sure to be waiting at once.
+                await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                migrations = [
+                    await asyncio.create_subprocess_exec(
+                        *core_command(),
+                        "migrate",
+                        cwd=tmp_path,
+                        env=env,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE,
+                    )
+                    for _ in range(2)
+                ]
+                async with asyncio.timeout(60):
+                    while await holder.scalar(text(waiting)) < 2:  # noqa: ASYNC110 (polls PostgreSQL)
+                        await asyncio.sleep(0.1)
+            # The holder's connection is closed: its lock is gone.
+            outputs = [await process.communicate() for process in migrations]
+            return [
+                (process.returncode, out.decode(), err.decode())
+                for process, (out, err) in zip(migrations, outputs, strict=True)
+            ]
+        finally:
+            await engine.dispose()
+
+    results = asyncio.run(migrate_twice_at_once())
+
+    assert [code for code, _, _ in results] == [0, 0], results
+    reports = sorted(stdout.split()[0] for _, stdout, _ in results)
+    assert reports == ["Applied", "No"], results  # "No migrations to apply." for the later one
+    assert all("waiting for it to end" in stderr for _, _, stderr in results)
+    assert "posts" in project.inspect(lambda inspector: inspector.get_table_names())

@@ -8,6 +8,8 @@ it on an async engine.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import re
 import socket
 from collections.abc import Iterator, Sequence
@@ -25,8 +27,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from core.discovery import put_on_sys_path
 from core.migrations.errors import MigrationError
@@ -37,6 +42,11 @@ TEMPLATE_FILES = ("env.py", "script.py.mako")
 FILE_TEMPLATE = "%(year)d%(month).2d%(day).2d_%(hour).2d%(minute).2d%(second).2d_%(rev)s_%(slug)s"
 # Names Django users reach for when they mean "before the first migration".
 BASE_ALIASES = frozenset({"base", "zero"})
+# The PostgreSQL advisory lock `migrate` and `rollback` hold: any 64-bit number no other tool
+# on the database locks; this one spells "core_mig".
+MIGRATION_LOCK_KEY = 0x636F72655F6D6967
+
+logger = logging.getLogger("core.migrations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +164,7 @@ class MigrationRunner:
         """
         script = self._script()
         config = self._config()
-        with self._errors():
+        with self._errors(), self._exclusive():
             heads = self._current_heads(script, config)
             before = self._ancestors(script, heads)
             if to is None or to in ("head", "heads"):
@@ -174,7 +184,7 @@ class MigrationRunner:
         """Unapply the latest applied revision."""
         script = self._script()
         config = self._config()
-        with self._errors():
+        with self._errors(), self._exclusive():
             heads = self._current_heads(script, config)
             if not heads:
                 raise MigrationError("Nothing to roll back: no migration is applied.")
@@ -254,6 +264,48 @@ class MigrationRunner:
                 "DATABASE_URL needs an async driver, e.g. sqlite+aiosqlite:///./app.db or "
                 f"postgresql+asyncpg://user:pass@host/db; got {self._safe_url()}."
             )
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the database's migration lock for the block (PostgreSQL; elsewhere a no-op).
+
+        `core migrate`s started at once, one per pod's init container say, then run one after
+        the other, and the later ones read where the database stands only once the earlier
+        are done, so they find nothing left to apply. The lock is a session-level advisory
+        lock on a connection of its own; it goes when that connection does, even if this
+        process is killed.
+        """
+        self._check_url()
+        url = make_url(self.project.database_url)
+        if url.get_backend_name() != "postgresql":
+            yield
+            return
+        # Alembic runs env.py with asyncio.run between the two runner.run calls: that is
+        # allowed, the runner's loop is not running then, and the connection just waits.
+        with asyncio.Runner() as runner:
+            engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            try:
+                connection = runner.run(self._lock(engine))
+                try:
+                    yield
+                finally:
+                    runner.run(connection.close())
+            finally:
+                runner.run(engine.dispose())
+
+    async def _lock(self, engine: AsyncEngine) -> AsyncConnection:
+        connection = await engine.connect()
+        try:
+            key = {"key": MIGRATION_LOCK_KEY}
+            if not await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+                logger.warning(
+                    "Another `core migrate` is running on this database; waiting for it to end."
+                )
+                await connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     def _current_heads(self, script: ScriptDirectory, config: Config) -> tuple[str, ...]:
         self._check_url()
