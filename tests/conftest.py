@@ -27,7 +27,7 @@ def rabbitmq_url() -> str:
 
 @pytest.fixture(scope="session")
 def kafka_url() -> Iterator[str]:
-    """CORE_TEST_KAFKA_URL when set (CI starts Tansu on 9092), else a Tansu started for this session."""
+    """CORE_TEST_KAFKA_URL when set (CI starts Tansu on 9092), else a Tansu of this session's."""
     if os.environ.get("CORE_TEST_KAFKA_URL"):
         yield services.service_url("kafka")
         return

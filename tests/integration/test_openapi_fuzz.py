@@ -1,4 +1,4 @@
-"""Schemathesis over every operation of a served app on PostgreSQL: no 5xx, responses as documented."""
+"""Schemathesis over every operation of an app on PostgreSQL: no 5xx, responses as documented."""
 
 from __future__ import annotations
 
@@ -41,8 +41,16 @@ def served(fuzz_database: str) -> Iterator[str]:
     port = services.free_port()
     env = {**os.environ, "DATABASE_URL": fuzz_database, "SECRET_KEY": SECRET, "ENVIRONMENT": "test"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.integration.api_app:app", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.integration.api_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
@@ -59,9 +67,13 @@ def served(fuzz_database: str) -> Iterator[str]:
         # Rows for lookups and foreign keys to hit.
         token = _token()
         headers = {"authorization": f"Bearer {token}"}
-        httpx.post(f"{base}/api/v1/authors/", json={"email": "a@x.io", "name": "A"}, headers=headers)
         httpx.post(
-            f"{base}/api/v1/articles/", json={"title": "T", "slug": "t", "author_id": 1}, headers=headers
+            f"{base}/api/v1/authors/", json={"email": "a@x.io", "name": "A"}, headers=headers
+        )
+        httpx.post(
+            f"{base}/api/v1/articles/",
+            json={"title": "T", "slug": "t", "author_id": 1},
+            headers=headers,
         )
         yield base
     finally:
@@ -70,13 +82,22 @@ def served(fuzz_database: str) -> Iterator[str]:
 
 
 def _token() -> str:
-    backend = build_container(Settings(_env_file=None, secret_key=SECRET)).auth.token_backend()  # type: ignore[call-arg]
-    claims = {"sub": "1", "permissions": ["articles.delete", "articles.edit_any"], "groups": ["editors"]}
+    app_settings = Settings(_env_file=None, secret_key=SECRET)  # type: ignore[call-arg]
+    backend = build_container(app_settings).auth.token_backend()
+    claims = {
+        "sub": "1",
+        "permissions": ["articles.delete", "articles.edit_any"],
+        "groups": ["editors"],
+    }
     return backend.create_token(claims, token_type="access")
 
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def test_every_operation(served: str) -> None:
@@ -89,8 +110,9 @@ def test_every_operation(served: str) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def run(case: Any) -> None:
             case.call_and_validate(base_url=served, headers=headers, checks=CHECKS)
 
@@ -104,7 +126,9 @@ def test_every_operation(served: str) -> None:
 def test_values_postgres_cannot_store_are_a_400(served: str) -> None:
     # Found by the fuzz run: PostgreSQL text cannot hold NUL, and int4 stops at 2**31 - 1.
     headers = {"authorization": f"Bearer {_token()}"}
-    nul = httpx.post(f"{served}/api/v1/authors/", json={"email": "a\x00b", "name": "x"}, headers=headers)
+    nul = httpx.post(
+        f"{served}/api/v1/authors/", json={"email": "a\x00b", "name": "x"}, headers=headers
+    )
     assert nul.status_code == 400 and nul.json()["code"] == "invalid"
     search = httpx.get(f"{served}/api/v1/articles/", params={"search": "a\x00"})
     assert search.status_code == 400
