@@ -24,6 +24,7 @@ from core.adapters.taskiq.queue import TaskiqTaskQueue
 from core.containers import build_container
 from core.ports.tasks import TaskResult, TaskStatus
 from core.settings import Settings
+from tests.cancellation import assert_stops_when_cancelled, lose_a_cancellation
 from tests.contracts.tasks_contract import TaskQueueContract, TaskQueueHarness
 
 pytestmark = pytest.mark.redis
@@ -178,25 +179,21 @@ async def test_a_task_abandoned_by_a_hard_stop_runs_again(redis_url: str, prefix
     assert attempts == [1, 2]
 
 
-def _swallow_one_cancel(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> asyncio.Event:
-    """Make the next call of `owner.name` lose the cancellation that lands in it.
-
-    This is what Python 3.11's `asyncio.wait_for` does when a cancel arrives just as the
-    awaited send finishes (CPython #86296), and redis-py sends every command through it.
-    Returns an event set once a call is waiting for that cancellation.
-    """
+def _lose_a_cancellation_in(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str
+) -> asyncio.Event:
+    """Make the next call of `owner.name` lose the cancellation that lands in it, as redis-py's
+    calls can on Python 3.11; returns an event set once that call waits for one."""
     original = getattr(owner, name)
     waiting = asyncio.Event()
 
-    async def swallowing(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def losing(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = await original(self, *args, **kwargs)
         if not waiting.is_set():
-            waiting.set()
-            with suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
+            await lose_a_cancellation(waiting)
         return result
 
-    monkeypatch.setattr(owner, name, swallowing)
+    monkeypatch.setattr(owner, name, losing)
     return waiting
 
 
@@ -209,16 +206,12 @@ async def test_a_worker_stops_even_when_redis_py_loses_its_cancellation(
     redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch, owner: type, name: str
 ) -> None:
     queue = _queue(redis_url, prefix, redelivery_timeout=0.2)
-    waiting = _swallow_one_cancel(monkeypatch, owner, name)
+    waiting = _lose_a_cancellation_in(monkeypatch, owner, name)
     await queue.start()
     worker = asyncio.create_task(queue.run_worker(["default"], concurrency=1))
     try:
         await asyncio.wait_for(waiting.wait(), 10)
-        worker.cancel()
-        done, _ = await asyncio.wait({worker}, timeout=10)
-        assert done, "the worker kept running after it was stopped"
-        with pytest.raises(asyncio.CancelledError):
-            await worker
+        await assert_stops_when_cancelled(worker, within=10)
     finally:
         if not worker.done():
             worker.cancel()

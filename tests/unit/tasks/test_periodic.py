@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -24,6 +23,7 @@ from core.tasks import (
     periodic_task,
     periodic_tasks,
 )
+from tests.cancellation import assert_stops_when_cancelled, lose_a_cancellation
 from tests.unit.tasks.conftest import finished, make_app, settle
 
 
@@ -172,9 +172,7 @@ async def test_a_scheduler_stops_even_when_its_queue_loses_the_cancellation(
         async def claim(self, key: str, *, ttl: float) -> bool:
             claimed = await super().claim(key, ttl=ttl)
             if not claiming.is_set():
-                claiming.set()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.Event().wait()
+                await lose_a_cancellation(claiming)
             return claimed
 
     with app.container.tasks.queue.override(LosesOneCancel(clock=clock)):
@@ -182,12 +180,7 @@ async def test_a_scheduler_stops_even_when_its_queue_loses_the_cancellation(
         await settle()
         clock.advance(10)
         await asyncio.wait_for(claiming.wait(), 5)
-        running.cancel()
-        done, _ = await asyncio.wait({running}, timeout=5)
-
-    assert done, "the scheduler kept running after it was stopped"
-    with pytest.raises(asyncio.CancelledError):
-        await running
+        await assert_stops_when_cancelled(running, within=5)
 
 
 async def test_upcoming_lists_each_task_next_run_soonest_first(
