@@ -1,4 +1,4 @@
-"""Cancellation checks for the framework's long-running loops (workers, schedulers).
+"""Cancellation checks for the framework's loops that call Redis (workers, schedulers, polling).
 
 On Python 3.11, `asyncio.wait_for` returns the inner result instead of raising when a
 `cancel()` arrives just as the inner awaitable finishes (CPython issue #86296, fixed in 3.12).

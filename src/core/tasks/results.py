@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from core.cancellation import raise_if_cancelled
 from core.context import get_container
 from core.errors import NoActiveContextError
 from core.ports.tasks import TaskQueue, TaskResult, TaskStatus
@@ -64,6 +65,8 @@ async def wait_for_result(task_id: str, *, poll_interval: float = 0.1) -> TaskRe
         ...     result = await wait_for_result(task_id)
     """
     while True:
+        # An expired asyncio.timeout that a Redis call swallowed still ends the wait.
+        raise_if_cancelled()
         result = await get_result(task_id)
         if result.ready:
             return result

@@ -24,6 +24,7 @@ from core.tasks import (
     wait_for_result,
 )
 from core.tasks.binding import RETRIED_KEY
+from tests.cancellation import assert_stops_when_cancelled, lose_a_cancellation
 from tests.models import Author
 from tests.unit.tasks.conftest import finished, make_app, settle
 
@@ -257,6 +258,35 @@ async def test_an_attempt_over_its_timeout_is_cancelled_and_fails(app: CoreApp) 
     assert result.error.startswith("TaskTimeoutError: Task ")
     assert "0.01s timeout" in result.error
     assert cancelled == [True]
+
+
+async def test_a_timeout_around_wait_for_result_ends_it_even_when_a_read_loses_it(
+    clock: ManualClock,
+) -> None:
+    # Python 3.11's asyncio.wait_for (inside every redis-py call) can swallow the cancel that
+    # asyncio.timeout sends; the wait must end anyway.
+    reading = asyncio.Event()
+
+    class LosesOneCancel(InMemoryTaskQueue):
+        async def result(self, task_id: str) -> TaskResult:
+            found = await super().result(task_id)
+            if not reading.is_set():
+                await lose_a_cancellation(reading)
+            return found
+
+    application = make_app(clock)
+    application.container.tasks.queue.override(LosesOneCancel(clock=clock))
+    async with application.lifespan():
+
+        @task
+        async def never_runs() -> None:
+            return None
+
+        task_id = await never_runs.apply_async(countdown=3600)
+        waiting = asyncio.create_task(wait_for_result(task_id, poll_interval=0.01))
+        await asyncio.wait_for(reading.wait(), 5)
+        # An expiring asyncio.timeout cancels the task it guards, once.
+        await assert_stops_when_cancelled(waiting, within=5)
 
 
 async def test_a_timed_out_attempt_is_retried_when_retries_remain(
