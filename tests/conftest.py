@@ -9,6 +9,10 @@ import pytest
 
 from tests import services
 
+# Outside ENVIRONMENT=test an app refuses to start without a private SECRET_KEY; the suite's apps
+# (and the subprocesses it starts) are test apps. A test of the refusal sets another environment.
+os.environ.setdefault("ENVIRONMENT", "test")
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:

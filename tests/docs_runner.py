@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import re
+import secrets
 import shlex
 import sys
 import tempfile
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.update(clean)
     with tempfile.TemporaryDirectory(prefix="docs-") as workdir:
         os.chdir(workdir)
+        # As in a project `core init` made: a private random SECRET_KEY in `.env`.
+        Path(workdir, ".env").write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
         # As `python -m` does for a project: the working directory is importable.
         sys.path.insert(0, workdir)
         try:

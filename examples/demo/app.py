@@ -4,6 +4,7 @@ broker/tasks)."""
 from __future__ import annotations
 
 import datetime
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,6 +91,10 @@ def create_app(settings: Settings | None = None) -> CoreApp:
     settings = settings or Settings(
         database_url="sqlite+aiosqlite:///./demo.db", app_name="Core Framework demo"
     )
+    if not settings.secret_key:
+        # There is no public default key. Without SECRET_KEY (environment or .env) the demo signs
+        # with a random key of this run: its tokens end with the process.
+        settings = settings.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
     posts = AutoRouter(prefix="/posts", tags=["Posts"])
     posts.register("", PostViewSet, basename="post")
     api = AutoRouter(prefix=settings.api_prefix)

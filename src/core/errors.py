@@ -130,6 +130,19 @@ class TokenStoreUnavailableError(CoreError, ConnectionError):
 
     status_code = 503
     code = "token_store_unavailable"
+    default_detail = "Sign-in is temporarily unavailable; try again shortly."
+    headers = {"Retry-After": "5"}
+
+
+class DatabaseUnavailableError(CoreError, ConnectionError):
+    """The database could not be reached (refused, dropped or timed-out connections); the
+    request's work was not done. Answered 503 with `Retry-After`; the detail (the driver's
+    reason) is logged, never sent."""
+
+    status_code = 503
+    code = "database_unavailable"
+    default_detail = "The service is temporarily unavailable; try again shortly."
+    headers = {"Retry-After": "5"}
 
 
 class TaskQueueUnavailableError(CoreError, ConnectionError):

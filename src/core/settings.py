@@ -5,15 +5,35 @@ Read once by the composition root (`CoreApp`, the CLI, the worker), never at imp
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
 
 MIN_HMAC_KEY_BYTES = 32
-DEFAULT_SECRET_KEY = "change-me-insecure-development-key"
+
+#: Keys that appear in documentation, templates or earlier releases: whoever has read them can
+#: sign tokens, so no app outside ENVIRONMENT=test starts with one.
+PUBLIC_SECRET_KEYS = frozenset(
+    {
+        "change-me-insecure-development-key",  # the default of earlier releases
+        "your-secret-key",  # the spec's configure_auth example
+        "test-secret-key-that-is-long-enough-for-hs256",  # the generated projects' test key
+        "secret",
+        "secret-key",
+        "secret_key",
+        "changeme",
+        "change-me",
+        "development",
+    }
+)
+
+# One random key per process for ENVIRONMENT=test without SECRET_KEY: apps built in one test
+# process trust each other's tokens (as replicas sharing a key do), and nothing is public.
+_TEST_SECRET_KEY = secrets.token_urlsafe(48)
 
 
 class Settings(BaseSettings):
@@ -29,7 +49,11 @@ class Settings(BaseSettings):
     app_name: str = "Core API"
     environment: Literal["development", "test", "staging", "production"] = "development"
     debug: bool = False
-    secret_key: str = DEFAULT_SECRET_KEY
+    secret_key: str = Field(
+        default="",
+        description="Signs the tokens; no default: `core init` writes a random one to `.env`.",
+        repr=False,
+    )
     app_module: str = Field(
         default="src.main:app", description="Where the CLI finds the project's CoreApp."
     )
@@ -63,11 +87,21 @@ class Settings(BaseSettings):
     auth_leeway_seconds: int = 0
     auth_password_min_length: int = 8
     auth_password_max_length: int = 128
-    auth_token_store: Literal["memory", "redis"] = "memory"
+    auth_token_store: Literal["memory", "redis", "database"] = "memory"
     auth_token_store_url: str | None = Field(
         default=None, description="Redis URL of the token store; REDIS_URL when unset."
     )
     auth_token_store_prefix: str = "core:auth:"
+    auth_refresh_family_lifetime_days: float = Field(
+        default=30,
+        gt=0,
+        description="Absolute lifetime of a login: past it, its refresh tokens stop rotating.",
+    )
+    auth_refresh_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Concurrent refreshes with one token within this window get the same pair.",
+    )
 
     message_broker: Literal["memory", "kafka", "redis", "rabbitmq"] = "memory"
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -128,8 +162,18 @@ class Settings(BaseSettings):
         """`memory` for `DATABASE_URL=memory://`, else `sqlalchemy`."""
         return "memory" if self.database_url.startswith("memory:") else "sqlalchemy"
 
+    @model_validator(mode="after")
+    def _test_secret_key(self) -> Settings:
+        if self.environment == "test" and not self.secret_key:
+            self.secret_key = _TEST_SECRET_KEY
+        return self
+
     def check(self, signing_secret: str | None = None, algorithm: str | None = None) -> None:
         """Refuse settings that must not reach a running app.
+
+        Outside ENVIRONMENT=test an HMAC-signed app (HS256, the default) needs a private
+        SECRET_KEY of at least 32 bytes; an asymmetric one (RS256, ES256...) needs its key
+        files. In production the token store must be shared by every process (not `memory`).
 
         Args:
             signing_secret: the key that will really sign tokens, when something other than
@@ -141,21 +185,18 @@ class Settings(BaseSettings):
         """
         secret = self.secret_key if signing_secret is None else signing_secret
         algorithm = self.auth_algorithm if algorithm is None else algorithm
-        if self.environment == "production" and secret in ("", DEFAULT_SECRET_KEY):
+        if self.environment != "test":
+            if algorithm.startswith("HS"):
+                _check_hmac_key(secret, algorithm)
+            elif not (self.auth_private_key_file or self.auth_public_key_file):
+                raise ConfigurationError(
+                    f"AUTH_ALGORITHM={algorithm} needs AUTH_PRIVATE_KEY_FILE (to sign) and/or "
+                    "AUTH_PUBLIC_KEY_FILE (to verify)."
+                )
+        if self.environment == "production" and self.auth_token_store == "memory":
             raise ConfigurationError(
-                "SECRET_KEY must be set to a private random value when ENVIRONMENT=production."
-            )
-        if (
-            self.environment == "production"
-            and algorithm.startswith("HS")
-            and len(secret.encode()) < MIN_HMAC_KEY_BYTES
-        ):
-            # RFC 7518 3.2: an HMAC key at least as long as the hash; anything shorter can be
-            # brute-forced from one token (PyJWT warns about it).
-            raise ConfigurationError(
-                f"SECRET_KEY must be at least {MIN_HMAC_KEY_BYTES} bytes for {algorithm} tokens "
-                f"when ENVIRONMENT=production (got {len(secret.encode())}); "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` makes one."
+                "AUTH_TOKEN_STORE=memory keeps sessions in one process; set AUTH_TOKEN_STORE="
+                "redis or database when ENVIRONMENT=production."
             )
         if not self.api_prefix.startswith("/") and self.api_prefix:
             raise ConfigurationError(f"API_PREFIX must start with '/': got {self.api_prefix!r}.")
@@ -163,3 +204,25 @@ class Settings(BaseSettings):
     def as_config(self) -> dict[str, Any]:
         """The settings as the plain dict the containers' Configuration reads."""
         return self.model_dump()
+
+
+_MAKE_ONE = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` makes one"
+
+
+def _check_hmac_key(secret: str, algorithm: str) -> None:
+    if not secret:
+        raise ConfigurationError(
+            f"SECRET_KEY is not set: put a private random value in .env ({_MAKE_ONE})."
+        )
+    if secret in PUBLIC_SECRET_KEYS:
+        raise ConfigurationError(
+            f"SECRET_KEY is a publicly known example value; use a private random one ({_MAKE_ONE})."
+        )
+    size = len(secret.encode())
+    if size < MIN_HMAC_KEY_BYTES:
+        # RFC 7518 3.2: an HMAC key at least as long as the hash; anything shorter can be
+        # brute-forced from one token (PyJWT warns about it).
+        raise ConfigurationError(
+            f"SECRET_KEY must be at least {MIN_HMAC_KEY_BYTES} bytes for {algorithm} tokens "
+            f"(got {size}); {_MAKE_ONE}."
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -84,10 +85,14 @@ def declared() -> Iterator[None]:
 
 
 async def test_two_apps_sharing_redis_catch_a_replay_made_on_the_other(
-    redis_url: str, prefix: str, declared: None
+    redis_url: str, prefix: str, declared: None, tmp_path: Path
 ) -> None:
     settings = test_settings(
-        auth_token_store="redis", auth_token_store_url=redis_url, auth_token_store_prefix=prefix
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/shared.db",
+        auth_token_store="redis",
+        auth_token_store_url=redis_url,
+        auth_token_store_prefix=prefix,
+        auth_refresh_grace_seconds=0,
     )
     first, second = build_auth_app(settings), build_auth_app(settings)
     async with first.lifespan(), second.lifespan():

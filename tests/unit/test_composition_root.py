@@ -14,8 +14,6 @@ from core import CoreApp
 from core.adapters.memory.repository import InMemoryRepository
 from core.containers.core import build_container
 from core.context import use_container
-from core.errors import ConfigurationError
-from core.settings import DEFAULT_SECRET_KEY, Settings
 from core.testing import test_settings
 from tests.models import Author
 
@@ -77,25 +75,6 @@ def test_settings_come_from_env_file_when_the_root_reads_them(
     monkeypatch.setenv("API_PREFIX", "/api/v3")  # the environment wins over .env
     settings = build_container().settings()
     assert (settings.app_name, settings.api_prefix) == ("From Env File", "/api/v3")
-
-
-@pytest.mark.parametrize("secret", [DEFAULT_SECRET_KEY, ""])
-def test_production_refuses_the_default_secret_key(secret: str) -> None:
-    with pytest.raises(ConfigurationError, match="SECRET_KEY") as caught:
-        CoreApp(settings=Settings(_env_file=None, environment="production", secret_key=secret))  # type: ignore[call-arg]
-    assert "\n" not in str(caught.value)
-
-
-def test_production_refuses_an_hmac_key_shorter_than_32_bytes() -> None:
-    with pytest.raises(ConfigurationError, match="at least 32 bytes for HS256"):
-        CoreApp(settings=test_settings(environment="production", secret_key="your-secret-key"))
-    # Anywhere else the spec's short example key still runs, and RS keys are not HMAC secrets.
-    assert CoreApp(settings=test_settings(secret_key="your-secret-key"))
-
-
-def test_production_starts_with_a_real_secret_key() -> None:
-    app = CoreApp(settings=test_settings(environment="production", secret_key="s3cr3t-" * 6))
-    assert app.settings.environment == "production"
 
 
 def test_selectors_follow_settings() -> None:

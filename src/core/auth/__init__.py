@@ -21,6 +21,7 @@ from core.auth.passwords import (
     PasswordPolicy,
     UserAttributeValidator,
 )
+from core.auth.refresh import revoke_all_sessions
 from core.auth.registry import (
     register_auth_backend,
     register_password_hasher,
@@ -74,6 +75,7 @@ __all__ = (
     "register_password_hasher",
     "register_token_backend",
     "remove_from_group",
+    "revoke_all_sessions",
     "revoke_permission",
     "verify_token",
 )

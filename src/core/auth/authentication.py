@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.auth.backends import ModelAuthBackend, TokenAuthBackend
+from core.auth.refresh import RefreshTokens
 from core.auth.registry import registered_auth_backends
 from core.errors import NotAuthenticatedError
 from core.ports.auth import AuthBackend
@@ -80,6 +81,8 @@ class RequestAuthenticator:
         token_backend: verifies the Bearer access tokens.
         user_model: returns the configured user model, or None; called per use, so an
             override of the container's `auth.user_model` takes effect at once.
+        sessions: refuses revoked access tokens (logout, password change); None trusts every
+            well-signed token until it expires.
 
     Example:
         >>> authenticator = app.container.auth.authenticator()  # doctest: +SKIP
@@ -90,11 +93,16 @@ class RequestAuthenticator:
         self,
         token_backend: TokenBackend,
         user_model: Callable[[], type[Any] | None] = lambda: None,
+        sessions: RefreshTokens | None = None,
     ) -> None:
         self.token_backend = token_backend
         self._user_model = user_model
         self.model_backend = ModelAuthBackend(user_model)
-        self.bearer_backend = TokenAuthBackend(token_backend, self.user_for_token)
+        self.bearer_backend = TokenAuthBackend(
+            token_backend,
+            self.user_for_token,
+            sessions.check_access if sessions is not None else None,
+        )
 
     @property
     def user_model(self) -> type[Any] | None:

@@ -12,6 +12,9 @@ from core.ports.tokens import TokenBackend
 __all__ = ("ModelAuthBackend", "TokenAuthBackend")
 
 UserLoader = Callable[[Mapping[str, Any], Any], Awaitable[Any | None]]
+#: Refuses a verified access token that was revoked (raises InvalidTokenError): the payload and
+#: the token (see `RefreshTokens.check_access`).
+RevocationCheck = Callable[[Mapping[str, Any], str], Awaitable[None]]
 
 
 class TokenAuthBackend:
@@ -21,12 +24,13 @@ class TokenAuthBackend:
     next backend). A Bearer header with a bad token is refused outright with 401 rather than
     treated as anonymous, as DRF does: malformed, expired, tampered, `alg: none` and refresh
     tokens all fail `TokenBackend.verify_token(token, "access")`. So are tokens whose user is
-    gone or inactive.
+    gone or inactive, and revoked ones (a logout, a password change).
 
     Args:
         token_backend: verifies the tokens.
         load_user: turns a verified payload into the user (see
             `RequestAuthenticator.user_for_token`).
+        check_revoked: refuses revoked tokens (the token store's view); None checks nothing.
 
     Example:
         >>> backend = app.container.auth.authenticator().backend("token")  # doctest: +SKIP
@@ -36,9 +40,15 @@ class TokenAuthBackend:
 
     name: ClassVar[str] = "token"
 
-    def __init__(self, token_backend: TokenBackend, load_user: UserLoader) -> None:
+    def __init__(
+        self,
+        token_backend: TokenBackend,
+        load_user: UserLoader,
+        check_revoked: RevocationCheck | None = None,
+    ) -> None:
         self.token_backend = token_backend
         self._load_user = load_user
+        self._check_revoked = check_revoked
 
     async def authenticate(self, request: Any, db: Any, **credentials: Any) -> Any | None:
         if credentials:
@@ -47,7 +57,14 @@ class TokenAuthBackend:
             if not isinstance(token, str):
                 return None
             payload = self.token_backend.verify_token(token, token_type="access")
-            return await self._load_user(payload, db) if payload is not None else None
+            if payload is None:
+                return None
+            if self._check_revoked is not None:
+                try:
+                    await self._check_revoked(payload, token)
+                except InvalidTokenError:
+                    return None
+            return await self._load_user(payload, db)
         header = request.headers.get("authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
@@ -58,6 +75,8 @@ class TokenAuthBackend:
         payload = self.token_backend.verify_token(token, token_type="access")
         if payload is None:
             raise InvalidTokenError()
+        if self._check_revoked is not None:
+            await self._check_revoked(payload, token)
         user = await self._load_user(payload, db)
         if user is None or not getattr(user, "is_active", True):
             raise InvalidTokenError("The token's user does not exist or is inactive.")

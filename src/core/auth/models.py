@@ -3,6 +3,8 @@
 Each concrete `AbstractUser` subclass adds two link tables named after its own table,
 `<table>_groups` and `<table>_permissions`, with real foreign keys to it and to the tables of
 `core.auth.groups`; they are reachable as `User.GroupLink` and `User.PermissionLink`.
+`TokenRecord` is the table of the database token store (AUTH_TOKEN_STORE=database); declared
+here, it reaches `core makemigrations` with the user model, as SimpleJWT's blacklist does.
 `import core` alone loads none of this, so a service without users has no auth tables.
 """
 
@@ -23,7 +25,7 @@ from core.errors import ConfigurationError, ValidationFailedError
 from core.models import Field, Model
 from core.ports.hashing import PasswordHasher
 
-__all__ = ("UNUSABLE_PASSWORD", "AbstractUser")
+__all__ = ("UNUSABLE_PASSWORD", "AbstractUser", "TokenRecord")
 
 #: A stored password starting with this never verifies (`set_unusable_password`).
 UNUSABLE_PASSWORD = "!"
@@ -200,7 +202,8 @@ class AbstractUser(Model):
 
     # -- passwords ----------------------------------------------------------------------------
     async def set_password(self, password: str | None, *, validate: bool = True) -> None:
-        """Hash `password` into `password` (not saved: call `save(db)`).
+        """Hash `password` into `password` (not saved: call `save(db)`). For a saved user this
+        also ends every session it has (see `core.auth.revoke_all_sessions`).
 
         Args:
             password: the new password; None makes the password unusable.
@@ -217,6 +220,10 @@ class AbstractUser(Model):
             container.auth.password_policy().validate(password, self)
         hasher: PasswordHasher = container.auth.password_hasher()
         self.password = await run_hasher(hasher.hash, password)
+        if self.pk is not None:
+            # A saved user's password changed: end every session it has, on every replica
+            # sharing the token store (Django rotates the session the same way).
+            await container.auth.refresh_tokens().revoke_all_sessions(self.pk)
 
     async def check_password(self, password: str) -> bool:
         """Whether `password` matches the stored hash (verified off the event loop)."""
@@ -324,6 +331,22 @@ class AbstractUser(Model):
     def clear_permission_cache(self) -> None:
         """Forget the permission codes `get_all_permissions` kept on this object."""
         self.__dict__.pop(_PERMISSIONS_CACHE, None)
+
+
+class TokenRecord(Model):
+    """One entry of the database token store (AUTH_TOKEN_STORE=database): a spent refresh
+    token (`used:<jti>`), the pair its refresh issued (`next:<jti>`, for the grace window), a
+    revoked family (`family:<fam>`) or access token (`revoked:<jti>`), or a user's session
+    version (`version:<sub>`, in `number`). `expires_at` (epoch seconds; None: never) is when
+    the entry stops counting; expired rows are deleted as the store writes.
+    """
+
+    __tablename__ = "core_auth_tokens"
+
+    key: Mapped[str] = Field.string(max_length=255, primary_key=True)
+    value: Mapped[str | None] = Field.text(nullable=True)
+    number: Mapped[int] = Field.integer(default=0)
+    expires_at: Mapped[float | None] = Field.float_(nullable=True, index=True)
 
 
 def _hasher() -> PasswordHasher:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -99,10 +100,11 @@ class AuthViewSet(APIView):
       then registered backends). One 401 body for an unknown email, a wrong password and an
       inactive user.
     - `POST refresh/` `{"refresh_token"}` → a new pair; the old refresh token is spent.
-      Presenting a spent one again revokes every token of its login (its family): 401.
+      Presenting a spent one again revokes every token of its login (its family): 401;
+      except within AUTH_REFRESH_GRACE_SECONDS, where a concurrent refresh gets the same pair.
     - `GET me/` → the current user (401 when anonymous).
-    - `POST logout/` `{"refresh_token"}` → 204; the login's refresh tokens stop working.
-      Access tokens stay valid until they expire (AUTH_ACCESS_TOKEN_EXPIRE_MINUTES).
+    - `POST logout/` `{"refresh_token"}` → 204; the login's refresh and access tokens stop
+      working (the access token of the `Authorization` header too, whatever its login).
 
     Customize by subclassing: `user_model` (else the `configure_auth` one),
     `register_schema`, `login_schema`, `user_output_schema` (else every column of the model but
@@ -147,7 +149,9 @@ class AuthViewSet(APIView):
         )
         if found is None:
             raise InvalidCredentialsError()
-        return self.issue_tokens(found.user, found.backend.name)
+        tokens: RefreshTokens = self.container.auth.refresh_tokens()
+        version = await tokens.token_store.session_version(str(found.user.id))
+        return self.issue_tokens(found.user, found.backend.name, version=version)
 
     @action(
         methods=["POST"],
@@ -158,15 +162,19 @@ class AuthViewSet(APIView):
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Spend a refresh token for a new pair."""
         data = RefreshInput.model_validate(await request.json())
-        tokens = self.container.auth.refresh_tokens()
-        payload = await tokens.consume(data.refresh_token)
-        family = tokens.family_of(payload)
+        tokens: RefreshTokens = self.container.auth.refresh_tokens()
+        # Checked, then the next pair made, then spent: spending last lets a concurrent refresh
+        # with the same token (within AUTH_REFRESH_GRACE_SECONDS) answer with this same pair.
+        payload = await tokens.check_refresh(data.refresh_token)
         user = await self.container.auth.authenticator().user_for_token(payload, db)
         if user is None or not getattr(user, "is_active", True):
-            await tokens.revoke_family(family)
+            await tokens.revoke_family(tokens.family_of(payload))
             raise InvalidTokenError("The token's user does not exist or is inactive.")
         backend = payload.get(AUTH_BACKEND_CLAIM)
-        return self.issue_tokens(user, backend if isinstance(backend, str) else "", family)
+        pair = self.issue_tokens(
+            user, backend if isinstance(backend, str) else "", previous=payload
+        )
+        return await tokens.spend(payload, pair)
 
     @action(methods=["GET"], detail=False, permission_classes=[IsAuthenticated])
     async def me(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -181,9 +189,14 @@ class AuthViewSet(APIView):
         openapi_extra=_body(RefreshInput),
     )
     async def logout(self, request: Request, db: Any, **kwargs: Any) -> Any:
-        """Revoke the refresh tokens of this login."""
+        """Revoke the tokens of this login: its refresh tokens, and its access tokens (the one
+        in the `Authorization` header included) until they expire."""
         data = RefreshInput.model_validate(await request.json())
-        await self.container.auth.refresh_tokens().revoke(data.refresh_token)
+        tokens: RefreshTokens = self.container.auth.refresh_tokens()
+        await tokens.revoke(data.refresh_token)
+        scheme, _, access = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and access.strip():
+            await tokens.revoke_access(access.strip())
         return None
 
     # -- hooks --------------------------------------------------------------------------------
@@ -217,17 +230,36 @@ class AuthViewSet(APIView):
                 claims[flag] = True
         return claims
 
-    def issue_tokens(self, user: Any, backend: str, family: str | None = None) -> dict[str, str]:
-        """A token pair for `user`, who logged in through `backend`."""
+    def issue_tokens(
+        self,
+        user: Any,
+        backend: str,
+        family: str | None = None,
+        *,
+        previous: Mapping[str, Any] | None = None,
+        version: int = 0,
+    ) -> dict[str, str]:
+        """A token pair for `user`, who logged in through `backend`.
+
+        Args:
+            user: the user the tokens are for.
+            backend: the name of the auth backend that vouched for it.
+            family: the family to continue; a new one when None.
+            previous: the payload of the refresh token being rotated: the pair continues its
+                family, session version and login time.
+            version: the user's session version (a login).
+        """
         # A user from a custom backend is loaded back by that backend's `get_user`.
         custom = backend not in ("", *BUILTIN_AUTH_BACKENDS)
         routing = {AUTH_BACKEND_CLAIM: backend} if custom else {}
         tokens: RefreshTokens = self.container.auth.refresh_tokens()
+        claims = {**self.token_claims(user), **routing}
+        if previous is not None:
+            return tokens.next_pair(
+                previous, user_id=user.id, claims=claims, refresh_claims=routing
+            )
         return tokens.issue(
-            user.id,
-            claims={**self.token_claims(user), **routing},
-            refresh_claims=routing,
-            family=family,
+            user.id, claims=claims, refresh_claims=routing, family=family, version=version
         )
 
     def serialize_user(self, user: Any) -> Any:

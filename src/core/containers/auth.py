@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from dependency_injector import containers, providers
 
@@ -102,16 +103,42 @@ def _redis_token_store(url: str | None, fallback_url: str, prefix: str) -> Token
     return RedisTokenStore(url or fallback_url, prefix=prefix)
 
 
-async def _token_store_lifecycle(store: TokenStore) -> AsyncIterator[TokenStore]:
+def _database_token_store(database: Any) -> TokenStore:
+    engine = getattr(database, "engine", None)
+    if engine is None:
+        raise ConfigurationError(
+            "AUTH_TOKEN_STORE=database needs a SQL DATABASE_URL (PostgreSQL or SQLite)."
+        )
+    from core.adapters.sqlalchemy.tokens import SqlAlchemyTokenStore
+
+    return SqlAlchemyTokenStore(engine)
+
+
+async def _token_store_lifecycle(
+    store: TokenStore, password_hasher: PasswordHasher, token_backend: TokenBackend
+) -> AsyncIterator[TokenStore]:
+    # Built when the app starts (the hasher and token backend too, though only the store
+    # needs closing): a misconfiguration (RS256 without keys, an unknown hasher or token
+    # backend) stops the start-up instead of failing the first request.
     yield store
     await store.close()
 
 
 def _refresh_tokens(
-    token_backend: TokenBackend, token_store: TokenStore, refresh_token_expire_days: int
+    token_backend: TokenBackend,
+    token_store: TokenStore,
+    refresh_token_expire_days: int,
+    family_lifetime_days: float,
+    grace_seconds: float,
 ) -> RefreshTokens:
     days = auth_declaration().value("refresh_token_expire_days", refresh_token_expire_days)
-    return RefreshTokens(token_backend, token_store, timedelta(days=days))
+    return RefreshTokens(
+        token_backend,
+        token_store,
+        timedelta(days=days),
+        family_lifetime=timedelta(days=family_lifetime_days),
+        grace=timedelta(seconds=grace_seconds),
+    )
 
 
 class AuthContainer(containers.DeclarativeContainer):
@@ -125,6 +152,8 @@ class AuthContainer(containers.DeclarativeContainer):
     """
 
     config = providers.Configuration(strict=True)
+    # The app's database, for AUTH_TOKEN_STORE=database (given by the root).
+    database: providers.Dependency[Any] = providers.Dependency()
 
     user_model = providers.Callable(declared_user_model)
 
@@ -159,14 +188,11 @@ class AuthContainer(containers.DeclarativeContainer):
             fallback_url=config.redis_url,
             prefix=config.auth_token_store_prefix,
         ),
+        database=providers.Singleton(_database_token_store, database),
     )
 
-    token_store_lifecycle = providers.Resource(_token_store_lifecycle, token_store)
-
-    # The authenticator gets the user-model *provider* (`.provider`), not its value, so it asks
-    # per request and a later override or declaration is seen.
-    authenticator = providers.Singleton(
-        RequestAuthenticator, token_backend=token_backend, user_model=user_model.provider
+    token_store_lifecycle = providers.Resource(
+        _token_store_lifecycle, token_store, password_hasher, token_backend
     )
 
     refresh_tokens = providers.Singleton(
@@ -174,4 +200,15 @@ class AuthContainer(containers.DeclarativeContainer):
         token_backend=token_backend,
         token_store=token_store,
         refresh_token_expire_days=config.auth_refresh_token_expire_days,
+        family_lifetime_days=config.auth_refresh_family_lifetime_days,
+        grace_seconds=config.auth_refresh_grace_seconds,
+    )
+
+    # The authenticator gets the user-model *provider* (`.provider`), not its value, so it asks
+    # per request and a later override or declaration is seen.
+    authenticator = providers.Singleton(
+        RequestAuthenticator,
+        token_backend=token_backend,
+        user_model=user_model.provider,
+        sessions=refresh_tokens,
     )

@@ -23,7 +23,7 @@ class CoreContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     database = providers.Container(DatabaseContainer, config=config)
-    auth = providers.Container(AuthContainer, config=config)
+    auth = providers.Container(AuthContainer, config=config, database=database.database)
     messaging = providers.Container(MessagingContainer, config=config)
     tasks = providers.Container(TasksContainer, config=config)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,19 +64,25 @@ class TokenBackend(Protocol):
 
 @runtime_checkable
 class TokenStore(Protocol):
-    """Remembers which refresh tokens were used and which token families are revoked.
+    """Remembers which tokens were spent or revoked, and each user's session version.
 
     Refresh tokens rotate: each one is good for one refresh, which returns a new pair in the
-    same *family* (the chain of tokens that grew from one login). Presenting a used token again
-    means a copy leaked, so the whole family is revoked. The store holds only that state, each
-    entry for as long as the token it concerns could still verify (its `ttl`), so it never
-    grows past the tokens alive.
+    same *family* (the chain of tokens that grew from one login). Presenting a spent token again
+    means a copy leaked, so the whole family is revoked; except within a short grace window,
+    where a concurrent refresh with the same token gets the pair the first one got (`spend`).
+    A logout revokes the family and the access token (`revoke_token`); a password change bumps
+    the user's *session version*, and tokens carrying an older one stop working.
+
+    The store holds only that state, each entry for as long as the token it concerns could
+    still verify (its `ttl`), so it never grows past the tokens alive; session versions are
+    kept for good (one small entry per user whose sessions were ended).
 
     Guarantees every implementation gives:
 
-    - `mark_used` is atomic: of concurrent calls with one `jti`, exactly one returns True, even
-      across processes when the store is shared (Redis).
+    - `mark_used` and `spend` are atomic: of concurrent calls with one `jti`, exactly one is
+      first, even across processes when the store is shared (Redis, a database).
     - An entry disappears after its `ttl` seconds; until then it is visible to every caller.
+    - `bump_session_version` is atomic: concurrent bumps each count.
     - Unreachable storage raises `TokenStoreUnavailableError`; a driver's error never leaks.
     """
 
@@ -88,6 +95,19 @@ class TokenStore(Protocol):
         """
 
     @abstractmethod
+    async def spend(
+        self, jti: str, ttl: float, successor: Mapping[str, str], grace: float
+    ) -> Mapping[str, str] | None:
+        """Record the refresh token `jti` as used for `ttl` seconds, and `successor` (the pair
+        its refresh issued) as its successor for `grace` seconds.
+
+        Returns:
+            `successor` the first time; the first caller's successor when `jti` was spent less
+            than `grace` seconds ago (a concurrent refresh); None when it was spent earlier, or
+            used by `mark_used` (a replay).
+        """
+
+    @abstractmethod
     async def revoke_family(self, family: str, ttl: float) -> None:
         """Refuse every token of `family` for the next `ttl` seconds (never shortens an earlier
         revocation)."""
@@ -95,6 +115,28 @@ class TokenStore(Protocol):
     @abstractmethod
     async def is_revoked(self, family: str) -> bool:
         """Whether `family` is revoked."""
+
+    @abstractmethod
+    async def revoke_token(self, jti: str, ttl: float) -> None:
+        """Refuse the token `jti` (an access token at logout) for the next `ttl` seconds."""
+
+    @abstractmethod
+    async def access_state(self, jti: str, family: str | None, subject: str) -> tuple[bool, int]:
+        """What a request needs to know about an access token, in one round trip.
+
+        Returns:
+            Whether the token `jti` or its `family` is revoked, and the session version of
+            `subject` (see `session_version`).
+        """
+
+    @abstractmethod
+    async def session_version(self, subject: str) -> int:
+        """The session version of user `subject`: 0 until `bump_session_version` is called."""
+
+    @abstractmethod
+    async def bump_session_version(self, subject: str) -> int:
+        """Add one to the session version of `subject` (ending every session issued before);
+        returns the new version."""
 
     @abstractmethod
     async def close(self) -> None:

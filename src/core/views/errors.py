@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from core.errors import CoreError, IntegrityViolationError
+
+logger = logging.getLogger("core.views.errors")
 
 # Pydantic error types for a path value that does not convert, and the name users read.
 _EXPECTED = {
@@ -81,7 +84,14 @@ def _errors(errors: Any) -> list[dict[str, Any]]:
 
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
-    body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
+    detail = exc.detail
+    if exc.status_code >= 500:
+        # A server-side failure (a misconfiguration, an unreachable service): its detail names
+        # hosts, files or settings, so it goes to the log and the client gets the generic text.
+        if exc.status_code != 503:
+            logger.error("%s: %s", type(exc).__name__, exc.detail, exc_info=exc)
+        detail = type(exc).default_detail
+    body: dict[str, Any] = {"detail": detail, "code": exc.code}
     if isinstance(exc, IntegrityViolationError) and exc.field:
         body["field"] = exc.field
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -26,7 +26,7 @@ from core.auth.registry import isolated_registries
 from core.containers import build_container
 from core.context import use_container
 from core.errors import ConfigurationError
-from core.settings import DEFAULT_SECRET_KEY, Settings
+from core.settings import Settings
 from core.testing import test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import FastHasher
@@ -166,16 +166,16 @@ def test_configure_auth_refuses_bad_values_at_the_call(kwargs: dict[str, Any]) -
 
 
 def test_the_production_check_reads_the_key_that_will_sign() -> None:
-    settings = Settings(_env_file=None, environment="production", secret_key=DEFAULT_SECRET_KEY)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, environment="development", secret_key="your-secret-key")  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
         CoreApp(settings=settings)
 
     configure_auth(secret_key=KEY_B)
-    assert CoreApp(settings=settings).settings.environment == "production"
+    assert CoreApp(settings=settings).settings.environment == "development"
 
-    configure_auth(secret_key=DEFAULT_SECRET_KEY)
+    configure_auth(secret_key="your-secret-key")
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
-        CoreApp(settings=Settings(_env_file=None, environment="production", secret_key=KEY_A))  # type: ignore[call-arg]
+        CoreApp(settings=Settings(_env_file=None, environment="development", secret_key=KEY_A))  # type: ignore[call-arg]
 
 
 def test_the_password_policy_follows_settings_and_declaration() -> None:

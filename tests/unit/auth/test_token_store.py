@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core import CoreApp
 from core.adapters.memory.tokens import InMemoryTokenStore
 from core.auth import InvalidTokenError, TokenBackend
+from core.auth.models import TokenRecord
 from core.auth.refresh import RefreshTokens
 from core.containers import build_container
+from core.errors import ConfigurationError
+from core.ports.tokens import TokenStore
 from core.testing import test_settings
 from tests.unit.auth.token_store_contract import TokenStoreContract
 
@@ -31,6 +36,58 @@ class TestInMemoryTokenStore(TokenStoreContract):
         store = InMemoryTokenStore()
         yield store
         await store.close()
+
+
+class TestSqliteTokenStore(TokenStoreContract):
+    """The database store on SQLite (the embedded default): its table comes from the models."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[TokenStore]:
+        app = CoreApp(
+            settings=test_settings(
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/tokens.db",
+                auth_token_store="database",
+            )
+        )
+        async with app.lifespan():
+            await app.create_all()
+            store: TokenStore = app.container.auth.token_store()
+            yield store
+
+
+async def test_the_database_store_forgets_expired_entries(tmp_path: Path) -> None:
+    from core.adapters.sqlalchemy.tokens import SqlAlchemyTokenStore
+
+    app = CoreApp(settings=test_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    clock = Clock()
+    async with app.lifespan():
+        await app.create_all()
+        store = SqlAlchemyTokenStore(app.container.database.database().engine, clock)
+        await store.mark_used("a", ttl=10)
+        await store.revoke_family("f", ttl=10)
+        pair = {"access_token": "a", "refresh_token": "r"}
+        await store.spend("b", 10, pair, 2)
+
+        clock.now += 1
+        assert await store.spend("b", 10, {"access_token": "x"}, 2) == pair
+        clock.now += 1.5  # past the grace window: the successor is gone
+        assert await store.spend("b", 10, pair, 2) is None
+        assert not await store.mark_used("a", ttl=10)
+
+        clock.now += 100  # every entry has expired; the next write sweeps them
+        assert await store.mark_used("a", ttl=10)
+        assert not await store.is_revoked("f")
+        async with app.session() as db:
+            assert await TokenRecord.objects.using(db).count() == 1
+
+
+def test_the_database_store_needs_a_sql_database() -> None:
+    from core import CoreApp
+
+    app = CoreApp(settings=test_settings(auth_token_store="database"))  # DATABASE_URL=memory://
+
+    with pytest.raises(ConfigurationError, match="AUTH_TOKEN_STORE=database needs a SQL"):
+        app.container.auth.token_store()
 
 
 async def test_entries_expire_after_their_ttl() -> None:

@@ -362,7 +362,7 @@ def test_builtin_token_backend_name_cannot_be_registered() -> None:
             {"auth_algorithm": "RS256", "auth_private_key_file": "/nonexistent.pem"},
             "cannot be read",
         ),
-        ({"secret_key": ""}, "SECRET_KEY"),
+        ({"secret_key": "", "environment": "development"}, "SECRET_KEY is not set"),
     ],
 )
 def test_unusable_configuration_fails_when_the_backend_is_built(

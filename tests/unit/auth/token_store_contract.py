@@ -42,3 +42,49 @@ class TokenStoreContract:
 
     async def test_the_store_satisfies_the_port(self, store: TokenStore) -> None:
         assert isinstance(store, TokenStore)
+
+    async def test_spend_gives_concurrent_callers_the_first_successor(
+        self, store: TokenStore
+    ) -> None:
+        jti = _id()
+        pairs = [{"access_token": f"a{n}", "refresh_token": f"r{n}"} for n in range(10)]
+
+        answers = await asyncio.gather(*(store.spend(jti, 60, pair, 30) for pair in pairs))
+
+        assert all(answer is not None for answer in answers)
+        assert len({tuple(sorted(dict(a).items())) for a in answers if a is not None}) == 1
+        assert dict(answers[0] or {}) in pairs
+
+    async def test_spend_without_grace_or_after_mark_used_is_a_replay(
+        self, store: TokenStore
+    ) -> None:
+        first, used = _id(), _id()
+        pair = {"access_token": "a", "refresh_token": "r"}
+
+        assert await store.spend(first, 60, pair, 0) == pair
+        assert await store.spend(first, 60, pair, 0) is None
+        assert await store.mark_used(used, ttl=60) is True
+        assert await store.spend(used, 60, pair, 30) is None
+
+    async def test_revoked_access_tokens_and_families_show_in_access_state(
+        self, store: TokenStore
+    ) -> None:
+        jti, family, subject = _id(), _id(), _id()
+
+        assert await store.access_state(jti, family, subject) == (False, 0)
+        await store.revoke_token(jti, ttl=60)
+        assert await store.access_state(jti, None, subject) == (True, 0)
+        assert await store.access_state(_id(), family, subject) == (False, 0)
+        await store.revoke_family(family, ttl=60)
+        assert await store.access_state(_id(), family, subject) == (True, 0)
+
+    async def test_session_versions_count_every_bump(self, store: TokenStore) -> None:
+        subject, other = _id(), _id()
+
+        assert await store.session_version(subject) == 0
+        bumps = await asyncio.gather(*(store.bump_session_version(subject) for _ in range(5)))
+
+        assert sorted(bumps) == [1, 2, 3, 4, 5]
+        assert await store.session_version(subject) == 5
+        assert await store.access_state(_id(), None, subject) == (False, 5)
+        assert await store.session_version(other) == 0

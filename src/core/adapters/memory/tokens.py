@@ -1,21 +1,22 @@
-"""InMemoryTokenStore: refresh-token state in this process (AUTH_TOKEN_STORE=memory).
+"""InMemoryTokenStore: token state in this process (AUTH_TOKEN_STORE=memory).
 
 For one process (the embedded default) and tests. With several workers each has its own store,
-so a replayed token is caught only by the worker that saw it first: use AUTH_TOKEN_STORE=redis.
+so a logout or a replayed token is seen only by the worker that handled it: use
+AUTH_TOKEN_STORE=redis or database (ENVIRONMENT=production refuses memory).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-# Sweep expired entries when a map has doubled since the last sweep: amortised O(1) per write,
-# and memory stays within twice the live entries.
+# Sweep expired entries when the maps have doubled since the last sweep: amortised O(1) per
+# write, and memory stays within twice the live entries.
 _FIRST_SWEEP = 1024
 
 
 class InMemoryTokenStore:
-    """The TokenStore port on two dicts of expiry times.
+    """The TokenStore port on dicts of expiry times.
 
     Args:
         clock: seconds on a monotonic clock; tests pass a fake one to expire entries.
@@ -31,6 +32,9 @@ class InMemoryTokenStore:
         self._clock = clock
         self._used: dict[str, float] = {}
         self._revoked: dict[str, float] = {}
+        self._revoked_tokens: dict[str, float] = {}
+        self._successors: dict[str, tuple[float, dict[str, str]]] = {}
+        self._versions: dict[str, int] = {}
         self._sweep_at = _FIRST_SWEEP
 
     async def mark_used(self, jti: str, ttl: float) -> bool:
@@ -43,27 +47,76 @@ class InMemoryTokenStore:
         self._maybe_sweep(now)
         return True
 
+    async def spend(
+        self, jti: str, ttl: float, successor: Mapping[str, str], grace: float
+    ) -> Mapping[str, str] | None:
+        now = self._clock()
+        expires = self._used.get(jti)
+        if expires is not None and expires > now:
+            earlier = self._successors.get(jti)
+            return earlier[1] if earlier is not None and earlier[0] > now else None
+        self._used[jti] = now + ttl
+        if grace > 0:
+            self._successors[jti] = (now + grace, dict(successor))
+        self._maybe_sweep(now)
+        return successor
+
     async def revoke_family(self, family: str, ttl: float) -> None:
         now = self._clock()
         self._revoked[family] = max(self._revoked.get(family, now), now + ttl)
         self._maybe_sweep(now)
 
     async def is_revoked(self, family: str) -> bool:
-        expires = self._revoked.get(family)
-        return expires is not None and expires > self._clock()
+        return _alive(self._revoked.get(family), self._clock())
+
+    async def revoke_token(self, jti: str, ttl: float) -> None:
+        now = self._clock()
+        self._revoked_tokens[jti] = max(self._revoked_tokens.get(jti, now), now + ttl)
+        self._maybe_sweep(now)
+
+    async def access_state(self, jti: str, family: str | None, subject: str) -> tuple[bool, int]:
+        now = self._clock()
+        revoked = _alive(self._revoked_tokens.get(jti), now) or (
+            family is not None and _alive(self._revoked.get(family), now)
+        )
+        return revoked, self._versions.get(subject, 0)
+
+    async def session_version(self, subject: str) -> int:
+        return self._versions.get(subject, 0)
+
+    async def bump_session_version(self, subject: str) -> int:
+        version = self._versions[subject] = self._versions.get(subject, 0) + 1
+        return version
 
     async def close(self) -> None:
-        self._used.clear()
-        self._revoked.clear()
+        for entries in self._maps():
+            entries.clear()
+        self._versions.clear()
 
     def __len__(self) -> int:
-        """How many entries are held, expired ones not yet swept included."""
-        return len(self._used) + len(self._revoked)
+        """How many expiring entries are held, expired ones not yet swept included."""
+        return sum(len(entries) for entries in self._maps())
+
+    def _maps(
+        self,
+    ) -> tuple[
+        dict[str, float],
+        dict[str, float],
+        dict[str, float],
+        dict[str, tuple[float, dict[str, str]]],
+    ]:
+        return self._used, self._revoked, self._revoked_tokens, self._successors
 
     def _maybe_sweep(self, now: float) -> None:
         if len(self) < self._sweep_at:
             return
-        for entries in (self._used, self._revoked):
+        for entries in (self._used, self._revoked, self._revoked_tokens):
             for key in [k for k, expires in entries.items() if expires <= now]:
                 del entries[key]
+        for key in [k for k, (expires, _) in self._successors.items() if expires <= now]:
+            del self._successors[key]
         self._sweep_at = max(_FIRST_SWEEP, 2 * len(self))
+
+
+def _alive(expires: float | None, now: float) -> bool:
+    return expires is not None and expires > now

@@ -1,8 +1,10 @@
-"""RedisTokenStore: refresh-token state shared by every process (AUTH_TOKEN_STORE=redis)."""
+"""RedisTokenStore: token state shared by every process (AUTH_TOKEN_STORE=redis)."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -22,12 +24,27 @@ return 1
 """
 
 
+# Spend a refresh token: the first caller marks it used and leaves its successor for the grace
+# window; later callers get that successor while it lasts, else nothing (a replay).
+_SPEND_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+    if tonumber(ARGV[3]) > 0 then
+        redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+    end
+    return ARGV[2]
+end
+return redis.call('GET', KEYS[2])
+"""
+
+
 class RedisTokenStore:
     """The TokenStore port on Redis: one key per used token and per revoked family, each with
     a TTL equal to the remaining life of the tokens it concerns, so Redis expires them itself.
 
-    Keys: `<prefix>used:<jti>` and `<prefix>family:<family>`. `mark_used` is one
-    `SET NX EX`, atomic across every process sharing the server.
+    Keys: `<prefix>used:<jti>`, `<prefix>next:<jti>` (a refresh's successor, for the grace
+    window), `<prefix>family:<family>`, `<prefix>revoked:<jti>` (access tokens) and
+    `<prefix>version:<sub>` (session versions, kept without a TTL). `mark_used` is one
+    `SET NX EX` and `spend` one script, atomic across every process sharing the server.
 
     Args:
         url: the Redis URL (AUTH_TOKEN_STORE_URL, else REDIS_URL).
@@ -79,6 +96,54 @@ class RedisTokenStore:
     async def is_revoked(self, family: str) -> bool:
         try:
             return bool(await self._client.exists(f"{self.prefix}family:{family}"))
+        except RedisError as exc:
+            raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
+
+    async def spend(
+        self, jti: str, ttl: float, successor: Mapping[str, str], grace: float
+    ) -> Mapping[str, str] | None:
+        try:
+            answer = await self._client.eval(
+                _SPEND_SCRIPT,
+                2,
+                f"{self.prefix}used:{jti}",
+                f"{self.prefix}next:{jti}",
+                _seconds(ttl),
+                json.dumps(dict(successor)),
+                max(0, math.ceil(grace * 1000)),
+            )
+        except RedisError as exc:
+            raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
+        if answer is None:
+            return None
+        earlier: dict[str, str] = json.loads(answer)
+        return earlier
+
+    async def revoke_token(self, jti: str, ttl: float) -> None:
+        try:
+            await self._client.eval(_REVOKE_SCRIPT, 1, f"{self.prefix}revoked:{jti}", _seconds(ttl))
+        except RedisError as exc:
+            raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
+
+    async def access_state(self, jti: str, family: str | None, subject: str) -> tuple[bool, int]:
+        keys = [f"{self.prefix}version:{subject}", f"{self.prefix}revoked:{jti}"]
+        if family is not None:
+            keys.append(f"{self.prefix}family:{family}")
+        try:
+            version, *revoked = await self._client.mget(keys)
+        except RedisError as exc:
+            raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
+        return any(value is not None for value in revoked), int(version or 0)
+
+    async def session_version(self, subject: str) -> int:
+        try:
+            return int(await self._client.get(f"{self.prefix}version:{subject}") or 0)
+        except RedisError as exc:
+            raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
+
+    async def bump_session_version(self, subject: str) -> int:
+        try:
+            return int(await self._client.incr(f"{self.prefix}version:{subject}"))
         except RedisError as exc:
             raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
 
