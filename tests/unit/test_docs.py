@@ -273,7 +273,7 @@ def test_runner_runs_a_page_as_one_module_and_names_the_failing_line(tmp_path: P
     page.write_text(
         "```python\n"
         "import asyncio, os\n"
-        "assert os.listdir('.') == [] and 'DATABASE_URL' not in os.environ\n"
+        "assert os.listdir('.') == ['.env'] and 'DATABASE_URL' not in os.environ\n"
         "x = 1\n"
         "```\n"
         "```python\n"

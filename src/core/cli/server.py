@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import code
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,7 +45,15 @@ def run(
     settings = read_settings()
     spec = app_module or settings.app_module
     # Import once here so a broken app fails with one line, before uvicorn starts.
-    load_app(spec)
+    loaded = load_app(spec)
+    effective = getattr(loaded, "settings", settings)
+    if workers > 1 and not reload and effective.auth_token_store == "memory":
+        print(
+            f"warning: AUTH_TOKEN_STORE=memory with --workers {workers}: each worker keeps its "
+            "own logouts and spent refresh tokens; set AUTH_TOKEN_STORE=redis or database.",
+            file=sys.stderr,
+            flush=True,
+        )
     factory = is_app_factory(spec)
     root = Path.cwd()
     put_on_sys_path(root)

@@ -88,9 +88,11 @@ async def core_error(_: Request, exc: CoreError) -> JSONResponse:
     if exc.status_code >= 500:
         # A server-side failure (a misconfiguration, an unreachable service): its detail names
         # hosts, files or settings, so it goes to the log and the client gets the generic text.
-        if exc.status_code != 503:
+        if exc.status_code == 503:
+            detail = type(exc).default_detail  # "try again shortly": the client can act on it
+        else:
             logger.error("%s: %s", type(exc).__name__, exc.detail, exc_info=exc)
-        detail = type(exc).default_detail
+            detail = CoreError.default_detail
     body: dict[str, Any] = {"detail": detail, "code": exc.code}
     if isinstance(exc, IntegrityViolationError) and exc.field:
         body["field"] = exc.field

@@ -241,7 +241,7 @@ async def test_without_a_user_model_auth_endpoints_that_need_one_say_so_in_the_l
     # The client learns nothing of the configuration; the operator reads it in the log.
     assert response.status_code == 500
     assert response.json() == {
-        "detail": ConfigurationError.default_detail,
+        "detail": "A server error occurred.",
         "code": ConfigurationError.code,
     }
     assert "needs a user model" in caplog.text

@@ -104,7 +104,9 @@ def test_rabbitmq_is_a_service_when_it_is_the_broker(tmp_path: Path) -> None:
     assert deploy(project, "docker").returncode == 0
 
     services = compose_of(project)["services"]
-    assert set(services) == {"api", "consumer", "migrate", "rabbitmq"}
+    # No user model, so no token table: production's shared token store is Redis.
+    assert set(services) == {"api", "consumer", "migrate", "rabbitmq", "redis"}
+    assert services["api"]["environment"]["AUTH_TOKEN_STORE"] == "redis"
     assert services["consumer"]["environment"]["RABBITMQ_URL"].endswith("@rabbitmq:5672/")
     assert services["rabbitmq"]["image"].startswith("rabbitmq:")
 
@@ -121,6 +123,9 @@ def test_the_embedded_default_deploys_the_api_alone_and_says_why(tmp_path: Path)
     assert document["services"]["api"]["environment"]["DATABASE_URL"] == (
         "sqlite+aiosqlite:////app/data/app.db"
     )
+    # Production refuses AUTH_TOKEN_STORE=memory; the project's user model brings the token
+    # table, so the database keeps the session state and no Redis is needed.
+    assert document["services"]["api"]["environment"]["AUTH_TOKEN_STORE"] == "database"
     assert "data" in document["volumes"]
     assert "left out: worker (TASK_BROKER=memory" in out.stdout
     assert "left out: consumer (MESSAGE_BROKER=memory" in out.stdout

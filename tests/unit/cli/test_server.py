@@ -145,3 +145,22 @@ def test_a_mistyped_command_line_is_a_short_error_not_a_box(argv: list[str], mes
     assert result.returncode == 2
     assert result.stderr.startswith(message) or result.stdout.startswith(message)
     assert "╭" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_run_with_several_workers_warns_about_the_memory_token_store(tmp_path: Path) -> None:
+    env = {**_project(tmp_path), "AUTH_TOKEN_STORE": "memory"}
+    port = free_port()
+    server = subprocess.Popen(
+        [*core_command(), "run", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        first = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert first.startswith("warning: AUTH_TOKEN_STORE=memory with --workers 2")

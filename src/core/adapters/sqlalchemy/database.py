@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from core.adapters.sqlalchemy.errors import unavailable_as_503
 from core.errors import ConfigurationError, MissingDependencyError
 
 _DRIVER_EXTRAS = {"asyncpg": "postgres", "aiosqlite": "sqlite"}
@@ -71,7 +72,9 @@ class SqlAlchemyDatabase:
             raise ConfigurationError(f"DATABASE_URL {url!r} cannot be used: {exc}") from exc
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=_Session, expire_on_commit=False, autoflush=False
+        )
 
     def session(self) -> AsyncSession:
         return self._sessions()
@@ -93,6 +96,23 @@ class SqlAlchemyDatabase:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Session(AsyncSession):
+    """An AsyncSession whose commit and rollback answer an unreachable database with
+    `DatabaseUnavailableError` (503) like the repository's statements do."""
+
+    async def commit(self) -> None:
+        async with unavailable_as_503(self.bind):
+            await super().commit()
+
+    async def rollback(self) -> None:
+        async with unavailable_as_503(self.bind, answered=False):
+            await super().rollback()
+
+    async def close(self) -> None:
+        async with unavailable_as_503(self.bind, answered=False):
+            await super().close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ rows equal what `session.execute` would return.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -25,6 +25,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
 from sqlalchemy.util.concurrency import greenlet_spawn
+
+from core.adapters.sqlalchemy.errors import is_unavailable
 
 # Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
@@ -186,6 +188,29 @@ async def checkout(engine: AsyncEngine) -> Any:
 async def checkin(pooled: Any) -> None:
     """Return a `checkout()` connection to its pool (the pool's reset-on-return applies)."""
     await greenlet_spawn(pooled.close)
+
+
+async def run(
+    engine: AsyncEngine,
+    statement: Callable[[Any, bool, str, list[Any]], Awaitable[Any]],
+    postgres: bool,
+    sql: str,
+    args: list[Any],
+) -> Any:
+    """`statement` (`fetch` or `write`) on a connection borrowed from the pool for it alone.
+
+    A connection that fails the way a lost server makes it fail is invalidated rather than
+    put back, so the pool never hands it out again (SQLAlchemy does the same on its own path).
+    """
+    pooled = await checkout(engine)
+    try:
+        return await statement(pooled.driver_connection, postgres, sql, args)
+    except Exception as exc:
+        if is_unavailable(exc):
+            await greenlet_spawn(pooled.invalidate, exc)
+        raise
+    finally:
+        await checkin(pooled)
 
 
 async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:

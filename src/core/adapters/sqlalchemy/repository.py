@@ -1,13 +1,12 @@
-"""SqlAlchemyRepository: the Repository port over an AsyncSession; the only place that sees SQL
-errors."""
+"""SqlAlchemyRepository: the Repository port over an AsyncSession. Every statement runs inside
+`_Translated`, the one place its SQL errors become the framework's (`errors.py` says how)."""
 
 from __future__ import annotations
 
 import builtins
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,12 +25,18 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
 from core.adapters.sqlalchemy import driver
+from core.adapters.sqlalchemy.errors import (
+    is_data_error,
+    is_integrity_error,
+    is_unavailable,
+    outages,
+)
 from core.errors import (
+    DatabaseUnavailableError,
     ForeignKeyViolationError,
     IntegrityViolationError,
     NotNullViolationError,
@@ -290,6 +295,40 @@ def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
     return column_name
 
 
+class _Translated:
+    """`async with _Translated(repository):` around a statement: the one place driver errors
+    become the framework's (see `core.adapters.sqlalchemy.errors`)."""
+
+    __slots__ = ("repository",)
+
+    def __init__(self, repository: SqlAlchemyRepository) -> None:
+        self.repository = repository
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        repository = self.repository
+        bind = repository.session.bind
+        if exc is None:
+            outages.answered(bind)
+            return
+        if not isinstance(exc, Exception) or isinstance(exc, DatabaseUnavailableError):
+            return
+        if is_unavailable(exc):
+            raise await outages.failed(bind, exc) from exc
+        if is_data_error(exc):
+            # A failed statement ends the transaction on PostgreSQL; roll back so the session
+            # stays usable, and report the problem in the framework's own terms (a 400).
+            await repository.session.rollback()
+            if is_integrity_error(exc):
+                raise translate_integrity_error(repository.model, exc) from exc
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise ValidationFailedError(
+                f"A value does not fit its {repository.model.__name__} column: {reason}"
+            ) from exc
+
+
 class SqlAlchemyRepository:
     __slots__ = ("model", "session")
 
@@ -297,41 +336,18 @@ class SqlAlchemyRepository:
         self.model = model
         self.session = session
 
-    async def _fail(self, exc: Exception) -> NoReturn:
-        # A failed statement ends the transaction on PostgreSQL; roll back so the session stays
-        # usable, and report the problem in the framework's own terms (a 400, never a 500).
-        await self.session.rollback()
-        if _is_integrity_error(exc):
-            raise translate_integrity_error(self.model, exc) from exc
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise ValidationFailedError(
-            f"A value does not fit its {self.model.__name__} column: {reason}"
-        ) from exc
-
     async def _flush(self) -> None:
-        try:
+        async with _Translated(self):
             await self.session.flush()
-        except _TRANSLATED as exc:
-            if _is_data_error(exc):
-                await self._fail(exc)
-            raise
 
     async def _execute(self, statement: Any, **options: Any) -> Any:
-        try:
+        async with _Translated(self):
             return await self.session.execute(statement, execution_options=options)
-        except _TRANSLATED as exc:
-            if _is_data_error(exc):
-                await self._fail(exc)
-            raise
 
     # `list` names a method here, so annotations in this class spell the type `builtins.list`.
     async def get(self, pk: Any) -> Any | None:
-        try:
+        async with _Translated(self):
             return await self.session.get(self.model, pk)
-        except _TRANSLATED as exc:
-            if _is_data_error(exc):
-                await self._fail(exc)
-            raise
 
     async def list(self, query: Query) -> builtins.list[Any]:
         statement = _windowed(_filtered(select(query.model), query), query)
@@ -383,18 +399,8 @@ class SqlAlchemyRepository:
     ) -> tuple[Any, ...]:
         dialect = bind.dialect
         sql, args = plan.bind_values(columns)
-        try:
-            pooled = await driver.checkout(bind)
-            try:
-                rows = await driver.write(
-                    pooled.driver_connection, dialect.name == "postgresql", sql, args
-                )
-            finally:
-                await driver.checkin(pooled)
-        except Exception as exc:
-            if _is_data_error(exc):
-                await self._fail(exc)
-            raise
+        async with _Translated(self):
+            rows = await driver.run(bind, driver.write, dialect.name == "postgresql", sql, args)
         return tuple(plan.convert(rows)[0])
 
     async def _read(self, kind: str, query: Query, names: tuple[str, ...]) -> Any:
@@ -431,21 +437,13 @@ class SqlAlchemyRepository:
             params["offset_"] = query.offset
         sql, args = plan.bind_values(params)
         postgres = dialect.name == "postgresql"
-        try:
+        async with _Translated(self):
             if isinstance(bind, AsyncEngine) and not session.in_transaction():
-                pooled = await driver.checkout(bind)
-                try:
-                    rows = await driver.fetch(pooled.driver_connection, postgres, sql, args)
-                finally:
-                    await driver.checkin(pooled)
+                rows = await driver.run(bind, driver.fetch, postgres, sql, args)
             else:
                 connection = await session.connection()
                 raw = (await connection.get_raw_connection()).driver_connection
                 rows = await driver.fetch(raw, postgres, sql, args)
-        except Exception as exc:
-            if _is_data_error(exc):
-                await self._fail(exc)
-            raise
         return plan.convert(rows)
 
     async def add(self, obj: Any) -> Any:
@@ -491,35 +489,3 @@ class SqlAlchemyRepository:
             statement = statement.where(criteria)
         result = await self._execute(statement, synchronize_session="fetch")
         return int(result.rowcount)
-
-
-_TRANSLATED = (DBAPIError, OverflowError)
-
-
-def _is_integrity_error(exc: Exception) -> bool:
-    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's own exceptions
-    return bool(sqlstate and str(sqlstate).startswith("23"))
-
-
-def _is_data_error(exc: Exception) -> bool:
-    """Constraint violations, and values the database cannot store (out of range, too long).
-
-    `exc` is SQLAlchemy's wrapper, or the driver's own exception for reads run on the driver.
-    """
-    if isinstance(exc, DataError | OverflowError | sqlite3.DataError) or _is_integrity_error(exc):
-        return True
-    # PostgreSQL's class 22 is "data exception" (e.g. 22021, a NUL byte in text), whatever
-    # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
-    # (an int beyond int64).
-    orig = getattr(exc, "orig", None)
-    cause = getattr(orig, "__cause__", None)
-    sqlstate = (
-        getattr(exc, "sqlstate", None)
-        or getattr(orig, "sqlstate", None)
-        or getattr(cause, "sqlstate", None)
-    )
-    if sqlstate and str(sqlstate).startswith("22"):
-        return True
-    return "invalid input for query argument" in str(exc)

@@ -181,7 +181,7 @@ def _app_service(
 def _environment(plan: DeployPlan) -> dict[str, str]:
     """Settings that differ inside compose: production, and the services' addresses."""
     settings = plan.settings
-    environment = {"ENVIRONMENT": "production"}
+    environment = {"ENVIRONMENT": "production", "AUTH_TOKEN_STORE": settings.auth_token_store}
     if "postgres" in plan.services:
         user, database = _postgres_names(plan)
         environment["DATABASE_URL"] = (

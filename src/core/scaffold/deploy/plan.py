@@ -102,6 +102,14 @@ def plan_deployment(root: Path | None = None, *, app_module: str | None = None) 
     root = root or Path.cwd()
     settings = read_settings()
     import_app_module(app_module or settings.app_module, root=root)
+    if settings.auth_token_store == "memory":
+        # Production refuses session state kept in one process. A project with a user model
+        # has the token table in its migrations (it comes with AbstractUser): its database
+        # holds the state; any other shares it through Redis.
+        from core.models import Model
+
+        store = "database" if "core_auth_tokens" in Model.metadata.tables else "redis"
+        settings = settings.model_copy(update={"auth_token_store": store})
     processes, left_out = _processes(settings)
     services = _services(settings)
     return DeployPlan(

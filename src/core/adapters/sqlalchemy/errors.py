@@ -1,0 +1,165 @@
+"""Database errors, translated once at the adapter's edge into the framework's own.
+
+`translated(...)` wraps every statement the repository runs (on SQLAlchemy or on the driver):
+constraint violations become `UniqueViolationError` and friends (400), values a column cannot
+hold `ValidationFailedError` (400), and an unreachable database `DatabaseUnavailableError` (503
+with `Retry-After`). An outage is logged once, with its cause, when it starts, and once when the
+database answers again; the pool is emptied at its start so recovery needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from core.errors import DatabaseUnavailableError
+
+logger = logging.getLogger("core.database")
+
+# PostgreSQL SQLSTATEs of a server that cannot serve: class 08 (connection exception), shutdown
+# and start-up (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# SQLite's transient refusals: another process holds the lock, or the file is unusable.
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, the DBAPI error SQLAlchemy wraps, and the driver's own error behind it."""
+    found = [exc]
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        found.append(orig)
+    cause = getattr(found[-1], "__cause__", None)
+    if isinstance(cause, BaseException):
+        found.append(cause)
+    return found
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or cannot serve now (as opposed to a
+    statement it refused)."""
+    if isinstance(exc, DatabaseUnavailableError | PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    for error in _chain(exc):
+        if isinstance(error, OSError):  # refused, reset, unreachable host, timed out
+            return True
+        sqlstate = str(getattr(error, "sqlstate", "") or "")
+        if sqlstate.startswith(_UNAVAILABLE_STATES):
+            return True
+        kind = type(error)
+        if kind.__module__.startswith("asyncpg") and kind.__name__ == "InterfaceError":
+            # asyncpg's own "connection is closed" / "connection was closed in the middle of
+            # operation" carry no SQLSTATE.
+            return "closed" in str(error)
+        if isinstance(error, sqlite3.OperationalError):
+            return str(error).lower().startswith(_SQLITE_UNAVAILABLE)
+    return False
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's own exceptions
+    return bool(sqlstate and str(sqlstate).startswith("23"))
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Constraint violations, and values the database cannot store (out of range, too long).
+
+    `exc` is SQLAlchemy's wrapper, or the driver's own exception for statements run on the
+    driver.
+    """
+    if isinstance(exc, DataError | OverflowError | sqlite3.DataError) or is_integrity_error(exc):
+        return True
+    # PostgreSQL's class 22 is "data exception" (e.g. 22021, a NUL byte in text), whatever
+    # DBAPI class the driver maps it to; asyncpg also refuses some values before sending them
+    # (an int beyond int64).
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = (
+        getattr(exc, "sqlstate", None)
+        or getattr(orig, "sqlstate", None)
+        or getattr(cause, "sqlstate", None)
+    )
+    if sqlstate and str(sqlstate).startswith("22"):
+        return True
+    return "invalid input for query argument" in str(exc)
+
+
+class _Outages:
+    """Which databases (engines) are down, so an outage is logged once, not per request."""
+
+    def __init__(self) -> None:
+        self._down: dict[int, str] = {}
+
+    async def failed(self, bind: Any, exc: BaseException) -> DatabaseUnavailableError:
+        key = id(bind)
+        cause = str(_chain(exc)[-1]).splitlines()[0] if str(_chain(exc)[-1]) else type(exc).__name__
+        if key not in self._down:
+            name = _name(bind)
+            self._down[key] = name
+            logger.error(
+                "Database %s is unavailable (%s: %s); requests answer 503 until it is back.",
+                name,
+                type(_chain(exc)[-1]).__name__,
+                cause,
+            )
+            await _empty_pool(bind)
+        return DatabaseUnavailableError(cause)
+
+    def answered(self, bind: Any) -> None:
+        if self._down:
+            name = self._down.pop(id(bind), None)
+            if name is not None:
+                logger.warning("Database %s is available again.", name)
+
+
+outages = _Outages()
+
+
+def _name(bind: Any) -> str:
+    url = getattr(bind, "url", None)
+    if url is None:
+        return "database"
+    try:
+        return str(url.render_as_string(hide_password=True))
+    except AttributeError:
+        return str(url)
+
+
+async def _empty_pool(bind: Any) -> None:
+    # Every pooled connection died with the server: drop them all now, so that when it is back
+    # the next requests connect afresh instead of each failing once on a dead connection. Not
+    # for SQLite, whose in-memory database lives in its one pooled connection.
+    dispose = getattr(bind, "dispose", None)
+    if dispose is None or bind.dialect.name == "sqlite":
+        return
+    try:
+        await dispose()
+    except Exception:  # closing dead connections may fail too; they are dropped anyway
+        logger.debug("Emptying the pool of %s failed", _name(bind), exc_info=True)
+
+
+@asynccontextmanager
+async def unavailable_as_503(bind: Any, *, answered: bool = True) -> AsyncIterator[None]:
+    """Turn an unreachable database into `DatabaseUnavailableError` (503), logging the start
+    of an outage once; and its end, when `answered` (the block talked to the database: a
+    rollback or a close need not)."""
+    try:
+        yield
+    except DatabaseUnavailableError:
+        raise
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise await outages.failed(bind, exc) from exc
+        raise
+    if answered:
+        outages.answered(bind)
