@@ -10,6 +10,7 @@ database answers again; the pool is emptied at its start so recovery needs no re
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,14 @@ from typing import Any
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from core.errors import DatabaseUnavailableError
+from core.errors import (
+    DatabaseUnavailableError,
+    ForeignKeyViolationError,
+    IntegrityViolationError,
+    NotNullViolationError,
+    UniqueViolationError,
+)
+from core.models import lookups
 
 logger = logging.getLogger("core.database")
 
@@ -92,6 +100,64 @@ def is_data_error(exc: BaseException) -> bool:
     if sqlstate and str(sqlstate).startswith("22"):
         return True
     return "invalid input for query argument" in str(exc)
+
+
+_SQLITE = re.compile(r"(UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(?P<cols>[\w., ]+))?")
+_PG_KEY = re.compile(r"Key \((?P<cols>[^)]+)\)=")
+
+
+def translate_integrity_error(model: type[Any], exc: Exception) -> IntegrityViolationError:
+    """One error type per constraint kind, naming the field, whichever database answered.
+
+    `exc` is SQLAlchemy's IntegrityError or the driver's own exception.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    cause = getattr(orig, "__cause__", None) or orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    message = str(orig)
+    kind: type[IntegrityViolationError] = IntegrityViolationError
+    field: str | None = None
+    if sqlstate:  # PostgreSQL
+        kind = {
+            "23505": UniqueViolationError,
+            "23503": ForeignKeyViolationError,
+            "23502": NotNullViolationError,
+        }.get(sqlstate, IntegrityViolationError)
+        detail = getattr(cause, "detail", None) or ""
+        match = _PG_KEY.search(detail)
+        field = (
+            match["cols"].split(",")[0].strip() if match else getattr(cause, "column_name", None)
+        )
+    elif match := _SQLITE.search(message):  # SQLite
+        kind = {
+            "UNIQUE": UniqueViolationError,
+            "NOT NULL": NotNullViolationError,
+            "FOREIGN KEY": ForeignKeyViolationError,
+        }[match[1]]
+        if match["cols"]:
+            field = match["cols"].split(",")[0].strip().split(".")[-1]
+    field = _attribute_for(model, field)
+    what = {
+        UniqueViolationError: "already exists",
+        ForeignKeyViolationError: "refers to a missing row",
+        NotNullViolationError: "is required",
+    }.get(kind, "breaks a constraint")
+    subject = (
+        f"{model.__name__} with this {field}"
+        if kind is UniqueViolationError and field
+        else (f"{model.__name__}.{field}" if field else model.__name__)
+    )
+    return kind(f"{subject} {what}.", field=field)
+
+
+def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
+    if column_name is None:
+        return None
+    mapper = lookups.mapper_of(model)
+    for attr in mapper.column_attrs:
+        if attr.columns[0].name == column_name:
+            return attr.key
+    return column_name
 
 
 class _Outages:

@@ -1,32 +1,16 @@
 """SqlAlchemyRepository: the Repository port over an AsyncSession. Every statement runs inside
-`_Translated`, the one place its SQL errors become the framework's (`errors.py` says how)."""
+`_Translated`, the one place its SQL errors become the framework's (`errors.py` says how);
+`statements.py` builds the SQL."""
 
 from __future__ import annotations
 
 import builtins
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    and_,
-    bindparam,
-    delete,
-    exists,
-    false,
-    func,
-    insert,
-    not_,
-    or_,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import QueryableAttribute, aliased
+from sqlalchemy.orm import QueryableAttribute
 
 from core.adapters.sqlalchemy import driver
 from core.adapters.sqlalchemy.errors import (
@@ -34,265 +18,19 @@ from core.adapters.sqlalchemy.errors import (
     is_integrity_error,
     is_unavailable,
     outages,
+    translate_integrity_error,
 )
-from core.errors import (
-    DatabaseUnavailableError,
-    ForeignKeyViolationError,
-    IntegrityViolationError,
-    NotNullViolationError,
-    UniqueViolationError,
-    ValidationFailedError,
+from core.adapters.sqlalchemy.statements import (
+    Binder,
+    compile_where,
+    filtered,
+    read_statement,
+    where_shape,
+    windowed,
 )
+from core.errors import DatabaseUnavailableError, ValidationFailedError
 from core.models import lookups
-from core.ports.repository import Condition, Node, Query
-
-_LIKE = frozenset({"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"})
-_LIKE_ESCAPE = "/"
-
-
-def _operands(condition: Condition) -> tuple[Any, ...]:
-    """The values a condition binds, in order: LIKE patterns escaped, none for IS NULL."""
-    value = condition.value
-    lookup = condition.lookup
-    if lookup == "exact":
-        return () if value is None else (value,)
-    if lookup == "isnull":
-        return ()
-    if lookup == "range":
-        return tuple(value)
-    if lookup == "in":
-        return (list(value),)
-    if lookup in _LIKE:
-        escaped = value.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
-        return (escaped.replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_"),)
-    return (value,)
-
-
-class _Binder:
-    """Stands in a named bind parameter (`p0`, `p1`, ...) for each operand, in the order
-    `where_values` lists them, so one compiled statement serves every query of its shape."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, column: Any, lookup: str, operands: tuple[Any, ...]) -> tuple[Any, ...]:
-        binds = []
-        for _ in operands:
-            binds.append(bindparam(f"p{self.count}", type_=column.type, expanding=lookup == "in"))
-            self.count += 1
-        return tuple(binds)
-
-
-def _compare(column: Any, condition: Condition, operands: tuple[Any, ...]) -> ColumnElement[bool]:
-    # Declared once: with an Any operand, mypy types `column > value` as Any.
-    expression: ColumnElement[bool]
-    match condition.lookup:
-        case "exact":
-            expression = column == operands[0] if operands else column.is_(None)
-        case "iexact":
-            expression = func.lower(column) == func.lower(operands[0])
-        case "contains":
-            expression = column.contains(operands[0], escape=_LIKE_ESCAPE)
-        case "icontains":
-            expression = column.icontains(operands[0], escape=_LIKE_ESCAPE)
-        case "startswith":
-            expression = column.startswith(operands[0], escape=_LIKE_ESCAPE)
-        case "istartswith":
-            expression = column.istartswith(operands[0], escape=_LIKE_ESCAPE)
-        case "endswith":
-            expression = column.endswith(operands[0], escape=_LIKE_ESCAPE)
-        case "iendswith":
-            expression = column.iendswith(operands[0], escape=_LIKE_ESCAPE)
-        case "in":
-            expression = column.in_(operands[0])
-        case "gt":
-            expression = column > operands[0]
-        case "gte":
-            expression = column >= operands[0]
-        case "lt":
-            expression = column < operands[0]
-        case "lte":
-            expression = column <= operands[0]
-        case "isnull":
-            expression = column.is_(None) if condition.value else column.is_not(None)
-        case "range":
-            expression = column.between(*operands)
-        case lookup:
-            raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
-    return expression
-
-
-def _condition(entity: Any, condition: Condition, binder: _Binder | None) -> ColumnElement[bool]:
-    if not condition.hops:
-        column = getattr(entity, condition.column)
-        operands = _operands(condition)
-        if binder is not None:
-            operands = binder(column, condition.lookup, operands)
-        return _compare(column, condition, operands)
-    # Across a relation: EXISTS (a correlated subquery) instead of a JOIN, so a to-many relation
-    # never duplicates rows and `exclude` keeps SQL's meaning.
-    hop, rest = condition.hops[0], condition.hops[1:]
-    target = aliased(hop.target)
-    inner = _condition(
-        target, Condition(rest, condition.column, condition.lookup, condition.value), binder
-    )
-    return exists().where(getattr(target, hop.remote) == getattr(entity, hop.local), inner)
-
-
-def compile_where(entity: Any, node: Node, binder: _Binder | None = None) -> ColumnElement[bool]:
-    """The WHERE clause of `node`: with its values, or with `binder`'s named parameters."""
-    parts = [
-        compile_where(entity, child, binder)
-        if isinstance(child, Node)
-        else _condition(entity, child, binder)
-        for child in node.children
-    ]
-    if node.op == "not":
-        return not_(and_(*parts))
-    if len(parts) == 1:
-        # AND / OR of one condition is that condition (`and_(x)` returns x, slowly); whoever
-        # embeds it (`where`, `and_`, `or_`, `not_`) adds the parentheses it needs.
-        return parts[0]
-    if node.op == "or":
-        return or_(*parts) if parts else false()
-    return and_(*parts) if parts else true()
-
-
-def where_shape(node: Node, values: list[Any]) -> tuple[Any, ...]:
-    """`node` without its values (hashable: what its SQL depends on), and its operands appended
-    to `values` in the order `compile_where` with a `_Binder` names them."""
-    shape: list[Any] = [node.op]
-    for child in node.children:
-        if isinstance(child, Node):
-            shape.append(where_shape(child, values))
-            continue
-        operands = _operands(child)
-        values.extend(operands)
-        shape.append(
-            (
-                child.hops,
-                child.column,
-                child.lookup,
-                len(operands),
-                bool(child.value) if child.lookup == "isnull" else None,
-            )
-        )
-    return tuple(shape)
-
-
-def _nullable(attribute: Any) -> bool:
-    return bool(getattr(attribute.property.columns[0], "nullable", True))
-
-
-def _order(entity: Any, query: Query) -> list[Any]:
-    # NULLs sort as PostgreSQL sorts them by default, on every backend. A NOT NULL column (a
-    # primary key, most orderings) has no NULLs to place, so it orders by the bare column.
-    orderings = []
-    for o in query.order_by:
-        column = getattr(entity, o.column)
-        if not _nullable(column):
-            orderings.append(column.desc() if o.descending else column)
-        elif o.descending:
-            orderings.append(column.desc().nulls_first())
-        else:
-            orderings.append(column.asc().nulls_last())
-    return orderings
-
-
-def _windowed(statement: Select[Any], query: Query, bound: bool = False) -> Select[Any]:
-    if query.order_by:
-        statement = statement.order_by(*_order(query.model, query))
-    if query.limit is not None:
-        statement = statement.limit(bindparam("limit_", type_=Integer()) if bound else query.limit)
-    if query.offset:
-        statement = statement.offset(
-            bindparam("offset_", type_=Integer()) if bound else query.offset
-        )
-    return statement
-
-
-def _filtered(statement: Select[Any], query: Query, binder: _Binder | None = None) -> Select[Any]:
-    if query.where.children:
-        statement = statement.where(compile_where(query.model, query.where, binder))
-    return statement
-
-
-def _read_statement(
-    kind: str, query: Query, names: tuple[str, ...], binder: _Binder | None = None
-) -> Select[Any]:
-    """The SELECT of a read: `rows` of the named columns, their `count`, or whether any
-    `exists`; with the query's values, or (with `binder`) named parameters for them."""
-    bound = binder is not None
-    if kind == "rows":
-        statement = select(*(getattr(query.model, name) for name in names))
-        return _windowed(_filtered(statement, query, binder), query, bound)
-    if kind == "count":
-        if query.limit is not None or query.offset:
-            inner = _windowed(_filtered(select(query.model), query, binder), query, bound)
-            return select(func.count()).select_from(inner.subquery())
-        return _filtered(select(func.count()).select_from(query.model), query, binder)
-    inner = _windowed(_filtered(select(query.model), query, binder), query, bound).limit(1)
-    return select(exists(inner))
-
-
-_SQLITE = re.compile(r"(UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(?P<cols>[\w., ]+))?")
-_PG_KEY = re.compile(r"Key \((?P<cols>[^)]+)\)=")
-
-
-def translate_integrity_error(model: type[Any], exc: Exception) -> IntegrityViolationError:
-    """One error type per constraint kind, naming the field, whichever database answered.
-
-    `exc` is SQLAlchemy's IntegrityError or the driver's own exception.
-    """
-    orig = getattr(exc, "orig", None) or exc
-    cause = getattr(orig, "__cause__", None) or orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
-    message = str(orig)
-    kind: type[IntegrityViolationError] = IntegrityViolationError
-    field: str | None = None
-    if sqlstate:  # PostgreSQL
-        kind = {
-            "23505": UniqueViolationError,
-            "23503": ForeignKeyViolationError,
-            "23502": NotNullViolationError,
-        }.get(sqlstate, IntegrityViolationError)
-        detail = getattr(cause, "detail", None) or ""
-        match = _PG_KEY.search(detail)
-        field = (
-            match["cols"].split(",")[0].strip() if match else getattr(cause, "column_name", None)
-        )
-    elif match := _SQLITE.search(message):  # SQLite
-        kind = {
-            "UNIQUE": UniqueViolationError,
-            "NOT NULL": NotNullViolationError,
-            "FOREIGN KEY": ForeignKeyViolationError,
-        }[match[1]]
-        if match["cols"]:
-            field = match["cols"].split(",")[0].strip().split(".")[-1]
-    field = _attribute_for(model, field)
-    what = {
-        UniqueViolationError: "already exists",
-        ForeignKeyViolationError: "refers to a missing row",
-        NotNullViolationError: "is required",
-    }.get(kind, "breaks a constraint")
-    subject = (
-        f"{model.__name__} with this {field}"
-        if kind is UniqueViolationError and field
-        else (f"{model.__name__}.{field}" if field else model.__name__)
-    )
-    return kind(f"{subject} {what}.", field=field)
-
-
-def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
-    if column_name is None:
-        return None
-    mapper = lookups.mapper_of(model)
-    for attr in mapper.column_attrs:
-        if attr.columns[0].name == column_name:
-            return attr.key
-    return column_name
+from core.ports.repository import Query
 
 
 class _Translated:
@@ -350,7 +88,7 @@ class SqlAlchemyRepository:
             return await self.session.get(self.model, pk)
 
     async def list(self, query: Query) -> builtins.list[Any]:
-        statement = _windowed(_filtered(select(query.model), query), query)
+        statement = windowed(filtered(select(query.model), query), query)
         return list((await self._execute(statement)).scalars().all())
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
@@ -404,7 +142,7 @@ class SqlAlchemyRepository:
         return tuple(plan.convert(rows)[0])
 
     async def _read(self, kind: str, query: Query, names: tuple[str, ...]) -> Any:
-        """Rows of a read (see `_read_statement`), run on the driver: no ORM, no result objects.
+        """Rows of a read (see `read_statement`), run on the driver: no ORM, no result objects.
 
         The statement is compiled once per shape (columns, conditions without their values,
         ordering, whether windowed); a call binds its own values. Inside a transaction the
@@ -426,10 +164,10 @@ class SqlAlchemyRepository:
             bool(query.offset),
         )
         plan = driver.shaped_plan(
-            dialect, shape, lambda: _read_statement(kind, query, names, _Binder())
+            dialect, shape, lambda: read_statement(kind, query, names, Binder())
         )
         if not plan.on_driver:
-            return (await self._execute(_read_statement(kind, query, names))).all()
+            return (await self._execute(read_statement(kind, query, names))).all()
         params = {f"p{i}": value for i, value in enumerate(values)}
         if query.limit is not None:
             params["limit_"] = query.limit
@@ -472,7 +210,7 @@ class SqlAlchemyRepository:
     def _matching(self, query: Query) -> ColumnElement[bool] | None:
         if query.limit is not None or query.offset:
             pk: QueryableAttribute[Any] = getattr(self.model, lookups.primary_key(self.model))
-            window = _windowed(_filtered(select(pk), query), query)
+            window = windowed(filtered(select(pk), query), query)
             return pk.in_(window.scalar_subquery())
         return compile_where(self.model, query.where) if query.where.children else None
 
