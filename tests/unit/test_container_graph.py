@@ -410,7 +410,14 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
         "database.repository: NoteViewSet (list, create, retrieve, update, partial_update, "
         "destroy), AuthViewSet (register, login) auth." in text
     )
-    assert text.endswith("tasks.queue: task graph_users.reindex")
+    assert "database.database: NoteViewSet (list, create, retrieve, update, partial_update, " in (
+        text
+    )
+    assert "destroy, pin*)" in text
+    assert text.endswith(
+        "tasks.queue: task graph_users.reindex * a handler of the project's own: its own code "
+        "may resolve more"
+    )
     mermaid, dot = render_mermaid(graph), render_dot(graph)
     assert 'subgraph users["users"]' in mermaid and '"NoteViewSet (list, create,' in mermaid
     assert re.search(r"u_\d+ -.-> n_tasks_queue", mermaid)

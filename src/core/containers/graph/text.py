@@ -13,6 +13,7 @@ from core.containers.graph.model import (
     PortUse,
     SelectorState,
 )
+from core.containers.graph.users import PROJECT_HANDLER
 
 __all__ = ("render_text",)
 
@@ -168,6 +169,7 @@ def _option_groups(graph: ContainerGraph, options: list[GraphNode]) -> list[str]
 
 
 def _user_lines(graph: ContainerGraph) -> list[str]:
+    own = any(user.detail.endswith(PROJECT_HANDLER) for user in graph.users)
     lines: list[str] = []
     used = {p for user in graph.users for p in user.providers}
     providers = [node.path for node in graph.nodes if node.path in used]
@@ -176,9 +178,12 @@ def _user_lines(graph: ContainerGraph) -> list[str]:
         others: list[str] = []
         for user in graph.users_of(provider):
             if user.kind == "viewset":
-                viewsets.setdefault(user.name, []).append(user.action or "?")
+                mark = "*" if user.detail.endswith(PROJECT_HANDLER) else ""
+                viewsets.setdefault(user.name, []).append(f"{user.action}{mark}")
             else:
                 others.append(user.label)
         names = [f"{view} ({', '.join(actions)})" for view, actions in viewsets.items()]
         lines += _wrapped(f"{provider}: {', '.join([*names, *others])}", indent=2)
+    if own:
+        lines.append(f"  * a handler of the project's own: {PROJECT_HANDLER[1:-1]}")
     return lines

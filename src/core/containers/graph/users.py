@@ -14,6 +14,8 @@ from typing import Any, Final
 
 from core.containers.graph.model import ProviderUser
 
+#: Said of an action whose handler the project wrote.
+PROJECT_HANDLER: Final = "(its own code may resolve more)"
 #: Every ViewSet and APIView route: the request's unit of work, then `request.user`.
 ROUTE: Final = ("database.database", "auth.authenticator")
 #: A consumer's message: the broker feeds it, the runtime dispatches it in a unit of work.
@@ -65,7 +67,7 @@ def _viewset_users(app: Any | None) -> list[ProviderUser]:
         own = HANDLERS.get(qualified)
         detail = f"{' '.join(spec.methods)} {spec.path}"
         if own is None:
-            detail += " (its own code may resolve more)"
+            detail += f" {PROJECT_HANDLER}"
         resolved = tuple(dict.fromkeys((*ROUTE, *(own or ()))))
         users.append(
             ProviderUser(
