@@ -347,11 +347,13 @@ class NoteViewSet(ModelViewSet):
 
 @pytest.fixture
 def declarations() -> Iterator[None]:
-    """Consumers and tasks a test declares are forgotten after it."""
+    """Only the consumers and tasks a test declares are there, and are forgotten after it."""
     from core.messaging import consumers
     from core.tasks import registry
 
     saved_consumers, saved_tasks = dict(consumers._declarations), dict(registry._declared)
+    consumers._declarations.clear()
+    registry._declared.clear()
     yield
     consumers._declarations.clear()
     consumers._declarations.update(saved_consumers)
