@@ -550,6 +550,43 @@ def test_a_value_without_a_branch_or_undefined_is_reported_not_raised() -> None:
     assert queue.note is not None and queue.note.startswith("undefined")
 
 
+def test_what_an_area_declares_it_needs_is_supplied_by_the_root_not_overridden() -> None:
+    class Declared:
+        """Stands in for what the root gives every area."""
+
+    class Storage(containers.DeclarativeContainer):
+        store = providers.Singleton(dict)
+
+    class Consumer(containers.DeclarativeContainer):
+        storage = providers.DependenciesContainer()
+        declared = providers.Dependency(instance_of=Declared)
+        service = providers.Factory(list, storage.store)
+
+    class Root(containers.DeclarativeContainer):
+        declared = providers.Dependency(instance_of=Declared)
+        storage = providers.Container(Storage)
+        consumer = providers.Container(Consumer, storage=storage, declared=declared)
+
+    root = Root(declared=Declared())
+
+    graph = build_graph(root)
+
+    needs = graph.node("consumer.storage")
+    assert (needs.kind, needs.supplied_by, needs.overridden) == (
+        "DependenciesContainer",
+        "storage",
+        False,
+    )
+    assert graph.node("consumer.storage.store").supplied_by == "storage.store"
+    assert graph.node("consumer.service").dependencies == ("consumer.storage.store",)
+    declared = graph.node("consumer.declared")
+    assert (declared.supplied_by, declared.overridden) == ("declared", False)
+    # Not a CoreContainer: no adapter table applies.
+    assert graph.ports == ()
+    with root.consumer.declared.override(providers.Object(Declared())):
+        assert build_graph(root).node("consumer.declared").overridden
+
+
 def test_inline_providers_are_named_after_where_they_are_injected() -> None:
     class Area(containers.DeclarativeContainer):
         service: providers.Factory[dict[str, Any]] = providers.Factory(
