@@ -683,6 +683,16 @@ def test_command_without_an_app_draws_the_container_built_from_settings(
     assert "build_container()" in err
 
 
+def test_command_users_without_an_app_says_viewsets_are_not_listed(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("--users")
+
+    out, err = capsys.readouterr()
+    assert out.startswith("CoreContainer")
+    assert "no app: --users lists the declared consumers and tasks only" in err
+
+
 def test_command_text_is_the_default(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run()
 
