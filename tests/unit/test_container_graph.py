@@ -406,6 +406,11 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
     assert "task graph_users.reindex" not in users("messaging.broker")
     assert {"AuthViewSet.register", "AuthViewSet.login"} <= users("auth.password_hasher")
     assert {"AuthViewSet.refresh", "AuthViewSet.logout"} <= users("auth.refresh_tokens")
+    # Through another provider: every route's authenticator injects the token backend.
+    assert "NoteViewSet.list" not in users("auth.token_backend")
+    through = {user.label for user in graph.users_of("auth.token_backend", through=True)}
+    assert crud | {"NoteViewSet.pin", "AuthViewSet.refresh"} <= through
+    assert "auth.authenticator" in graph.resolvers("auth.token_backend")
     pin = next(user for user in graph.users if user.label == "NoteViewSet.pin")
     assert pin.detail == "POST /notes/{id}/pin (its own code may resolve more)"
     text = " ".join(render_text(graph).split("Used by:")[1].split())
@@ -418,6 +423,10 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
     )
     assert "destroy, pin*)" in text
     assert re.search(r"tasks\.queue: (task [\w.]+, )*task graph_users\.reindex", text)
+    assert (
+        "auth.token_backend (through auth.authenticator, auth.refresh_tokens): NoteViewSet (list,"
+        in text
+    )
     assert text.endswith("* a handler of the project's own: its own code may resolve more")
     mermaid, dot = render_mermaid(graph), render_dot(graph)
     assert 'subgraph users["users"]' in mermaid and '"NoteViewSet (list, create,' in mermaid
