@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     outbox_retry_backoff_max: float = Field(
         default=30.0, gt=0, description="Longest wait before the relay retries a failed publish."
     )
+    outbox_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Failed publishes of an outbox row before it is parked as failed "
+        "(`core outbox failed` lists them; an unreachable broker uses up no attempts).",
+    )
     outbox_retention: float = Field(
         default=86_400.0, gt=0, description="Seconds a relayed outbox row is kept before deletion."
     )

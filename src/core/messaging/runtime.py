@@ -61,6 +61,7 @@ class MessagingRuntime:
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval,
             backoff_max=settings.outbox_retry_backoff_max,
+            max_attempts=settings.outbox_max_attempts,
             retention=settings.outbox_retention,
             processed_retention=settings.processed_events_retention,
         )
