@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     consumer_dead_letter_suffix: str = Field(
         default=".dlq", min_length=1, description="Dead-letter topic of `t`: `t` + this suffix."
     )
+    consumer_unhandled_events: Literal["dead_letter", "skip"] = Field(
+        default="dead_letter",
+        description="What an event no handler of the group names gets: `dead_letter` sends it "
+        "to `<topic>.dlq` with the reason; `skip` acknowledges it and logs it once.",
+    )
     outbox_relay_in_process: bool = Field(
         default=True,
         description="Relay the outbox inside the app; turn off where `core outbox relay` runs.",

@@ -124,6 +124,7 @@ class MessagingRuntime:
                 backoff=settings.consumer_retry_backoff,
                 backoff_max=settings.consumer_retry_backoff_max,
                 dead_letter_suffix=settings.consumer_dead_letter_suffix,
+                unhandled=settings.consumer_unhandled_events,
             )
             dispatcher = Dispatcher(self.container, group, topic, handlers, policy)
             # One subscription per topic, so a failing event is dead-lettered next to its own.
