@@ -119,6 +119,22 @@ def test_the_secret_key_is_random_and_differs_between_projects(tmp_path: Path) -
     assert first != Settings.model_fields["secret_key"].default
 
 
+def test_a_new_project_starts_outside_tests_with_the_key_of_its_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert init(str(tmp_path / "shop"), "--no-venv") == 0
+    monkeypatch.chdir(tmp_path / "shop")
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    from core import CoreApp
+
+    # No public default: the key is the one `core init` wrote, and it passes the start-up check.
+    app = CoreApp(settings=Settings())
+    assert app.settings.secret_key == dotenv(tmp_path / "shop")["SECRET_KEY"]
+    assert app.settings.environment == "development"
+
+
 def test_an_existing_empty_directory_is_used(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
 

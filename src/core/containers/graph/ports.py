@@ -15,7 +15,7 @@ from core.auth.config import auth_declaration
 from core.containers.graph.model import GraphNode, PortUse
 from core.containers.graph.table import ADAPTERS, DECLARED, Adapter, PortEntry
 from core.errors import ConfigurationError
-from core.settings import DEFAULT_SECRET_KEY
+from core.settings import PUBLIC_SECRET_KEYS
 
 MASK = "***"
 # Attributes worth showing on a registered adapter, when it has them (read, never called).
@@ -110,8 +110,10 @@ def describe_setting(setting: str, value: Any) -> list[tuple[str, str]]:
     if value is None:
         return [(label, "unset")]
     if setting == "secret_key":
-        default = " (the insecure development default)" if value == DEFAULT_SECRET_KEY else ""
-        return [(label, f"{MASK}{default}")]
+        if not value:
+            return [(label, "unset")]
+        public = " (a publicly known value)" if value in PUBLIC_SECRET_KEYS else ""
+        return [(label, f"{MASK}{public}")]
     if setting == "database_url":
         return _database_url(str(value))
     if setting.endswith("_url"):

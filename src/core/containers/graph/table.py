@@ -136,6 +136,7 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
                 "core.adapters.redis.tokens.RedisTokenStore",
                 ("auth_token_store_url", "redis_url", "auth_token_store_prefix"),
             ),
+            "database": Adapter("core.adapters.sqlalchemy.tokens.SqlAlchemyTokenStore"),
         },
     ),
     PortEntry(
