@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.context import _session, current_container
+from core.context import current_container, reset_session, set_session
 from core.errors import ConfigurationError
 from core.models import lookups
 from core.models.session import close, commit, rollback
@@ -89,7 +89,7 @@ def _endpoint(
         view.kwargs = params
         view._action_permissions = action_permissions
         db = container.database.database().session()
-        token = _session.set(db)
+        token = set_session(db)
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
@@ -104,7 +104,7 @@ def _endpoint(
             await rollback(db)
             raise
         finally:
-            _session.reset(token)
+            reset_session(token)
             await close(db)
         return response
 
