@@ -104,6 +104,40 @@ USER_SCRIPT = """
 """
 
 
+# A script on the process default container's database, in two `asyncio.run`s: each loop's end
+# closes the default's connections on that loop (asyncpg's cannot be used from another one), so
+# the second run gets fresh ones and the process exits at once.
+DEFAULT_ACROSS_LOOPS = """
+    import asyncio
+    import os
+    import sys
+
+    os.environ["DATABASE_URL"] = sys.argv[1]
+
+    from sqlalchemy.orm import Mapped
+
+    from core import Field, Model
+    from core.context import default_container
+    from core.models.session import unit_of_work
+
+
+    class Tally(Model):
+        __tablename__ = "tallies"
+        id: Mapped[int] = Field.pk()
+
+
+    async def add() -> int:
+        await default_container().database.database().create_all(Tally.metadata)
+        async with unit_of_work() as db:
+            await Tally.objects.create(db=db)
+        async with unit_of_work():
+            return await Tally.objects.count()
+
+
+    print(asyncio.run(add()), asyncio.run(add()))
+"""
+
+
 def run_script(tmp_path: Path, source: str, *argv: str) -> list[str]:
     """Run `source` as `script.py` in `tmp_path` with the framework's settings cleared (the
     embedded defaults apply), and return its output lines; fail with its stderr."""

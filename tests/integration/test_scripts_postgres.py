@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.scripts import MODELS_SCRIPT, USER_SCRIPT, run_script
+from tests.scripts import DEFAULT_ACROSS_LOOPS, MODELS_SCRIPT, USER_SCRIPT, run_script
 
 pytestmark = pytest.mark.postgres
 
@@ -45,3 +45,11 @@ def test_a_script_creates_a_user_and_authenticates_it_on_its_own_session(
         "wrong password None",
         "by email True",
     ]
+
+
+def test_the_process_default_closes_with_each_event_loop_and_serves_the_next(
+    tmp_path: Path, database_url: str
+) -> None:
+    # asyncpg connections belong to the loop that opened them: without the default closing
+    # them when `asyncio.run` ends, the second run would fail ("attached to a different loop").
+    assert run_script(tmp_path, DEFAULT_ACROSS_LOOPS, database_url) == ["1 2"]
