@@ -115,7 +115,7 @@ class CoreApp:
         lifespan nobody started answers every request with a 500 that says to call this.
 
         Args:
-            host: the FastAPI (or Starlette) app that serves.
+            host: the FastAPI app that serves (a Starlette app can mount a CoreApp too).
 
         Raises:
             ConfigurationError: `host` already includes this app's routers itself, or this
@@ -179,10 +179,16 @@ class CoreApp:
             reset_container(token)
 
     async def _not_started(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._hosts:
+            fix = (
+                "it is attached, so serve the host app with its lifespan (uvicorn does; a test "
+                "runs `async with host.router.lifespan_context(host):`)"
+            )
+        else:
+            fix = "call `core_app.attach(host)` where the host app is built"
         error = NotRunningError(
-            f"CoreApp {self.name!r} is mounted in another app whose lifespan does not start "
-            "it: call `core_app.attach(host)` where the host app is built, so its database, "
-            "tasks and events start and stop with the host."
+            f"CoreApp {self.name!r} is mounted in another app and its lifespan is not running: "
+            f"{fix}, so its database, tasks and events start and stop with the host."
         )
         logger.error("%s", error)
         if scope["type"] == "http":
@@ -243,7 +249,9 @@ class CoreApp:
 
 def _mounts(routes: Sequence[Any], app: CoreApp) -> bool:
     for route in routes:
-        if isinstance(route, Mount) and (route.app is app or _mounts(route.routes, app)):
+        if not isinstance(route, Mount):
+            continue
+        if route.app is app or route.app is app.fastapi or _mounts(route.routes, app):
             return True
     return False
 

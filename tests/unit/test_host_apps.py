@@ -238,6 +238,20 @@ async def test_a_mounted_core_app_nobody_started_says_to_attach_it(seen: Seen) -
     assert seen.reminded == []
 
 
+async def test_an_attached_host_served_without_its_lifespan_says_so(seen: Seen) -> None:
+    core = core_app(seen)
+    host = FastAPI()
+    host.mount("/core", core)
+    core.attach(host)
+    transport = httpx.ASGITransport(app=host)  # runs no lifespan
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get("/core/api/notes/")
+
+    assert response.status_code == 500
+    assert "serve the host app with its lifespan" in response.json()["detail"]
+
+
 def test_attach_refuses_routes_the_host_already_includes(seen: Seen) -> None:
     core = core_app(seen)
     host = FastAPI()
