@@ -201,9 +201,8 @@ def _running_or_default() -> CoreContainer:
 class _ProcessDefault:
     """The process default container and the event loop its clients were used on."""
 
-    def __init__(self, container: CoreContainer, *, from_setup: bool) -> None:
+    def __init__(self, container: CoreContainer) -> None:
         self.container = container
-        self.from_setup = from_setup
         self.loop: asyncio.AbstractEventLoop | None = None
         # Kept alive here: the loop only holds its async generators weakly.
         self.guard: Any = None
@@ -289,7 +288,7 @@ def setup(settings: Settings | None = None) -> CoreContainer:
                 "core.setup(settings) was called after the process default container was built:"
                 " `await core.shutdown()` first, or call core.setup() before anything uses it."
             )
-        _default = _build(settings, from_setup=True)
+        _default = _build(settings)
         return _default.container
 
 
@@ -300,7 +299,7 @@ def default_container() -> CoreContainer:
     if default is None:
         with _default_lock:
             if _default is None:
-                _default = _build(None, from_setup=False)
+                _default = _build(None)
             default = _default
     try:
         loop = asyncio.get_running_loop()
@@ -326,17 +325,21 @@ async def shutdown() -> None:
     global _default
     with _default_lock:
         default, _default = _default, None
-    if default is not None:
+    if default is None:
+        return
+    guard, default.guard = default.guard, None
+    if guard is not None and default.loop is asyncio.get_running_loop():
+        await guard.aclose()  # its `finally` closes the clients, on this loop
+    else:
         await default.aclose()
-        default.guard = None
 
 
-def _build(settings: Settings | None, *, from_setup: bool) -> _ProcessDefault:
+def _build(settings: Settings | None) -> _ProcessDefault:
     global _atexit_registered
     # Imported here: `import core` builds nothing and imports no container.
     from core.containers.core import build_container
 
-    default = _ProcessDefault(build_container(settings), from_setup=from_setup)
+    default = _ProcessDefault(build_container(settings))
     if not _atexit_registered:
         atexit.register(_close_at_exit)
         _atexit_registered = True
@@ -349,9 +352,11 @@ def _close_at_exit() -> None:
     # left nothing this process can still close.
     default = _default
     loop = default.loop if default is not None else None
-    if default is None or loop is None or loop.is_closed() or loop.is_running():
+    guard = default.guard if default is not None else None
+    if guard is None or loop is None or loop.is_closed() or loop.is_running():
         return
     try:
-        loop.run_until_complete(asyncio.wait_for(default.aclose(), timeout=5))
+        # Through the guard, so it is finished too and nothing is left for the loop to run.
+        loop.run_until_complete(asyncio.wait_for(guard.aclose(), timeout=5))
     except Exception:
         logger.debug("ignored error closing the process default container at exit", exc_info=True)

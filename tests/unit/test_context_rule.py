@@ -126,3 +126,30 @@ def test_the_process_default_closes_with_each_event_loop_and_serves_the_next(
     lines = run_script(tmp_path, DEFAULT_ACROSS_LOOPS, f"sqlite+aiosqlite:///{tmp_path}/app.db")
 
     assert lines == ["1 2"]
+
+
+def test_at_exit_the_clients_of_a_loop_left_open_are_closed_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shell or a notebook leaves its loop open: interpreter exit closes the default's
+    # clients on that loop (asyncio.run's end does it for scripts).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "memory://")
+    loop = asyncio.new_event_loop()
+    closed_on: list[Any] = []
+
+    async def use() -> Any:
+        return current_container().database.database()
+
+    try:
+        database = loop.run_until_complete(use())
+
+        async def dispose() -> None:
+            closed_on.append(asyncio.get_running_loop())
+
+        monkeypatch.setattr(database, "dispose", dispose)
+        context._close_at_exit()
+    finally:
+        loop.close()
+
+    assert closed_on == [loop]
