@@ -93,6 +93,7 @@ def _endpoint(
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
+            await view.check_throttles()
             handler = getattr(view, handler_name)
             values = {name: params[name] for name in passthrough}
             result = await (

@@ -24,7 +24,7 @@ from core.containers.graph import (
 from core.errors import ConfigurationError
 from core.settings import Settings
 
-AREAS = ("database", "auth", "messaging", "tasks")
+AREAS = ("database", "auth", "messaging", "tasks", "throttling")
 SQLITE_URL = "sqlite+aiosqlite:///./never-created.db"
 
 
