@@ -49,6 +49,15 @@ def _default_throttles(names: Sequence[str]) -> tuple[type[BaseThrottle], ...]:
     return resolve_throttle_classes(names)
 
 
+async def _checked(
+    default_throttle_classes: tuple[type[BaseThrottle], ...],
+    trusted_proxies: tuple[IPNetwork, ...],
+) -> AsyncIterator[None]:
+    # Resolving both when the app starts makes a bad THROTTLE_DEFAULT_CLASSES or TRUSTED_PROXIES
+    # fail start-up, not the first request.
+    yield None
+
+
 class ThrottlingContainer(containers.DeclarativeContainer):
     """The throttling collaborators of one app; two apps never share a memory count.
 
@@ -75,4 +84,10 @@ class ThrottlingContainer(containers.DeclarativeContainer):
     trusted_proxies = providers.Singleton(_trusted_proxies, config.trusted_proxies)
     default_throttle_classes = providers.Singleton(
         _default_throttles, config.throttle_default_classes
+    )
+
+    startup_check = providers.Resource(
+        _checked,
+        default_throttle_classes=default_throttle_classes,
+        trusted_proxies=trusted_proxies,
     )
