@@ -6,7 +6,7 @@ count shared by every replica, what production with several replicas needs).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from dependency_injector import containers, providers
 
@@ -41,14 +41,6 @@ def _rates(rates: dict[str, str | None]) -> dict[str, str | None]:
     return dict(rates)
 
 
-def _trusted_proxies(values: Sequence[str]) -> tuple[IPNetwork, ...]:
-    return parse_trusted_proxies(values)
-
-
-def _default_throttles(names: Sequence[str]) -> tuple[type[BaseThrottle], ...]:
-    return resolve_throttle_classes(names)
-
-
 async def _checked(
     default_throttle_classes: tuple[type[BaseThrottle], ...],
     trusted_proxies: tuple[IPNetwork, ...],
@@ -81,9 +73,9 @@ class ThrottlingContainer(containers.DeclarativeContainer):
     rate_limiter_lifecycle = providers.Resource(_rate_limiter_lifecycle, rate_limiter)
 
     rates = providers.Callable(_rates, config.throttle_rates)
-    trusted_proxies = providers.Singleton(_trusted_proxies, config.trusted_proxies)
+    trusted_proxies = providers.Singleton(parse_trusted_proxies, config.trusted_proxies)
     default_throttle_classes = providers.Singleton(
-        _default_throttles, config.throttle_default_classes
+        resolve_throttle_classes, config.throttle_default_classes
     )
 
     startup_check = providers.Resource(
