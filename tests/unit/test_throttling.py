@@ -365,3 +365,24 @@ def test_the_memory_limiter_forgets_keys_whose_window_passed() -> None:
     asyncio.run(hits())
 
     assert len(limiter) < 2100  # keys older than the window are swept as the map grows
+
+
+async def test_a_memory_store_in_production_warns_at_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Production as it should be otherwise (a long key, a shared token store); nothing connects
+    # until a request needs the stores.
+    production = {"environment": "production", "secret_key": "x" * 48, "auth_token_store": "redis"}
+    alone = CoreApp(settings=test_settings(**production))
+    shared = CoreApp(settings=test_settings(**production, throttle_store="redis"))
+
+    with caplog.at_level("WARNING", logger="core.throttling"):
+        async with alone.lifespan():
+            pass
+        warned = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        async with shared.lifespan():
+            pass
+
+    assert any("THROTTLE_STORE=memory in production" in message for message in warned)
+    assert not caplog.records

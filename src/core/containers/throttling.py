@@ -6,6 +6,7 @@ count shared by every replica, what production with several replicas needs).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from dependency_injector import containers, providers
@@ -41,12 +42,24 @@ def _rates(rates: dict[str, str | None]) -> dict[str, str | None]:
     return dict(rates)
 
 
+_log = logging.getLogger("core.throttling")
+
+
 async def _checked(
     default_throttle_classes: tuple[type[BaseThrottle], ...],
     trusted_proxies: tuple[IPNetwork, ...],
+    environment: str,
+    store: str,
 ) -> AsyncIterator[None]:
     # Resolving both when the app starts makes a bad THROTTLE_DEFAULT_CLASSES or TRUSTED_PROXIES
     # fail start-up, not the first request.
+    if environment == "production" and store == "memory":
+        # One replica in production is legitimate, so this warns rather than refuses.
+        _log.warning(
+            "THROTTLE_STORE=memory in production: each replica counts requests on its own, so a "
+            "client gets every rate once per replica; set THROTTLE_STORE=redis when running more "
+            "than one."
+        )
     yield None
 
 
@@ -82,4 +95,6 @@ class ThrottlingContainer(containers.DeclarativeContainer):
         _checked,
         default_throttle_classes=default_throttle_classes,
         trusted_proxies=trusted_proxies,
+        environment=config.environment,
+        store=config.throttle_store,
     )
