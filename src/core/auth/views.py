@@ -86,14 +86,49 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
 
 
-def _body(schema: type[BaseModel]) -> dict[str, Any]:
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {}, "code": {"type": "string"}},
+            "required": ["detail", "code"],
+        }
+    }
+}
+# What a throttled action can also answer (FastAPI merges these into the operation's responses).
+_THROTTLED = {
+    "429": {
+        "description": "Too many attempts (`throttled`)",
+        "headers": _RETRY_AFTER,
+        "content": _ERROR_BODY,
+    },
+    "503": {
+        "description": "The password-hashing queue is full (`service_busy`)",
+        "headers": _RETRY_AFTER,
+        "content": _ERROR_BODY,
+    },
+}
+
+
+def _body(
+    schema: type[BaseModel], *, throttled: bool = False, hashes: bool = True
+) -> dict[str, Any]:
     # The handlers read the body themselves (`await request.json()`); this documents it.
-    return {
+    extra: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema.model_json_schema()}},
         }
     }
+    if throttled:
+        extra["responses"] = _THROTTLED if hashes else {"429": _THROTTLED["429"]}
+    return extra
 
 
 class AuthRateThrottle(SimpleRateThrottle):
@@ -148,7 +183,12 @@ class AuthViewSet(APIView):
     throttled_actions: ClassVar[frozenset[str]] = frozenset({"login", "register", "refresh"})
 
     # -- endpoints ----------------------------------------------------------------------------
-    @action(methods=["POST"], detail=False, status_code=201, openapi_extra=_body(RegisterInput))
+    @action(
+        methods=["POST"],
+        detail=False,
+        status_code=201,
+        openapi_extra=_body(RegisterInput, throttled=True),
+    )
     async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Create an account."""
         data = self.register_schema.model_validate(await request.json())
@@ -164,7 +204,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(LoginInput),
+        openapi_extra=_body(LoginInput, throttled=True),
         response_model=TokenPair,
     )
     async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -183,7 +223,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(RefreshInput),
+        openapi_extra=_body(RefreshInput, throttled=True, hashes=False),
         response_model=TokenPair,
     )
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:

@@ -198,3 +198,19 @@ async def test_a_full_hashing_queue_answers_503_at_once(hasher: FastHasher, cloc
 
         assert (await login(http, "ann@example.com"))["access_token"]
     assert hashing_pool().queue_size == before, "the app's bound ends with the app"
+
+
+async def test_openapi_lists_the_throttled_answers(hasher: FastHasher, clock: Clock) -> None:
+    async with serve(clock) as (app, http):
+        paths = (await http.get("/openapi.json")).json()["paths"]
+
+    for path, statuses in [
+        ("login", {"429", "503"}),
+        ("register", {"429", "503"}),
+        ("refresh", {"429"}),
+    ]:
+        responses = paths[f"/api/v1/auth/{path}/"]["post"]["responses"]
+        assert statuses <= set(responses), path
+        assert "Retry-After" in responses["429"]["headers"]
+    assert "429" not in paths["/api/v1/auth/logout/"]["post"]["responses"]
+    assert "503" not in paths["/api/v1/auth/refresh/"]["post"]["responses"]
