@@ -43,6 +43,7 @@ def action_endpoint(
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
+            await view.check_throttles()
             handler = getattr(view, handler_name)
             values = {name: params[name] for name in passthrough}
             result = await (
