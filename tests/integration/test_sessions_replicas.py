@@ -18,10 +18,10 @@ from core.auth.models import TokenRecord
 from core.auth.registry import isolated_registries
 from core.ports.tokens import TokenStore
 from core.settings import Settings
+from core.testing import TokenStoreContract
 from tests import services
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, bearer, build_auth_app, login
-from tests.unit.auth.token_store_contract import TokenStoreContract
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

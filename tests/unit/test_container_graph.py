@@ -38,7 +38,7 @@ from core.ports.hashing import PasswordHasher
 from core.ports.tokens import TokenBackend
 from core.settings import Settings
 
-AREAS = ("database", "auth", "messaging", "tasks")
+AREAS = ("database", "auth", "messaging", "tasks", "throttling")
 SQLITE_URL = "sqlite+aiosqlite:///./never-created.db"
 
 
@@ -142,6 +142,7 @@ def test_default_project_names_the_adapters_it_really_uses() -> None:
         "auth.password_hasher": "core.adapters.passlib.hashers.PasslibPasswordHasher",
         "auth.token_backend": "core.adapters.jwt.tokens.JwtTokenBackend",
         "auth.token_store": "core.adapters.memory.tokens.InMemoryTokenStore",
+        "throttling.rate_limiter": "core.adapters.memory.ratelimit.InMemoryRateLimiter",
         "messaging.broker": "core.adapters.memory.broker.InMemoryEventBroker",
         "tasks.queue": "core.adapters.memory.tasks.InMemoryTaskQueue",
     }
@@ -177,7 +178,7 @@ def test_text_groups_the_settings_by_area_instead_of_a_line_per_option() -> None
     assert re.search(r"^    \d+ options read, by area:$", text, re.MULTILINE)
     assert re.search(r"^      database: database_backend, database_url,", text, re.MULTILINE)
     assert re.search(r"^      shared: redis_url$", text, re.MULTILINE)
-    assert len(text.splitlines()) < 130
+    assert len(text.splitlines()) < 140
 
 
 def test_postgresql_and_argon2_show_their_effective_values_with_the_password_masked() -> None:

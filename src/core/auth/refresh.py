@@ -307,9 +307,9 @@ async def revoke_all_sessions(user: Any) -> int:
     Example:
         >>> await revoke_all_sessions(user)  # doctest: +SKIP
     """
-    from core.auth.config import auth_container
+    from core.context import current_container
 
-    tokens: RefreshTokens = auth_container().auth.refresh_tokens()
+    tokens: RefreshTokens = current_container().auth.refresh_tokens()
     return await tokens.revoke_all_sessions(_user_id(user))
 
 

@@ -18,8 +18,7 @@ from core.auth.refresh import RefreshTokens
 from core.containers import build_container
 from core.errors import ConfigurationError
 from core.ports.tokens import TokenStore
-from core.testing import test_settings
-from tests.unit.auth.token_store_contract import TokenStoreContract
+from core.testing import TokenStoreContract, test_settings
 
 
 class Clock:
