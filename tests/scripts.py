@@ -7,6 +7,7 @@ the user's own engine and `AsyncSession`, through `Model.objects.using(db)`.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -143,6 +144,10 @@ def run_script(tmp_path: Path, source: str, *argv: str) -> list[str]:
     embedded defaults apply), and return its output lines; fail with its stderr."""
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(source))
+    # As in a project `core init` made: a private random SECRET_KEY in `.env`.
+    dotenv = tmp_path / ".env"
+    if not dotenv.exists():
+        dotenv.write_text(f"SECRET_KEY={secrets.token_urlsafe(48)}\n")
     env = clean_environment()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     result = subprocess.run(
