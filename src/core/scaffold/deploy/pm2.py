@@ -44,7 +44,11 @@ function app(name, args, options = {{}}) {{
     args,
     interpreter: "none",
     cwd: __dirname,
-    env: {{ ENVIRONMENT: process.env.ENVIRONMENT || "production" }},
+    // Production refuses session state kept in one process (AUTH_TOKEN_STORE=memory).
+    env: {{
+      ENVIRONMENT: process.env.ENVIRONMENT || "production",
+      AUTH_TOKEN_STORE: process.env.AUTH_TOKEN_STORE || {json.dumps(plan.settings.auth_token_store)},
+    }},
     autorestart: true,
     min_uptime: "10s",
     max_restarts: 10,
