@@ -17,6 +17,7 @@ def pm2_files(plan: DeployPlan) -> dict[str, str]:
 def ecosystem(plan: DeployPlan) -> str:
     """The PM2 ecosystem file; `core` is resolved when PM2 reads it (see CORE_BIN)."""
     apps = ",\n".join(f"    {_app(process)}" for process in plan.processes)
+    store = json.dumps(plan.settings.auth_token_store)
     return f"""\
 // Written by `core deploy pm2`. Edit freely: running it again leaves an edited file alone
 // (`core deploy pm2 --force` writes it again).
@@ -47,7 +48,7 @@ function app(name, args, options = {{}}) {{
     // Production refuses session state kept in one process (AUTH_TOKEN_STORE=memory).
     env: {{
       ENVIRONMENT: process.env.ENVIRONMENT || "production",
-      AUTH_TOKEN_STORE: process.env.AUTH_TOKEN_STORE || {json.dumps(plan.settings.auth_token_store)},
+      AUTH_TOKEN_STORE: process.env.AUTH_TOKEN_STORE || {store},
     }},
     autorestart: true,
     min_uptime: "10s",
