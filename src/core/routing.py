@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.params import Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,10 +18,12 @@ from core.context import _session, current_container
 from core.errors import ConfigurationError
 from core.models import lookups
 from core.models.session import close, commit, rollback
+from core.permissions import can_refuse, resolve_permissions
 from core.views import schemas
 from core.views.actions import actions_of
-from core.views.base import APIView, ViewSet
-from core.views.errors import error_responses
+from core.views.base import APIView, ViewSet, permissions_for_action
+from core.views.body import MAX_BODY_SIZE_KEY, CoreRequest, read_json
+from core.views.errors import InvalidBodyError, error_responses
 from core.views.pagination import MAX_OFFSET, MAX_PAGE
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
@@ -37,14 +39,15 @@ _CRUD = (
 )
 
 
-# Error statuses each CRUD action can answer (documented in OpenAPI).
+# Error statuses each CRUD action can answer besides 401/403 (documented in OpenAPI; 401 and
+# 403 only where the action's permissions can refuse).
 _ERRORS = {
-    "list": (400, 401, 403, 404, 422),
-    "create": (400, 401, 403, 422),
-    "retrieve": (401, 403, 404, 422),
-    "update": (400, 401, 403, 404, 422),
-    "partial_update": (400, 401, 403, 404, 422),
-    "destroy": (400, 401, 403, 404, 422),
+    "list": (400, 404, 422),
+    "create": (400, 413, 415, 422),
+    "retrieve": (404, 422),
+    "update": (400, 404, 413, 415, 422),
+    "partial_update": (400, 404, 413, 415, 422),
+    "destroy": (400, 404, 422),
 }
 
 
@@ -76,12 +79,21 @@ def _endpoint(
     passthrough: tuple[str, ...],
     action_permissions: tuple[Any, ...] | None,
     with_db: bool = True,
+    body_schema: type[BaseModel] | None = None,
 ) -> Callable[..., Any]:
-    """The FastAPI endpoint for one action: unit of work, user, permissions, handler, one JSON
-    pass."""
+    """The FastAPI endpoint for one action: unit of work, user, permissions, body, handler, one
+    JSON pass.
+
+    The body is read only once the user is known and allowed: a refused caller gets its 401
+    or 403 whatever it sent, and nothing it sent is parsed.
+    """
 
     async def endpoint(request: Request, **params: Any) -> Response:
         container = current_container()
+        if view_class.max_body_size is not None:
+            request.scope[MAX_BODY_SIZE_KEY] = view_class.max_body_size
+        # Handlers' `await request.json()` parses strictly, within the limits.
+        request.__class__ = CoreRequest
         view = view_class()
         view.request = request
         view.action = action
@@ -93,8 +105,10 @@ def _endpoint(
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
-            handler = getattr(view, handler_name)
             values = {name: params[name] for name in passthrough}
+            if body_schema is not None:
+                values["data"] = await _validated_body(view_class, request, body_schema)
+            handler = getattr(view, handler_name)
             result = await (
                 handler(request, db, **values) if with_db else handler(request, **values)
             )
@@ -119,6 +133,34 @@ def _endpoint(
     endpoint.__name__ = f"{view_class.__name__}.{action}"
     endpoint.__doc__ = inspect.getdoc(getattr(view_class, handler_name)) or ""
     return endpoint
+
+
+async def _validated_body(
+    view_class: type[ViewSet], request: Request, schema: type[BaseModel]
+) -> BaseModel:
+    raw = await read_json(request)
+    if raw is ...:
+        raise InvalidBodyError([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        write_only = getattr(view_class, "write_only_fields", ())
+        raise InvalidBodyError.from_validation(exc, schema, write_only) from None
+
+
+def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI `requestBody` of a route that reads its body itself, after the permissions."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.inline_json_schema(schema)}},
+        }
+    }
+
+
+def _refusals(permissions: Any) -> tuple[int, ...]:
+    """401 and 403 when one of `permissions` can refuse, else nothing (AllowAny)."""
+    return (401, 403) if any(can_refuse(p) for p in resolve_permissions(permissions)) else ()
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -281,7 +323,18 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
             low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
-            params.append(_keyword(name, int | None, Query(None, ge=low, le=high)))
+            query = Query(None, ge=low, le=high)
+            if name in ("page_size", "limit"):
+                # Larger values are capped at max_page_size: document the real maximum.
+                query = Query(
+                    None,
+                    ge=1,
+                    le=high,
+                    description=f"Objects per page, at most {view.max_page_size} "
+                    f"(larger values are capped); {view.page_size} by default.",
+                    json_schema_extra={"maximum": view.max_page_size},
+                )
+            params.append(_keyword(name, int | None, query))
     if view.search_fields:
         params.append(
             _keyword(
@@ -323,21 +376,22 @@ def _viewset_routes(
             continue
         params: list[inspect.Parameter] = []
         passthrough: tuple[str, ...] = ()
+        permissions = permissions_for_action(view, handler)
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
             "summary": handler.replace("_", " ").capitalize(),
-            "responses": error_responses(*_ERRORS[handler]),
+            "responses": error_responses(*sorted({*_ERRORS[handler], *_refusals(permissions)})),
         }
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
+        body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
-            schema: type[BaseModel] = view.resolved_input_schema()
+            body = view.resolved_input_schema()
             if handler == "partial_update":
-                schema = schemas.partial_schema_for(schema)
-            params.append(_keyword("data", schema, Body()))
-            passthrough = (*passthrough, "data")
+                body = schemas.partial_schema_for(body)
+            options["openapi_extra"] = _request_body(body)
         if handler == "list":
             params.extend(_list_parameters(view))
             options["response_model"] = (
@@ -356,8 +410,10 @@ def _viewset_routes(
                 name=f"{basename}-{handler}",
                 action=handler,
                 view=view,
-                permissions=view.permission_classes_by_action.get(handler, view.permission_classes),  # type: ignore[arg-type]
-                endpoint=_endpoint(view, handler, handler, status, params, passthrough, None),
+                permissions=tuple(permissions),
+                endpoint=_endpoint(
+                    view, handler, handler, status, params, passthrough, None, body_schema=body
+                ),
                 options=options,
             )
         )
@@ -385,13 +441,16 @@ def _action_routes(
         params.extend(extra)
         passthrough = tuple(p.name for p in params)
         status = info.status_code or 200
+        permissions = info.permission_classes
+        declared = (
+            permissions if permissions is not None else permissions_for_action(view, info.name)
+        )
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
-            "responses": error_responses(400, 401, 403, 404, 422),
+            "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
             **info.route_options,
         }
-        permissions = info.permission_classes
         specs.append(
             RouteSpec(
                 path=path,
@@ -399,9 +458,7 @@ def _action_routes(
                 name=f"{basename}-{info.url_name}",
                 action=info.name,
                 view=view,
-                permissions=permissions
-                if permissions is not None
-                else view.permission_classes_by_action.get(info.name, view.permission_classes),  # type: ignore[arg-type]
+                permissions=tuple(declared),
                 endpoint=_endpoint(
                     view, info.name, info.name, status, params, passthrough, permissions
                 ),
@@ -425,6 +482,8 @@ def _apiview_routes(
     for method in view.http_methods:
         if not hasattr(view, method):
             continue
+        permissions = permissions_for_action(view, method)
+        refusals = _refusals(permissions)
         specs.append(
             RouteSpec(
                 path=base,
@@ -432,13 +491,14 @@ def _apiview_routes(
                 name=f"{basename}-{method}",
                 action=method,
                 view=view,
-                permissions=tuple(
-                    view.permission_classes_by_action.get(method, view.permission_classes)
-                ),
+                permissions=tuple(permissions),
                 endpoint=_endpoint(
                     view, method, method, 200, params, passthrough, None, with_db=False
                 ),
-                options={"tags": tags, "responses": error_responses(400, 401, 403, 404, 422)},
+                options={
+                    "tags": tags,
+                    "responses": error_responses(*sorted({400, 404, 413, 422, *refusals})),
+                },
             )
         )
     specs.extend(_action_routes(view, base, base, basename, list(tags), None))
