@@ -59,3 +59,18 @@ class Document(Model):
     meta: Mapped[dict[str, Any] | None] = Field.json()
     price: Mapped[decimal.Decimal | None] = Field.decimal(10, 2)
     due: Mapped[datetime.date | None] = Field.date()
+
+
+class Note(Model):
+    """Owned by an author: the model of the ownership and hostile-input tests."""
+
+    __tablename__ = "test_notes"
+
+    id: Mapped[int] = Field.pk()
+    title: Mapped[str] = Field.string(max_length=50)
+    slug: Mapped[str] = Field.string(max_length=50, unique=True)
+    status: Mapped[str] = Field.string(max_length=20, default="draft")
+    priority: Mapped[int] = Field.integer(default=0)
+    score: Mapped[float | None] = Field.float_()
+    owner_id: Mapped[int] = Field.foreign_key("test_authors.id", on_delete="CASCADE")
+    created_at: Mapped[datetime.datetime] = Field.datetime(auto_now_add=True)

@@ -323,17 +323,18 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
             low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
-            query = Query(None, ge=low, le=high)
             if name in ("page_size", "limit"):
                 # Larger values are capped at max_page_size: document the real maximum.
                 query = Query(
                     None,
                     ge=1,
-                    le=high,
                     description=f"Objects per page, at most {view.max_page_size} "
                     f"(larger values are capped); {view.page_size} by default.",
                     json_schema_extra={"maximum": view.max_page_size},
                 )
+                params.append(_keyword(name, int, query))
+                continue
+            query = Query(None, ge=low, le=high)
             params.append(_keyword(name, int | None, query))
     if view.search_fields:
         params.append(

@@ -117,12 +117,7 @@ def input_schema_for(
             fields[name] = (annotation, None)
         else:
             fields[name] = (annotation, ...)
-    suffix = "".join(f"_{n}" for n in sorted(read_only)) + "".join(
-        f"_w_{n}" for n in sorted(write_only)
-    )
-    return create_model(
-        f"{model.__name__}Input{suffix}", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 @typed_cache
