@@ -1,0 +1,98 @@
+"""The FastAPI endpoint of one ViewSet action: its unit of work, user, permissions, handler and
+one JSON pass."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.context import _session, current_container
+from core.models.session import close, commit, rollback
+from core.views.base import ViewSet
+from core.views.body import MAX_BODY_SIZE_KEY, CoreRequest, read_json
+from core.views.errors import InvalidBodyError
+
+__all__ = ("action_endpoint",)
+
+
+def action_endpoint(
+    view_class: type[ViewSet],
+    action: str,
+    handler_name: str,
+    status_code: int,
+    parameters: list[inspect.Parameter],
+    passthrough: tuple[str, ...],
+    action_permissions: tuple[Any, ...] | None,
+    with_db: bool = True,
+    body_schema: type[BaseModel] | None = None,
+) -> Callable[..., Any]:
+    """The FastAPI endpoint for one action: unit of work, user, permissions, body, handler, one
+    JSON pass.
+
+    The body is read only once the user is known and allowed: a refused caller gets its 401
+    or 403 whatever it sent, and nothing it sent is parsed.
+    """
+
+    async def endpoint(request: Request, **params: Any) -> Response:
+        container = current_container()
+        if view_class.max_body_size is not None:
+            request.scope[MAX_BODY_SIZE_KEY] = view_class.max_body_size
+        # Handlers' `await request.json()` parses strictly, within the limits.
+        request.__class__ = CoreRequest
+        view = view_class()
+        view.request = request
+        view.action = action
+        view.container = container
+        view.kwargs = params
+        view._action_permissions = action_permissions
+        db = container.database.database().session()
+        token = _session.set(db)
+        try:
+            request.state.user = await view.authenticate(db)
+            await view.check_permissions()
+            values = {name: params[name] for name in passthrough}
+            if body_schema is not None:
+                values["data"] = await _validated_body(view_class, request, body_schema)
+            handler = getattr(view, handler_name)
+            result = await (
+                handler(request, db, **values) if with_db else handler(request, **values)
+            )
+            response = view.render(result, status_code)
+            await commit(db)
+        except BaseException:
+            await rollback(db)
+            raise
+        finally:
+            _session.reset(token)
+            await close(db)
+        return response
+
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            *parameters,
+        ]
+    )
+    endpoint.__name__ = f"{view_class.__name__}.{action}"
+    endpoint.__doc__ = inspect.getdoc(getattr(view_class, handler_name)) or ""
+    return endpoint
+
+
+async def _validated_body(
+    view_class: type[ViewSet], request: Request, schema: type[BaseModel]
+) -> BaseModel:
+    raw = await read_json(request)
+    if raw is ...:
+        raise InvalidBodyError([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        write_only = getattr(view_class, "write_only_fields", ())
+        raise InvalidBodyError.from_validation(exc, schema, write_only) from None
