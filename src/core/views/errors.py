@@ -187,8 +187,10 @@ def field_errors(
                 item["input"] = value
         ctx = error.get("ctx")
         if ctx and not secret:
+            # ctx holds the schema's limits and validators' messages, not the input: cut only
+            # what is too long to be either.
             item["ctx"] = {
-                key: _excerpt(value) if isinstance(value, str) else value
+                key: value[:_MESSAGE_LENGTH] if isinstance(value, str) else value
                 for key, value in to_jsonable_python(ctx, fallback=str).items()
             }
         result.append(item)
