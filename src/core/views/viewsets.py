@@ -194,7 +194,10 @@ class GenericViewSet(ViewSet):
         user_id = getattr(user, "id", None)
         if user_id is None:
             return {}
-        return dict.fromkeys(self.owned_fields(), user_id)
+        # A token user's id is the token's `sub`, a string: give the column its own type.
+        return {
+            name: lookups.convert_value(self.model, name, user_id) for name in self.owned_fields()
+        }
 
     def validated_update(self, data: BaseModel, instance: Any) -> dict[str, Any]:
         """The fields a PATCH sent, once the whole object they make passes the input schema's
