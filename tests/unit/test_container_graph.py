@@ -38,7 +38,7 @@ from core.ports.hashing import PasswordHasher
 from core.ports.tokens import TokenBackend
 from core.settings import Settings
 
-AREAS = ("database", "auth", "messaging", "tasks")
+AREAS = ("database", "auth", "messaging", "tasks", "throttling")
 SQLITE_URL = "sqlite+aiosqlite:///./never-created.db"
 
 
@@ -142,6 +142,7 @@ def test_default_project_names_the_adapters_it_really_uses() -> None:
         "auth.password_hasher": "core.adapters.passlib.hashers.PasslibPasswordHasher",
         "auth.token_backend": "core.adapters.jwt.tokens.JwtTokenBackend",
         "auth.token_store": "core.adapters.memory.tokens.InMemoryTokenStore",
+        "throttling.rate_limiter": "core.adapters.memory.ratelimit.InMemoryRateLimiter",
         "messaging.broker": "core.adapters.memory.broker.InMemoryEventBroker",
         "tasks.queue": "core.adapters.memory.tasks.InMemoryTaskQueue",
     }

@@ -11,10 +11,17 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.context import _session, current_container
+from core.context import current_container, reset_session, set_session
 from core.models.session import close, commit, rollback
 from core.views.base import ViewSet
-from core.views.body import MAX_BODY_SIZE_KEY, CoreRequest, read_json
+from core.views.body import (
+    LIMITED_KEY,
+    MAX_BODY_SIZE_KEY,
+    MAX_JSON_DEPTH_KEY,
+    CoreRequest,
+    limit_receive,
+    read_json,
+)
 from core.views.errors import InvalidBodyError
 
 __all__ = ("action_endpoint",)
@@ -42,6 +49,13 @@ def action_endpoint(
         container = current_container()
         if view_class.max_body_size is not None:
             request.scope[MAX_BODY_SIZE_KEY] = view_class.max_body_size
+        if LIMITED_KEY not in request.scope:
+            # Served by a host app (`CoreApp.attach`) without Core's middleware: count here.
+            settings = container.settings()
+            request.scope.setdefault(MAX_JSON_DEPTH_KEY, settings.request_max_json_depth)
+            request._receive = limit_receive(
+                request.scope, request.receive, settings.request_max_body_size
+            )
         # Handlers' `await request.json()` parses strictly, within the limits.
         request.__class__ = CoreRequest
         view = view_class()
@@ -51,10 +65,11 @@ def action_endpoint(
         view.kwargs = params
         view._action_permissions = action_permissions
         db = container.database.database().session()
-        token = _session.set(db)
+        token = set_session(db)
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
+            await view.check_throttles()
             values = {name: params[name] for name in passthrough}
             if body_schema is not None:
                 values["data"] = await _validated_body(view_class, request, body_schema)
@@ -68,7 +83,7 @@ def action_endpoint(
             await rollback(db)
             raise
         finally:
-            _session.reset(token)
+            reset_session(token)
             await close(db)
         return response
 

@@ -24,6 +24,7 @@ from core.errors import CoreError
 
 MAX_BODY_SIZE_KEY = "core.max_body_size"
 MAX_JSON_DEPTH_KEY = "core.max_json_depth"
+LIMITED_KEY = "core.body_limited"
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
 _INT64 = 2**63
@@ -83,24 +84,34 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope.setdefault(MAX_BODY_SIZE_KEY, self.max_body_size)
         scope.setdefault(MAX_JSON_DEPTH_KEY, self.max_json_depth)
-        received = 0
-        declared = _content_length(scope)
+        await self.app(scope, limit_receive(scope, receive, self.max_body_size), send)
 
-        async def limited() -> Message:
-            nonlocal received
-            limit: int = scope[MAX_BODY_SIZE_KEY]
-            if declared is not None and declared > limit:
+
+def limit_receive(scope: Scope, receive: Receive, max_body_size: int) -> Receive:
+    """`receive`, refusing the body past the scope's `core.max_body_size` (set to
+    `max_body_size` unless a view set it) with RequestBodyTooLargeError.
+
+    Marks the scope as limited, so an endpoint knows no second counter is needed.
+    """
+    scope.setdefault(MAX_BODY_SIZE_KEY, max_body_size)
+    scope[LIMITED_KEY] = True
+    received = 0
+    declared = _content_length(scope)
+
+    async def limited() -> Message:
+        nonlocal received
+        limit: int = scope[MAX_BODY_SIZE_KEY]
+        if declared is not None and declared > limit:
+            raise RequestBodyTooLargeError(limit)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
                 raise RequestBodyTooLargeError(limit)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise RequestBodyTooLargeError(limit)
-            return message
+        return message
 
-        await self.app(scope, limited, send)
+    return limited
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -8,9 +8,10 @@ A field error never carries a secret's value and carries at most a short excerpt
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -279,6 +280,43 @@ async def server_error(_: Request, exc: Exception) -> JSONResponse:
     # The server logs it with its traceback (Starlette re-raises it after this answer); the
     # client learns nothing about the cause.
     return envelope(CoreError.default_detail, CoreError.code, 500)
+
+
+_Handler = Callable[[Request, Any], Awaitable[Any]]
+
+
+def install_on_host(app: FastAPI, owns: Callable[[Request], bool]) -> None:
+    """Register the framework's handlers on a host app that serves Core routes beside its own.
+
+    CoreErrors get Core's body everywhere. HTTP, validation and malformed-JSON errors get
+    Core's body on the routes `owns` accepts; on the host's own routes its handler answers, as
+    before. The body limit is not installed on the host: Core's routes enforce it themselves
+    (see `core.views.body.limit_receive`), and the host's own routes keep theirs.
+    """
+    app.add_exception_handler(CoreError, core_error)  # type: ignore[arg-type]
+    for exc_class, handler in (
+        (HTTPException, http_exception),
+        (RequestValidationError, request_validation_error),
+        (ValidationError, pydantic_validation_error),
+        (json.JSONDecodeError, json_decode_error),
+    ):
+        app.add_exception_handler(
+            exc_class, _for_core_routes(handler, app.exception_handlers.get(exc_class), owns)
+        )
+
+
+def _for_core_routes(
+    core: _Handler, host: Callable[[Request, Any], Any] | None, owns: Callable[[Request], bool]
+) -> Any:
+    async def handle(request: Request, exc: Exception) -> Any:
+        if owns(request):
+            return await core(request, exc)
+        if host is None:
+            raise exc  # the host had no handler: it fails as it did before
+        response = host(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    return handle
 
 
 def install(app: FastAPI) -> None:
