@@ -79,7 +79,7 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
         nodes=nodes,
         edges=graph.edges,
         ports=ports,
-        users=find_users(app) if users else (),
+        users=find_users(app, config) if users else (),
     )
 
 
