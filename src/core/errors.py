@@ -68,6 +68,20 @@ class NoActiveContextError(CoreError, RuntimeError):
     code = "no_active_context"
 
 
+class AmbiguousContainerError(ConfigurationError):
+    """Code outside any request, message or task while two or more apps run in the process:
+    which container it means is for `use_container` to say."""
+
+    code = "ambiguous_container"
+
+
+class NotRunningError(ConfigurationError):
+    """Work was sent where nothing in this process would run it: an in-memory task queue or
+    event broker whose app is not running. Never a task id for a task that will not run."""
+
+    code = "not_running"
+
+
 class NotFoundError(CoreError, LookupError):
     """A requested object does not exist."""
 
