@@ -154,7 +154,7 @@ class TaskQueueContract:
         self, tasks: TaskQueueHarness
     ) -> None:
         queue: Any = tasks.queue
-        if not isinstance(queue, DeadLetters):
+        if not isinstance(tasks.queue, DeadLetters):
             pytest.skip("this queue keeps no dead letters (the DeadLetters port is optional)")
         async with tasks.worker(["contract-a"]):
             task_id = await queue.enqueue("fail", (), {"message": "boom"}, queue="contract-a")
