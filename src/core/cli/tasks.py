@@ -179,7 +179,13 @@ def failed(*, limit: int = 50, app_module: AppOption = None) -> None:
 
     letters = asyncio.run(read())
     if not letters:
-        print("No failed tasks.")
+        if application.settings.task_broker == "memory":
+            print(
+                "No failed tasks in this process: with TASK_BROKER=memory the dead letters "
+                "live in the app's own process (see core.tasks.dead_letters)."
+            )
+        else:
+            print("No failed tasks.")
         return
     rows = [("ID", "FAILED AT (UTC)", "REASON", "TASK", "QUEUE", "TASK ID", "ERROR")]
     for letter in letters:

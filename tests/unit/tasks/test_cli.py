@@ -122,3 +122,12 @@ def test_the_container_graph_shows_the_task_queue_adapter() -> None:
         assert selector is not None and selector.selected == picked
     assert "core.adapters.taskiq.queue.TaskiqTaskQueue" in render_text(redis)
     assert "tasks.lifecycle" in redis
+
+
+def test_tasks_failed_on_the_memory_queue_says_where_the_dead_letters_live(
+    tmp_path: Path,
+) -> None:
+    env = _project(tmp_path)
+    out = _core(tmp_path, env, "tasks", "failed")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("No failed tasks in this process: with TASK_BROKER=memory")
