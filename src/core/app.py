@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.containers.core import CoreContainer, build_container
 from core.context import _container, use_container
+from core.health import add_health_routes
 from core.models.session import unit_of_work
 from core.settings import Settings
 from core.views import errors
@@ -77,8 +78,8 @@ class CoreApp:
         for router in routers:
             self.include_router(router)
         # After the project's routers, so one that serves /health itself wins. Probes of load
-        # balancers and orchestrators (see `core deploy`) call it; it touches no database.
-        self.fastapi.add_api_route("/health", _health, methods=["GET"], include_in_schema=False)
+        # balancers and orchestrators (see `core deploy`) call /health/live and /health/ready.
+        add_health_routes(self.fastapi)
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""
@@ -135,11 +136,6 @@ class CoreApp:
     def routes(self) -> list[Any]:
         """The route specs of every AutoRouter mounted (what `core routes` prints)."""
         return [spec for router in self._routers for spec in router.route_specs()]
-
-
-async def _health() -> dict[str, str]:
-    """GET /health: the process is up and serving requests."""
-    return {"status": "ok"}
 
 
 async def _maybe_await(result: Any) -> None:
