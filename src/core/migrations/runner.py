@@ -29,7 +29,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -39,7 +39,7 @@ from core.migrations.autogenerate import (
     replays_on_scratch,
     scratch_database,
 )
-from core.migrations.errors import MigrationError
+from core.migrations.errors import MigrationError, check_database_url
 from core.migrations.project import Project
 
 TEMPLATE_FILES = ("env.py", "script.py.mako")
@@ -289,18 +289,7 @@ class MigrationRunner:
         (directory / "versions").mkdir(exist_ok=True)
 
     def _check_url(self) -> None:
-        url = self.project.database_url
-        try:
-            is_async = make_url(url).get_dialect().is_async
-        except (ArgumentError, NoSuchModuleError) as exc:
-            raise MigrationError(
-                f"DATABASE_URL is not a database URL SQLAlchemy knows: {exc}"
-            ) from None
-        if not is_async:
-            raise MigrationError(
-                "DATABASE_URL needs an async driver, e.g. sqlite+aiosqlite:///./app.db or "
-                f"postgresql+asyncpg://user:pass@host/db; got {self._safe_url()}."
-            )
+        check_database_url(self.project.database_url)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
