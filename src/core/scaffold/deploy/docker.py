@@ -164,7 +164,7 @@ RUN groupadd --system --gid {APP_UID} app \\
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY . .
-# Files the app writes (a SQLite database) go to {DATA_DIR}, a volume in docker-compose.yml.
+# Files the app writes go to {DATA_DIR} (mount a volume there).
 RUN mkdir -p {DATA_DIR} && chown app:app {DATA_DIR}
 USER {APP_UID}:{APP_UID}
 EXPOSE {HTTP_PORT}
@@ -194,8 +194,6 @@ def compose(plan: DeployPlan) -> str:
         services[name], volume = _BACKING[service](plan)
         if volume:
             volumes[volume] = {}
-    if plan.database_dialect == "sqlite":
-        volumes["data"] = {}
     document: dict[str, Any] = {"services": services}
     if volumes:
         document["volumes"] = volumes
@@ -244,8 +242,6 @@ def _app_service(
     keys = key_files(plan)
     if keys:
         service["secrets"] = [_secret_name(name) for name in keys]
-    if plan.database_dialect == "sqlite":
-        service["volumes"] = [f"data:{DATA_DIR}"]
     if ready:
         service["depends_on"] = dict(ready)
     return service
@@ -260,9 +256,6 @@ def _environment(plan: DeployPlan) -> dict[str, str]:
     environment["TASK_BROKER"] = settings.task_broker
     environment["MESSAGE_BROKER"] = settings.message_broker
     environment["AUTH_TOKEN_STORE"] = settings.auth_token_store
-    if "postgres" not in plan.services and plan.database_dialect == "sqlite":
-        filename = (make_url(settings.database_url).database or "app.db").rsplit("/", 1)[-1]
-        environment["DATABASE_URL"] = f"sqlite+aiosqlite:///{DATA_DIR}/{filename}"
     if "redis" in plan.services:
         database = urlsplit(settings.redis_url).path.strip("/") or "0"
         environment["REDIS_URL"] = f"redis://redis:6379/{database}"
