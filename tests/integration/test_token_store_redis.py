@@ -14,10 +14,9 @@ from core.adapters.redis.tokens import RedisTokenStore
 from core.auth import configure_auth, register_password_hasher
 from core.auth.registry import isolated_registries
 from core.errors import TokenStoreUnavailableError
-from core.testing import test_settings
+from core.testing import TokenStoreContract, test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app, login
-from tests.unit.auth.token_store_contract import TokenStoreContract
 
 pytestmark = pytest.mark.redis
 

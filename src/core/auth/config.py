@@ -1,4 +1,4 @@
-"""`configure_auth`: the process-wide auth declaration, and the container auth helpers resolve.
+"""`configure_auth`: the process-wide auth declaration every container's auth providers read.
 
 `configure_auth(...)` only records values; every container reads them when it builds its auth
 providers. Precedence, for each value: an explicit `configure_auth` argument, then the setting
@@ -12,15 +12,11 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from core.context import get_container
 from core.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from core.containers.core import CoreContainer
-
-__all__ = ("AuthDeclaration", "auth_container", "auth_declaration", "configure_auth")
+__all__ = ("AuthDeclaration", "auth_declaration", "configure_auth")
 
 _T = TypeVar("_T")
 
@@ -154,34 +150,6 @@ def _restore_declaration(declaration: AuthDeclaration) -> None:
     global _declaration
     with _lock:
         _declaration = declaration
-
-
-def auth_container() -> CoreContainer:
-    """The container module-level auth helpers use.
-
-    Inside a request, consumer, task or `use_container` block: the running app's container.
-    Outside any (a script), a container built from `Settings()` (environment, `.env`) and the
-    `configure_auth` declaration; it is built once and rebuilt when the declaration changes.
-    """
-    container = get_container()
-    if container is not None:
-        return container
-    return _script_container()
-
-
-_script: tuple[AuthDeclaration, CoreContainer] | None = None
-
-
-def _script_container() -> CoreContainer:
-    global _script
-    declaration = _declaration
-    with _lock:
-        if _script is None or _script[0] is not declaration:
-            # Imported here: containers import this package, and `import core` builds nothing.
-            from core.containers.core import build_container
-
-            _script = (declaration, build_container())
-        return _script[1]
 
 
 def _non_empty_str(name: str, value: object) -> str:

@@ -9,6 +9,7 @@ from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.messaging import MessagingContainer
 from core.containers.tasks import TasksContainer
+from core.containers.throttling import ThrottlingContainer
 from core.settings import Settings
 
 
@@ -26,6 +27,7 @@ class CoreContainer(containers.DeclarativeContainer):
     auth = providers.Container(AuthContainer, config=config)
     messaging = providers.Container(MessagingContainer, config=config)
     tasks = providers.Container(TasksContainer, config=config)
+    throttling = providers.Container(ThrottlingContainer, config=config)
 
 
 def build_container(settings: Settings | None = None) -> CoreContainer:

@@ -61,6 +61,7 @@ class MessagingRuntime:
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval,
             backoff_max=settings.outbox_retry_backoff_max,
+            max_attempts=settings.outbox_max_attempts,
             retention=settings.outbox_retention,
             processed_retention=settings.processed_events_retention,
         )
@@ -123,6 +124,7 @@ class MessagingRuntime:
                 backoff=settings.consumer_retry_backoff,
                 backoff_max=settings.consumer_retry_backoff_max,
                 dead_letter_suffix=settings.consumer_dead_letter_suffix,
+                unhandled=settings.consumer_unhandled_events,
             )
             dispatcher = Dispatcher(self.container, group, topic, handlers, policy)
             # One subscription per topic, so a failing event is dead-lettered next to its own.
