@@ -138,6 +138,7 @@ class BrokerUnavailableError(CoreError, ConnectionError):
 
     status_code = 503
     code = "broker_unavailable"
+    default_detail = "The service is temporarily unavailable; try again shortly."
 
 
 class TokenStoreUnavailableError(CoreError, ConnectionError):
@@ -165,6 +166,7 @@ class TaskQueueUnavailableError(CoreError, ConnectionError):
 
     status_code = 503
     code = "task_queue_unavailable"
+    default_detail = "The service is temporarily unavailable; try again shortly."
 
 
 class RateLimiterUnavailableError(CoreError, ConnectionError):
@@ -193,7 +195,8 @@ class ThrottledError(CoreError):
 
     def __init__(self, wait: float | None = None, detail: Any = None) -> None:
         if detail is None and wait is not None:
-            detail = f"Request was throttled. Expected available in {max(1, math.ceil(wait))} s."
+            seconds = max(1, math.ceil(wait))
+            detail = f"Request was throttled. Expected available in {seconds} seconds."
         super().__init__(detail)
         self.wait = wait
         self.headers = _retry_after(wait) if wait is not None else None
