@@ -88,6 +88,7 @@ def test_edges_run_from_a_provider_to_what_it_injects_config_options_included() 
     assert set(graph.readers("config.database_backend")) == {
         "database.database",
         "database.repository",
+        "messaging.outbox",  # tracks uncommitted rows on the in-memory database
     }
     branch_edges = {
         (edge.target, edge.selected) for edge in graph.edges if edge.source == "database.database"

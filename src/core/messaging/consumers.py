@@ -1,7 +1,8 @@
 """Consuming: `@consumer` classes with `@on_event` handlers, and how they run per message.
 
-Declarations are process-wide (like Celery's task registry); `MessagingRuntime` binds the
-selected ones to its container's broker when an app or `core consumer` starts.
+Declarations are process-wide (like Celery's task registry, in `core.declarations`);
+`MessagingRuntime` binds the selected ones to its container's broker when an app or
+`core consumer` starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from core.context import use_container
+from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError
 from core.messaging.events import Event, handling
 from core.models.session import unit_of_work
@@ -71,18 +73,15 @@ class ConsumerDeclaration:
         return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
 
-# Keyed by the class's dotted name: re-running a module (a reload, a test) replaces its entry.
-_declarations: dict[str, ConsumerDeclaration] = {}
-
-
-def declared_consumers() -> list[ConsumerDeclaration]:
-    """Every `@consumer` class declared in this process, in declaration order.
+def declared_consumers(declared: Declarations | None = None) -> list[ConsumerDeclaration]:
+    """Every `@consumer` class declared (in the process's `Declarations` by default), in
+    declaration order.
 
     Example:
         >>> [(d.group, d.topics) for d in declared_consumers()]  # doctest: +SKIP
         [('notification-service', ('user-events', 'order-events'))]
     """
-    return list(_declarations.values())
+    return list((declared or declarations()).consumers.values())
 
 
 def on_event(name: str) -> Callable[[F], F]:
@@ -163,7 +162,8 @@ def consumer(
                 f"@consumer({group!r}) class {cls.__qualname__} has no @on_event method"
             )
         declaration = ConsumerDeclaration(cls, group, tuple(topics), handlers, max_retries)
-        _declarations[declaration.name] = declaration
+        # Keyed by the class's dotted name: re-running a module (a reload, a test) replaces it.
+        declarations().consumers[declaration.name] = declaration
         cls.__core_consumer__ = declaration  # type: ignore[attr-defined]
         return cls
 

@@ -4,7 +4,7 @@ from core.adapters.memory.broker import InMemoryEventBroker
 from core.adapters.memory.database import InMemoryDatabase
 from core.adapters.memory.repository import InMemoryRepository
 from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
-from core.testing.plugin import test_settings
+from core.testing.plugin import isolated_declarations, test_settings
 
 __all__ = (
     "InMemoryDatabase",
@@ -12,5 +12,6 @@ __all__ = (
     "InMemoryRepository",
     "InMemoryTaskQueue",
     "ManualClock",
+    "isolated_declarations",
     "test_settings",
 )

@@ -1,4 +1,5 @@
-"""pytest plugin (auto-loaded): `core_settings`, `app` and `client` fixtures.
+"""pytest plugin (auto-loaded): `core_settings`, `app`, `client` and `isolated_declarations`
+fixtures.
 
 `app` is a fresh CoreApp per test with every backend in memory, so provider overrides and data
 never leak between tests. Point it at your project's app factory with the ini option
@@ -9,12 +10,14 @@ never leak between tests. Point it at your project's app factory with the ini op
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from core.app import CoreApp
+from core.declarations import Declarations, declarations
 from core.settings import Settings
 
 
@@ -33,10 +36,47 @@ def test_settings(**overrides: Any) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
 
 
+@contextmanager
+def isolated_declarations(declared: Declarations | None = None) -> Iterator[Declarations]:
+    """Forget, on exit, whatever was declared inside the block: tasks, events, consumers,
+    registered hashers, token and auth backends, and `configure_auth` values.
+
+    Args:
+        declared: the `Declarations` to restore; the process's (where the decorators and
+            `register_*` record) by default.
+
+    Yields:
+        That `Declarations`, as it was on entry; declare into it freely.
+
+    Example:
+        >>> from core.auth import configure_auth
+        >>> with isolated_declarations() as declared:
+        ...     _ = configure_auth(password_hasher="argon2")
+        ...     declared.auth.password_hasher
+        'argon2'
+        >>> declarations().auth.password_hasher is None  # as before the block
+        True
+    """
+    target = declared if declared is not None else declarations()
+    saved = target.snapshot()
+    try:
+        yield target
+    finally:
+        target.restore(saved)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "core_app_factory", "module:callable building the project's CoreApp from settings"
     )
+
+
+@pytest.fixture(name="isolated_declarations")
+def isolated_declarations_fixture() -> Iterator[Declarations]:
+    """The process's `Declarations`, restored after the test: what a test declares (`@task`,
+    `@consumer`, `register_*`, `configure_auth`...) does not leak into the next."""
+    with isolated_declarations() as declared:
+        yield declared
 
 
 @pytest.fixture
