@@ -132,6 +132,8 @@ class Declarations:
 
     def periodic_tasks(self) -> tuple[PeriodicTask[Any], ...]:
         """The declared tasks that have a schedule, in declaration order."""
+        if not self.tasks:
+            return ()  # and `core.tasks` may not be imported at all
         from core.tasks.periodic import PeriodicTask
 
         return tuple(task for task in self.tasks.values() if isinstance(task, PeriodicTask))
