@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import importlib
 import re
 import sys
 import uuid
@@ -12,17 +15,25 @@ from typing import Any
 import pytest
 from cyclopts import CycloptsError
 from dependency_injector import containers, providers
+from sqlalchemy.orm import Mapped
 
+from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
+from core.auth.registry import register_password_hasher, register_token_backend
 from core.cli.container import container_app
 from core.containers import CoreContainer, build_container
 from core.containers.graph import (
+    ContainerGraph,
     build_graph,
     render_dot,
     render_mermaid,
     render_text,
 )
+from core.containers.graph.table import ADAPTERS, BUILDERS
 from core.errors import ConfigurationError
+from core.ports.hashing import PasswordHasher
+from core.ports.tokens import TokenBackend
 from core.settings import Settings
+from core.testing import isolated_declarations
 
 AREAS = ("database", "auth", "messaging", "tasks")
 SQLITE_URL = "sqlite+aiosqlite:///./never-created.db"
@@ -69,6 +80,357 @@ def test_sqlite_url_selects_sqlalchemy() -> None:
     text = render_text(graph)
     assert "database.database: Selector config.database_backend = sqlalchemy -> sqlalchemy" in text
     assert "memory (alternative): Singleton" in text
+
+
+POSTGRES_URL = "postgresql+asyncpg://shop:s3cret-pw@db.internal:5433/shop_prod"
+
+
+class CustomHasher(PasswordHasher):
+    """The spec's custom hasher: stores `custom_sha512$...` hashes."""
+
+    name = "custom_sha512"
+    rounds = 1
+
+    def hash(self, password: str) -> str:
+        return "custom_sha512$" + hashlib.sha512(password.encode()).hexdigest()
+
+    def verify(self, password: str, hashed: str) -> bool:
+        return hmac.compare_digest(self.hash(password), hashed)
+
+
+class CustomTokens(TokenBackend):
+    """A registered token backend (its tokens are never used here)."""
+
+    name = "custom_tokens"
+
+    def create_token(
+        self, payload: dict[str, Any], token_type: str = "access", expires_delta: Any = None
+    ) -> str:
+        return f"{token_type}:{payload['sub']}"
+
+    def decode_token(self, token: str) -> dict[str, Any] | None:
+        kind, _, sub = token.partition(":")
+        return {"sub": sub, "type": kind} if sub else None
+
+    def verify_token(self, token: str, token_type: str = "access") -> dict[str, Any] | None:
+        payload = self.decode_token(token)
+        return payload if payload is not None and payload["type"] == token_type else None
+
+
+@pytest.fixture
+def registries() -> Iterator[None]:
+    with isolated_declarations():
+        yield
+
+
+def everything(graph: ContainerGraph) -> str:
+    return render_text(graph) + render_mermaid(graph) + render_dot(graph)
+
+
+def test_default_project_names_the_adapters_it_really_uses() -> None:
+    container = build_container(settings())
+
+    graph = build_graph(container)
+
+    uses = {use.provider: use.adapter for use in graph.ports}
+    assert uses == {
+        "database.database": "core.adapters.sqlalchemy.database.SqlAlchemyDatabase",
+        "database.repository": "core.adapters.sqlalchemy.repository.SqlAlchemyRepository",
+        "auth.password_hasher": "core.adapters.passlib.hashers.PasslibPasswordHasher",
+        "auth.token_backend": "core.adapters.jwt.tokens.JwtTokenBackend",
+        "auth.token_store": "core.adapters.memory.tokens.InMemoryTokenStore",
+        "messaging.broker": "core.adapters.memory.broker.InMemoryEventBroker",
+        "tasks.queue": "core.adapters.memory.tasks.InMemoryTaskQueue",
+    }
+    # What the graph names is what the container builds.
+    for path in ("database.database", "auth.password_hasher", "auth.token_backend"):
+        assert _qualified(_provider_at(container, path)()) == uses[path]
+    for path in ("auth.token_store", "messaging.broker", "tasks.queue"):
+        assert _qualified(_provider_at(container, path)()) == uses[path]
+    text = render_text(graph)
+    assert (
+        "database.database: Database DATABASE_URL backend=sqlalchemy -> "
+        "core.adapters.sqlalchemy.database.SqlAlchemyDatabase" in text
+    )
+    assert "dialect=sqlite+aiosqlite, database=./app.db" in text
+    assert (
+        "auth.password_hasher: PasswordHasher AUTH_PASSWORD_HASHER=pbkdf2_sha256 -> "
+        "core.adapters.passlib.hashers.PasslibPasswordHasher" in text
+    )
+    assert "scheme=pbkdf2_sha256, rounds=600000" in text
+    assert "SECRET_KEY=*** (the insecure development default), AUTH_ALGORITHM=HS256" in text
+    assert "MESSAGE_BROKER=memory -> core.adapters.memory.broker.InMemoryEventBroker" in text
+    assert "AUTH_TOKEN_STORE=memory -> core.adapters.memory.tokens.InMemoryTokenStore" in text
+    assert "TASK_BROKER=memory -> core.adapters.memory.tasks.InMemoryTaskQueue" in text
+    for picture in (render_mermaid(graph), render_dot(graph)):
+        for adapter in ("SqlAlchemyDatabase", "PasslibPasswordHasher", "InMemoryEventBroker"):
+            assert f"uses {adapter}" in picture
+
+
+def test_text_groups_the_settings_by_area_instead_of_a_line_per_option() -> None:
+    text = render_text(build_graph(memory_container()))
+
+    assert "config.database_url" not in text
+    assert re.search(r"^    \d+ options read, by area:$", text, re.MULTILINE)
+    assert re.search(r"^      database: database_url, database_echo,", text, re.MULTILINE)
+    # The outbox reads the database backend too (it tracks uncommitted rows in memory).
+    assert re.search(r"^      shared: database_backend, redis_url$", text, re.MULTILINE)
+    assert len(text.splitlines()) < 180  # a line or two per provider, not per option
+
+
+def test_postgresql_and_argon2_show_their_effective_values_with_the_password_masked() -> None:
+    container = build_container(
+        settings(
+            database_url=POSTGRES_URL,
+            auth_password_hasher="argon2",
+            message_broker="redis",
+            redis_url="redis://:cache-pw@cache.internal:6380/2",
+            task_broker="redis",
+            auth_token_store="redis",
+        )
+    )
+
+    graph = build_graph(container)
+
+    database = graph.port("database.database")
+    assert database.adapter == "core.adapters.sqlalchemy.database.SqlAlchemyDatabase"
+    assert dict(database.values)["dialect"] == "postgresql+asyncpg"
+    assert dict(database.values)["host"] == "db.internal:5433"
+    assert dict(database.values)["database"] == "shop_prod"
+    hasher = graph.port("auth.password_hasher")
+    assert (hasher.value, hasher.adapter) == (
+        "argon2",
+        "core.adapters.passlib.hashers.PasslibPasswordHasher",
+    )
+    assert dict(hasher.values)["scheme"] == "argon2"
+    assert dict(hasher.values)["rounds"] == "3"
+    assert repr(_provider_at(container, "auth.password_hasher")()) == (
+        "PasslibPasswordHasher('argon2')"
+    )
+    assert graph.port("messaging.broker").adapter == (
+        "core.adapters.faststream.redis.RedisEventBroker"
+    )
+    assert graph.port("tasks.queue").adapter == "core.adapters.taskiq.queue.TaskiqTaskQueue"
+    assert graph.port("auth.token_store").adapter == "core.adapters.redis.tokens.RedisTokenStore"
+    text = render_text(graph)
+    assert "dialect=postgresql+asyncpg, host=db.internal:5433, database=shop_prod" in text
+    assert "DATABASE_URL=postgresql+asyncpg://shop:***@db.internal:5433/shop_prod" in text
+    assert "scheme=argon2, type=ID, rounds=3, memory_cost=65536" in text
+    assert "MESSAGE_BROKER=redis -> core.adapters.faststream.redis.RedisEventBroker" in text
+    assert "REDIS_URL=redis://:***@cache.internal:6380/2" in text
+    assert "TASK_BROKER=redis -> core.adapters.taskiq.queue.TaskiqTaskQueue" in text
+    # No secret in any form; and SQLite and PostgreSQL no longer draw the same graph.
+    for secret in ("s3cret-pw", "cache-pw", "change-me-insecure"):
+        assert secret not in everything(graph)
+    assert render_text(graph) != render_text(build_graph(build_container(settings())))
+
+
+def test_registered_hasher_and_token_backend_are_named_by_name_and_class(
+    registries: None,
+) -> None:
+    register_password_hasher(CustomHasher())
+    register_token_backend(CustomTokens())
+    container = build_container(
+        settings(auth_password_hasher="custom_sha512", auth_token_backend="custom_tokens")
+    )
+
+    graph = build_graph(container)
+
+    hasher = graph.port("auth.password_hasher")
+    assert (hasher.value, hasher.registered) == ("custom_sha512", True)
+    assert hasher.adapter == f"{__name__}.CustomHasher"
+    assert isinstance(_provider_at(container, "auth.password_hasher")(), CustomHasher)
+    tokens = graph.port("auth.token_backend")
+    assert (tokens.value, tokens.registered) == ("custom_tokens", True)
+    assert tokens.adapter == f"{__name__}.CustomTokens"
+    assert graph.node("auth.password_hasher").builds == (f"{__name__}.CustomHasher",)
+    assert graph.node("auth.token_backend").builds == (f"{__name__}.CustomTokens",)
+    text = render_text(graph)
+    assert (
+        "auth.password_hasher: PasswordHasher AUTH_PASSWORD_HASHER=custom_sha512 (registered) "
+        f"-> {__name__}.CustomHasher" in text
+    )
+    assert (
+        "auth.token_backend: TokenBackend AUTH_TOKEN_BACKEND=custom_tokens (registered) "
+        f"-> {__name__}.CustomTokens" in text
+    )
+    assert "name=custom_sha512, rounds=1" in text
+    assert "PasslibPasswordHasher" not in text
+    assert "JwtTokenBackend" not in text
+    for picture in (render_mermaid(graph), render_dot(graph)):
+        assert "uses CustomHasher" in picture and "uses CustomTokens" in picture
+        assert "PasslibPasswordHasher" not in picture
+
+
+def test_configure_auth_wins_over_the_setting_and_says_so(registries: None) -> None:
+    from core.auth import configure_auth
+
+    configure_auth(password_hasher="bcrypt")
+    container = build_container(settings(auth_password_hasher="argon2"))
+
+    hasher = build_graph(container).port("auth.password_hasher")
+
+    assert (hasher.value, hasher.declared) == ("bcrypt", True)
+    assert dict(hasher.values)["scheme"] == "bcrypt_sha256"
+    assert "AUTH_PASSWORD_HASHER=bcrypt (by configure_auth)" in render_text(build_graph(container))
+
+
+def test_an_unknown_hasher_name_is_reported_not_raised(registries: None) -> None:
+    container = build_container(settings(auth_password_hasher="nope"))
+
+    hasher = build_graph(container).port("auth.password_hasher")
+
+    assert hasher.adapter is None
+    assert hasher.note is not None and "Unknown AUTH_PASSWORD_HASHER 'nope'" in hasher.note
+    assert "-> (nothing)" in render_text(build_graph(container))
+
+
+def test_an_overridden_port_is_marked_in_the_adapters_in_use() -> None:
+    container = memory_container()
+
+    with container.auth.password_hasher.override(CustomHasher()):
+        graph = build_graph(container)
+
+    assert graph.port("auth.password_hasher").overridden_by == (
+        f"Object({__name__}.CustomHasher instance)",
+    )
+    assert f"OVERRIDDEN by Object({__name__}.CustomHasher instance): the override serves" in (
+        render_text(graph)
+    )
+
+
+def test_the_adapter_table_matches_the_containers() -> None:
+    graph = build_graph(memory_container())
+    entries = {entry.provider: entry for entry in ADAPTERS}
+
+    for node in graph.nodes:
+        if node.kind == "Selector" and node.path in entries:
+            entry = entries[node.path]
+            # One table entry per branch, and each adapter reads exactly the settings listed.
+            assert node.selector is not None
+            assert set(node.selector.branches) == set(entry.adapters), node.path
+            assert node.selector.setting == f"config.{entry.setting}"
+            for value, adapter in entry.adapters.items():
+                read = _config_read(graph, f"{node.path}.{value}")
+                assert read == set(adapter.settings), f"{node.path}.{value}"
+        elif node.path in entries:
+            entry = entries[node.path]
+            for adapter in entry.adapters.values():
+                assert _config_read(graph, node.path) == {entry.setting, *adapter.settings}
+    # Every provider built by a function says what it builds; every class named exists.
+    for node in graph.nodes:
+        if node.target and "._" in node.target and node.kind in ("Singleton", "Factory"):
+            assert node.builds, f"{node.path} ({node.target}) is missing from the table"
+    for path in [entry.provider for entry in ADAPTERS] + list(BUILDERS):
+        assert path in graph
+    for name in [a.cls for e in ADAPTERS for a in e.adapters.values()] + list(BUILDERS.values()):
+        module, _, attribute = name.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), attribute), type), name
+
+
+class GraphNote(Model):
+    __tablename__ = "graph_users_notes"
+
+    id: Mapped[int] = Field.pk()
+    text: Mapped[str] = Field.text()
+
+
+class NoteViewSet(ModelViewSet):
+    model = GraphNote
+
+    @action(methods=["POST"], detail=True)
+    async def pin(self, request: Any, db: Any, **kwargs: Any) -> Any:
+        return {"pinned": True}
+
+
+@pytest.fixture
+def declarations() -> Iterator[None]:
+    """Consumers and tasks a test declares are forgotten after it."""
+    with isolated_declarations():
+        yield
+
+
+def users_app(registries: None, declarations: None) -> CoreApp:
+    from core.auth.views import AuthViewSet
+    from core.messaging import consumer, on_event
+    from core.tasks import task
+
+    @consumer("graph-users-group", topics=["graph-users-notes"])
+    class NoteCounter:
+        @on_event("note.created")
+        async def count(self, event: Any) -> None: ...
+
+    @task(name="graph_users.reindex", queue="search")
+    async def reindex(note_id: int) -> None: ...
+
+    notes = AutoRouter(prefix="/notes")
+    notes.register("", NoteViewSet)
+    auth = AutoRouter(prefix="/auth")
+    auth.register("", AuthViewSet, basename="auth")
+    return CoreApp(settings=settings(database_url="memory://"), routers=[notes, auth])
+
+
+def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provider(
+    registries: None, declarations: None
+) -> None:
+    app = users_app(registries, declarations)
+
+    graph = build_graph(app.container, app=app, users=True)
+
+    def users(provider: str) -> set[str]:
+        return {user.label for user in graph.users_of(provider)}
+
+    crud = {f"NoteViewSet.{a}" for a in ("list", "create", "retrieve", "update", "destroy")}
+    assert crud | {"NoteViewSet.pin", "consumer " + _name("NoteCounter")} <= users(
+        "database.database"
+    )
+    assert "task graph_users.reindex" in users("database.database")
+    assert crud <= users("database.repository")
+    # A handler the project wrote is not claimed to use the repository: only what the
+    # framework resolves around it (unit of work, user) is known.
+    assert "NoteViewSet.pin" not in users("database.repository")
+    assert "NoteViewSet.pin" in users("auth.authenticator")
+    assert users("tasks.queue") == {"task graph_users.reindex"}
+    assert users("messaging.broker") == {"consumer " + _name("NoteCounter")}
+    assert {"AuthViewSet.register", "AuthViewSet.login"} <= users("auth.password_hasher")
+    assert {"AuthViewSet.refresh", "AuthViewSet.logout"} <= users("auth.refresh_tokens")
+    pin = next(user for user in graph.users if user.label == "NoteViewSet.pin")
+    assert pin.detail == "POST /notes/{id}/pin (its own code may resolve more)"
+    text = " ".join(render_text(graph).split("Used by:")[1].split())
+    assert (
+        "database.repository: NoteViewSet (list, create, retrieve, update, partial_update, "
+        "destroy), AuthViewSet (register, login) auth." in text
+    )
+    assert "database.database: NoteViewSet (list, create, retrieve, update, partial_update, " in (
+        text
+    )
+    assert "destroy, pin*)" in text
+    assert text.endswith(
+        "tasks.queue: task graph_users.reindex * a handler of the project's own: its own code "
+        "may resolve more"
+    )
+    mermaid, dot = render_mermaid(graph), render_dot(graph)
+    assert 'subgraph users["users"]' in mermaid and '"NoteViewSet (list, create,' in mermaid
+    assert re.search(r"u_\d+ -.-> n_tasks_queue", mermaid)
+    assert '"task:graph_users.reindex" -> "tasks.queue" [style=dotted];' in dot
+    # Without asking, no users are looked for.
+    assert build_graph(app.container, app=app).users == ()
+
+
+def _name(cls_name: str) -> str:
+    return f"{__name__}.users_app.<locals>.{cls_name}"
+
+
+def _config_read(graph: ContainerGraph, path: str) -> set[str]:
+    return {
+        dependency.removeprefix("config.")
+        for dependency in graph.node(path).dependencies
+        if dependency.startswith("config.")
+    }
+
+
+def _qualified(obj: object) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def test_builder_functions_show_the_adapter_class_they_build() -> None:
@@ -300,6 +662,54 @@ def test_command_reads_the_container_of_the_app_module(
     assert "config.database_backend = sqlalchemy" in out
     assert f"container: {name}:app" in err
     assert not (project / "never-created.db").exists()
+
+
+def test_command_names_the_registered_hasher_and_lists_users(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    registries: None,
+    declarations: None,
+) -> None:
+    name = f"graph_cli_app_{uuid.uuid4().hex}"
+    (project / f"{name}.py").write_text(
+        "import hashlib\n"
+        "from core import AutoRouter, CoreApp\n"
+        "from core.auth import register_password_hasher\n"
+        "from core.ports.hashing import PasswordHasher\n"
+        "from core.tasks import task\n"
+        f"from {__name__} import NoteViewSet\n\n"
+        "class Sha512Hasher(PasswordHasher):\n"
+        "    name = 'custom_sha512'\n"
+        "    def hash(self, password):\n"
+        "        return 'sha512$' + hashlib.sha512(password.encode()).hexdigest()\n"
+        "    def verify(self, password, hashed):\n"
+        "        return self.hash(password) == hashed\n\n"
+        "register_password_hasher(Sha512Hasher())\n\n"
+        "@task(name='graph_cli.cleanup')\n"
+        "async def cleanup() -> None: ...\n\n"
+        "router = AutoRouter(prefix='/api/v1')\n"
+        "router.register('/notes', NoteViewSet)\n"
+        "app = CoreApp(routers=[router])\n"
+    )
+    monkeypatch.setenv("AUTH_PASSWORD_HASHER", "custom_sha512")
+    monkeypatch.setenv("DATABASE_URL", POSTGRES_URL)
+
+    run("--app", f"{name}:app", "--users")
+
+    out, _ = capsys.readouterr()
+    assert (
+        "auth.password_hasher: PasswordHasher AUTH_PASSWORD_HASHER=custom_sha512 (registered) "
+        f"-> {name}.Sha512Hasher" in out
+    )
+    assert "PasslibPasswordHasher" not in out
+    assert "dialect=postgresql+asyncpg, host=db.internal:5433, database=shop_prod" in out
+    assert "s3cret-pw" not in out
+    used_by = " ".join(out.split("Used by:")[1].split())
+    assert "database.repository: NoteViewSet (list, create, retrieve, update, partial_update" in (
+        used_by
+    )
+    assert "tasks.queue: task graph_cli.cleanup" in used_by
 
 
 def test_command_refuses_an_explicit_app_that_does_not_exist(project: Path) -> None:

@@ -1,5 +1,7 @@
-"""`core container graph`: the providers of the app's container, the adapter each Selector picks
-from the current settings, and who depends on whom.
+"""`core container graph`: the providers of the app's container, the adapter each port really
+serves under the current settings (registered ones by name and class) with the effective values
+behind it, who depends on whom, and with `--users` which ViewSets, consumers and tasks resolve
+each provider.
 
 Defines the `container` sub-app only; `core.cli` registers it with `app.command(container_app)`.
 """
@@ -29,33 +31,38 @@ def graph(
     *,
     output_format: Annotated[GraphFormat, Parameter(name=("--format", "-f"))] = "text",
     app_module: Annotated[str | None, Parameter(name="--app")] = None,
+    users: Annotated[bool, Parameter(name="--users", negative=())] = False,
 ) -> None:
-    """Print the container's providers, which adapter each Selector picked, and their dependencies.
+    """Print the adapter each port serves, the container's providers and their dependencies.
 
     Builds the container the way the app does: from the project's app (APP_MODULE, default
     `src.main:app`, imported from the working directory) when it exists, else with
     `build_container()` from the settings (environment, then `.env`). Nothing is instantiated
-    and no connection is opened: only configuration values are read.
+    and no connection is opened: only configuration values, the `configure_auth` declaration
+    and the registered adapters are read. Passwords in URLs and the signing key are masked.
 
     Args:
         output_format: `text` (a tree), `mermaid` (a flowchart for Markdown) or `dot` (Graphviz:
             `core container graph --format dot | dot -Tsvg > graph.svg`).
         app_module: `module:attr` of the CoreApp to inspect instead of APP_MODULE.
+        users: Also list which ViewSet actions (from the app's AutoRouters), consumers and tasks
+            (from their declarations) resolve each provider.
 
     Raises:
         ConfigurationError: the settings are invalid, or the app module fails to import.
     """
     from core.containers.graph import build_graph, render_dot, render_mermaid, render_text
 
-    container, source = _load_container(app_module)
+    application, container, source = _load_container(app_module)
     renderers = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
     # The source goes to stderr so `--format mermaid > graph.mmd` stays a valid diagram.
     print(f"container: {source}", file=sys.stderr)
-    print(renderers[output_format](build_graph(container)), end="")
+    drawn = build_graph(container, app=application, users=users)
+    print(renderers[output_format](drawn), end="")
 
 
-def _load_container(app_module: str | None) -> tuple[Any, str]:
-    """The container to draw, and a few words on where it came from."""
+def _load_container(app_module: str | None) -> tuple[Any, Any, str]:
+    """The app (None without one), the container to draw, and where they came from."""
     from core.containers import build_container
 
     settings = read_settings()
@@ -64,9 +71,8 @@ def _load_container(app_module: str | None) -> tuple[Any, str]:
     # an error even without --app, since drawing the defaults would hide its providers.
     module = import_app_module(spec, required=app_module is not None)
     if module is None:
-        return build_container(
-            settings
-        ), f"build_container() from the settings (no {split_spec(spec)[0]!r})"
+        origin = f"build_container() from the settings (no {split_spec(spec)[0]!r})"
+        return None, build_container(settings), origin
     application = load_app(spec)
     # A CoreApp exposes `.container`; accept a container itself too (`module:container`).
     container = getattr(application, "container", application)
@@ -74,4 +80,4 @@ def _load_container(app_module: str | None) -> tuple[Any, str]:
         raise ConfigurationError(
             f"{spec!r} is neither a CoreApp nor a container: it has no .container or .providers."
         )
-    return container, spec
+    return (application if application is not container else None), container, spec

@@ -2,7 +2,8 @@
 
 from core.migrations.errors import MigrationError
 from core.migrations.project import Project
-from core.migrations.runner import MigrateResult, Migration, MigrationRunner, NewMigration
+from core.migrations.history import MigrateResult, Migration, NewMigration
+from core.migrations.runner import MigrationRunner
 
 __all__ = (
     "MigrateResult",

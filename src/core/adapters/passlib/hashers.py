@@ -55,6 +55,25 @@ _SETTINGS: Final[dict[str, Any]] = {
 }
 
 
+def work_factors(name: str) -> dict[str, Any]:
+    """The passlib scheme and work factors new hashes of AUTH_PASSWORD_HASHER=`name` use.
+
+    `core container graph` shows them. `rounds` is the scheme's cost (iterations for pbkdf2,
+    time cost for argon2, log2 cost for bcrypt and scrypt).
+
+    Raises:
+        KeyError: `name` is not a built-in hasher.
+    """
+    scheme = SCHEMES[name]
+    prefix = f"{scheme}__"
+    factors: dict[str, Any] = {"scheme": scheme}
+    for key, value in _SETTINGS.items():
+        option = key.removeprefix(prefix)
+        if key.startswith(prefix) and option != "min_rounds":
+            factors["rounds" if option == "default_rounds" else option] = value
+    return factors
+
+
 class PasslibPasswordHasher:
     """Password hasher for the built-in AUTH_PASSWORD_HASHER values, on passlib.
 

@@ -1,29 +1,28 @@
-"""AutoRouter: turns ViewSets into FastAPI routes, once, when the app is built."""
+"""The routes a ViewSet or APIView becomes: paths, methods, parameters typed from the model,
+OpenAPI options and one endpoint per action (what `AutoRouter` mounts and `core routes` lists)."""
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Body, Path, Query
-from fastapi.params import Depends
+from fastapi import Body, Path, Query
 from pydantic import BaseModel
-from starlette.requests import Request
 from starlette.responses import Response
 
-from core.context import _session, current_container
-from core.errors import ConfigurationError
 from core.models import lookups
-from core.models.session import close, commit, rollback
+from core.routing.endpoint import action_endpoint
 from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import APIView, ViewSet
 from core.views.errors import error_responses
 from core.views.pagination import MAX_OFFSET, MAX_PAGE
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
+
+__all__ = ("RouteSpec", "apiview_routes", "join", "viewset_routes")
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _CRUD = (
@@ -62,203 +61,15 @@ class RouteSpec:
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _join(*parts: str) -> str:
+def join(*parts: str) -> str:
     path = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
     return "/" + path if path else ""
-
-
-def _endpoint(
-    view_class: type[ViewSet],
-    action: str,
-    handler_name: str,
-    status_code: int,
-    parameters: list[inspect.Parameter],
-    passthrough: tuple[str, ...],
-    action_permissions: tuple[Any, ...] | None,
-    with_db: bool = True,
-) -> Callable[..., Any]:
-    """The FastAPI endpoint for one action: unit of work, user, permissions, handler, one JSON
-    pass."""
-
-    async def endpoint(request: Request, **params: Any) -> Response:
-        container = current_container()
-        view = view_class()
-        view.request = request
-        view.action = action
-        view.container = container
-        view.kwargs = params
-        view._action_permissions = action_permissions
-        db = container.database.database().session()
-        token = _session.set(db)
-        try:
-            request.state.user = await view.authenticate(db)
-            await view.check_permissions()
-            handler = getattr(view, handler_name)
-            values = {name: params[name] for name in passthrough}
-            result = await (
-                handler(request, db, **values) if with_db else handler(request, **values)
-            )
-            response = view.render(result, status_code)
-            await commit(db)
-        except BaseException:
-            await rollback(db)
-            raise
-        finally:
-            _session.reset(token)
-            await close(db)
-        return response
-
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter(
-                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
-            ),
-            *parameters,
-        ]
-    )
-    endpoint.__name__ = f"{view_class.__name__}.{action}"
-    endpoint.__doc__ = inspect.getdoc(getattr(view_class, handler_name)) or ""
-    return endpoint
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
     )
-
-
-class AutoRouter:
-    """Routes for ViewSets and APIViews, DRF-style, with nesting.
-
-    Example:
-        >>> posts_router = AutoRouter(prefix="/posts", tags=["Posts"])  # doctest: +SKIP
-        >>> posts_router.register("", PostViewSet, basename="post")  # doctest: +SKIP
-        >>> api_router = AutoRouter(prefix="/api/v1")  # doctest: +SKIP
-        >>> api_router.include_router(posts_router)  # doctest: +SKIP
-        >>> app = CoreApp(routers=[api_router])  # doctest: +SKIP
-
-    Each route answers with and without its trailing slash (no redirect); OpenAPI shows the
-    slashed path. Operation ids are `<basename>-<action>`.
-    """
-
-    def __init__(
-        self,
-        prefix: str = "",
-        tags: Sequence[str] | None = None,
-        dependencies: Sequence[Depends] | None = None,
-    ) -> None:
-        self.prefix = prefix
-        self.tags = list(tags) if tags else None
-        self.dependencies = list(dependencies or ())
-        self._registry: list[tuple[str, type[ViewSet], str | None]] = []
-        self._children: list[tuple[AutoRouter, str]] = []
-        self._built: APIRouter | None = None
-
-    def register(self, prefix: str, viewset: type[ViewSet], basename: str | None = None) -> None:
-        """Serve `viewset` under `prefix` (relative to this router's prefix)."""
-        if not (isinstance(viewset, type) and issubclass(viewset, ViewSet)):
-            raise TypeError(f"register() takes a ViewSet or APIView class, got {viewset!r}.")
-        if (
-            isinstance(viewset, type)
-            and issubclass(viewset, GenericViewSet)
-            and not hasattr(viewset, "model")
-        ):
-            raise TypeError(f"{viewset.__name__} needs a `model` attribute.")
-        self._registry.append((prefix, viewset, basename))
-        self._built = None
-
-    def include_router(self, router: AutoRouter, prefix: str = "") -> None:
-        """Nest another AutoRouter (its prefix is appended to this one's)."""
-        self._children.append((router, prefix))
-        self._built = None
-
-    # -- building ---------------------------------------------------------------------------
-    def route_specs(
-        self,
-        parent_prefix: str = "",
-        parent_tags: list[str] | None = None,
-        parent_dependencies: Sequence[Depends] = (),
-    ) -> list[RouteSpec]:
-        """Every route this router and its children serve, with full paths.
-
-        A router's `dependencies` run for each of its routes and its children's, outermost
-        router's first.
-        """
-        prefix = _join(parent_prefix, self.prefix)
-        tags = self.tags or parent_tags
-        dependencies = [*parent_dependencies, *self.dependencies]
-        specs: list[RouteSpec] = []
-        for sub_prefix, view, basename in self._registry:
-            base = _join(prefix, sub_prefix)
-            if issubclass(view, GenericViewSet):
-                specs.extend(
-                    _viewset_routes(view, base, basename or view.model.__name__.lower(), tags)
-                )
-            elif issubclass(view, APIView):
-                specs.extend(_apiview_routes(view, base, basename or _snake(view.__name__), tags))
-            else:
-                raise TypeError(
-                    f"{view.__name__}: register a ModelViewSet, ReadOnlyModelViewSet or APIView."
-                )
-        if dependencies:
-            specs = [
-                replace(spec, options={**spec.options, "dependencies": dependencies})
-                for spec in specs
-            ]
-        for child, child_prefix in self._children:
-            specs.extend(child.route_specs(_join(prefix, child_prefix), tags, dependencies))
-        return specs
-
-    def api_router(self) -> APIRouter:
-        """A FastAPI APIRouter with every route (built once, then reused)."""
-        if self._built is None:
-            router = APIRouter()
-            specs = self.route_specs()
-            _refuse_duplicate_names(specs)
-            for spec in specs:
-                path = spec.path.rstrip("/") + "/"
-                router.add_api_route(
-                    path,
-                    spec.endpoint,
-                    methods=list(spec.methods),
-                    name=spec.name,
-                    operation_id=spec.name,
-                    **spec.options,
-                )
-                # The same endpoint without the trailing slash: no redirect round trip, not
-                # documented.
-                hidden = {
-                    k: v
-                    for k, v in spec.options.items()
-                    if k in ("status_code", "response_class", "dependencies")
-                }
-                router.add_api_route(
-                    path.rstrip("/") or "/",
-                    spec.endpoint,
-                    methods=list(spec.methods),
-                    include_in_schema=False,
-                    **hidden,
-                )
-            self._built = router
-        return self._built
-
-
-def _refuse_duplicate_names(specs: Sequence[RouteSpec]) -> None:
-    # Two routes with one name would share an OpenAPI operation id and a url_path_for name;
-    # DRF refuses a basename registered twice for the same reason.
-    seen: dict[str, RouteSpec] = {}
-    for spec in specs:
-        other = seen.setdefault(spec.name, spec)
-        if other is not spec and (other.path, other.methods) != (spec.path, spec.methods):
-            raise ConfigurationError(
-                f"Route name {spec.name!r} is used by {other.view.__name__} at {other.path} and "
-                f"by {spec.view.__name__} at {spec.path}: give each register() its own basename."
-            )
-
-
-def _snake(name: str) -> str:
-    name = re.sub(r"(View|ViewSet)$", "", name) or name
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _lookup_parameter(view: type[GenericViewSet]) -> inspect.Parameter:
@@ -310,13 +121,13 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     return params
 
 
-def _viewset_routes(
+def viewset_routes(
     view: type[GenericViewSet], base: str, basename: str, tags: list[str] | None
 ) -> list[RouteSpec]:
     tags = view.tags or tags or [basename]
     output = view.resolved_output_schema()
     specs: list[RouteSpec] = []
-    detail_base = _join(base, "{" + view.lookup_field + "}")
+    detail_base = join(base, "{" + view.lookup_field + "}")
     lookup = _lookup_parameter(view)
     for handler, methods, detail, status in _CRUD:
         if not hasattr(view, handler):
@@ -357,7 +168,7 @@ def _viewset_routes(
                 action=handler,
                 view=view,
                 permissions=view.permission_classes_by_action.get(handler, view.permission_classes),  # type: ignore[arg-type]
-                endpoint=_endpoint(view, handler, handler, status, params, passthrough, None),
+                endpoint=action_endpoint(view, handler, handler, status, params, passthrough, None),
                 options=options,
             )
         )
@@ -379,7 +190,7 @@ def _action_routes(
 ) -> list[RouteSpec]:
     specs = []
     for info in actions_of(view):
-        path = _join(detail_base if info.detail else base, info.url_path)
+        path = join(detail_base if info.detail else base, info.url_path)
         params = [lookup] if info.detail and lookup is not None else []
         extra = [p for p in _path_parameters(path) if lookup is None or p.name != lookup.name]
         params.extend(extra)
@@ -402,7 +213,7 @@ def _action_routes(
                 permissions=permissions
                 if permissions is not None
                 else view.permission_classes_by_action.get(info.name, view.permission_classes),  # type: ignore[arg-type]
-                endpoint=_endpoint(
+                endpoint=action_endpoint(
                     view, info.name, info.name, status, params, passthrough, permissions
                 ),
                 options=options,
@@ -415,7 +226,7 @@ def _path_parameters(path: str) -> list[inspect.Parameter]:
     return [_keyword(name, str, Path()) for name in _PATH_PARAM.findall(path)]
 
 
-def _apiview_routes(
+def apiview_routes(
     view: type[APIView], base: str, basename: str, tags: list[str] | None
 ) -> list[RouteSpec]:
     tags = view.tags or tags or [basename]
@@ -435,7 +246,7 @@ def _apiview_routes(
                 permissions=tuple(
                     view.permission_classes_by_action.get(method, view.permission_classes)
                 ),
-                endpoint=_endpoint(
+                endpoint=action_endpoint(
                     view, method, method, 200, params, passthrough, None, with_db=False
                 ),
                 options={"tags": tags, "responses": error_responses(400, 401, 403, 404, 422)},

@@ -1,0 +1,151 @@
+"""AutoRouter: mounts the routes of ViewSets and APIViews, and of nested AutoRouters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+from fastapi import APIRouter
+from fastapi.params import Depends
+
+from core.errors import ConfigurationError
+from core.routing.routes import RouteSpec, apiview_routes, join, viewset_routes
+from core.views.base import APIView, ViewSet
+from core.views.viewsets import GenericViewSet
+
+__all__ = ("AutoRouter",)
+
+
+class AutoRouter:
+    """Routes for ViewSets and APIViews, DRF-style, with nesting.
+
+    Example:
+        >>> posts_router = AutoRouter(prefix="/posts", tags=["Posts"])  # doctest: +SKIP
+        >>> posts_router.register("", PostViewSet, basename="post")  # doctest: +SKIP
+        >>> api_router = AutoRouter(prefix="/api/v1")  # doctest: +SKIP
+        >>> api_router.include_router(posts_router)  # doctest: +SKIP
+        >>> app = CoreApp(routers=[api_router])  # doctest: +SKIP
+
+    Each route answers with and without its trailing slash (no redirect); OpenAPI shows the
+    slashed path. Operation ids are `<basename>-<action>`.
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.tags = list(tags) if tags else None
+        self.dependencies = list(dependencies or ())
+        self._registry: list[tuple[str, type[ViewSet], str | None]] = []
+        self._children: list[tuple[AutoRouter, str]] = []
+        self._built: APIRouter | None = None
+
+    def register(self, prefix: str, viewset: type[ViewSet], basename: str | None = None) -> None:
+        """Serve `viewset` under `prefix` (relative to this router's prefix)."""
+        if not (isinstance(viewset, type) and issubclass(viewset, ViewSet)):
+            raise TypeError(f"register() takes a ViewSet or APIView class, got {viewset!r}.")
+        if (
+            isinstance(viewset, type)
+            and issubclass(viewset, GenericViewSet)
+            and not hasattr(viewset, "model")
+        ):
+            raise TypeError(f"{viewset.__name__} needs a `model` attribute.")
+        self._registry.append((prefix, viewset, basename))
+        self._built = None
+
+    def include_router(self, router: AutoRouter, prefix: str = "") -> None:
+        """Nest another AutoRouter (its prefix is appended to this one's)."""
+        self._children.append((router, prefix))
+        self._built = None
+
+    # -- building ---------------------------------------------------------------------------
+    def route_specs(
+        self,
+        parent_prefix: str = "",
+        parent_tags: list[str] | None = None,
+        parent_dependencies: Sequence[Depends] = (),
+    ) -> list[RouteSpec]:
+        """Every route this router and its children serve, with full paths.
+
+        A router's `dependencies` run for each of its routes and its children's, outermost
+        router's first.
+        """
+        prefix = join(parent_prefix, self.prefix)
+        tags = self.tags or parent_tags
+        dependencies = [*parent_dependencies, *self.dependencies]
+        specs: list[RouteSpec] = []
+        for sub_prefix, view, basename in self._registry:
+            base = join(prefix, sub_prefix)
+            if issubclass(view, GenericViewSet):
+                specs.extend(
+                    viewset_routes(view, base, basename or view.model.__name__.lower(), tags)
+                )
+            elif issubclass(view, APIView):
+                specs.extend(apiview_routes(view, base, basename or _snake(view.__name__), tags))
+            else:
+                raise TypeError(
+                    f"{view.__name__}: register a ModelViewSet, ReadOnlyModelViewSet or APIView."
+                )
+        if dependencies:
+            specs = [
+                replace(spec, options={**spec.options, "dependencies": dependencies})
+                for spec in specs
+            ]
+        for child, child_prefix in self._children:
+            specs.extend(child.route_specs(join(prefix, child_prefix), tags, dependencies))
+        return specs
+
+    def api_router(self) -> APIRouter:
+        """A FastAPI APIRouter with every route (built once, then reused)."""
+        if self._built is None:
+            router = APIRouter()
+            specs = self.route_specs()
+            _refuse_duplicate_names(specs)
+            for spec in specs:
+                path = spec.path.rstrip("/") + "/"
+                router.add_api_route(
+                    path,
+                    spec.endpoint,
+                    methods=list(spec.methods),
+                    name=spec.name,
+                    operation_id=spec.name,
+                    **spec.options,
+                )
+                # The same endpoint without the trailing slash: no redirect round trip, not
+                # documented.
+                hidden = {
+                    k: v
+                    for k, v in spec.options.items()
+                    if k in ("status_code", "response_class", "dependencies")
+                }
+                router.add_api_route(
+                    path.rstrip("/") or "/",
+                    spec.endpoint,
+                    methods=list(spec.methods),
+                    include_in_schema=False,
+                    **hidden,
+                )
+            self._built = router
+        return self._built
+
+
+def _refuse_duplicate_names(specs: Sequence[RouteSpec]) -> None:
+    # Two routes with one name would share an OpenAPI operation id and a url_path_for name;
+    # DRF refuses a basename registered twice for the same reason.
+    seen: dict[str, RouteSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.name, spec)
+        if other is not spec and (other.path, other.methods) != (spec.path, spec.methods):
+            raise ConfigurationError(
+                f"Route name {spec.name!r} is used by {other.view.__name__} at {other.path} and "
+                f"by {spec.view.__name__} at {spec.path}: give each register() its own basename."
+            )
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(View|ViewSet)$", "", name) or name
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
