@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     consumer_dead_letter_suffix: str = Field(
         default=".dlq", min_length=1, description="Dead-letter topic of `t`: `t` + this suffix."
     )
+    consumer_unhandled_events: Literal["dead_letter", "skip"] = Field(
+        default="dead_letter",
+        description="What an event no handler of the group names gets: `dead_letter` sends it "
+        "to `<topic>.dlq` with the reason; `skip` acknowledges it and logs it once.",
+    )
     outbox_relay_in_process: bool = Field(
         default=True,
         description="Relay the outbox inside the app; turn off where `core outbox relay` runs.",
@@ -100,6 +105,12 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=100, ge=1, description="Outbox rows relayed per pass.")
     outbox_retry_backoff_max: float = Field(
         default=30.0, gt=0, description="Longest wait before the relay retries a failed publish."
+    )
+    outbox_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Failed publishes of an outbox row before it is parked as failed "
+        "(`core outbox failed` lists them; an unreachable broker uses up no attempts).",
     )
     outbox_retention: float = Field(
         default=86_400.0, gt=0, description="Seconds a relayed outbox row is kept before deletion."

@@ -151,14 +151,16 @@ def _settings(database_url: str, kafka_url: str = "127.0.0.1:1", **values: Any) 
 
 
 class Recording:
-    """A broker that keeps the ids of the events it is asked to publish."""
+    """A broker that keeps the ids of the events it is asked to publish, and checks that no two
+    relays publish at the same time."""
+
+    active: set[int] = set()  # the brokers (relays) publishing right now
+    overlapped = False
 
     def __init__(self) -> None:
         self.published: list[str] = []
         self.running = False
-        # With a partner, the first publish waits (holding its batch) until the partner has
-        # published too: two relays sharing the outbox must then each have claimed rows.
-        self.partner: Recording | None = None
+        self.in_flight = 0
         self.first = asyncio.Event()
 
     async def start(self) -> None:
@@ -178,16 +180,20 @@ class Recording:
         key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        await asyncio.sleep(0)  # let the other relay run meanwhile
-        if self.partner is not None and not self.first.is_set():
+        self.in_flight += 1
+        Recording.active.add(id(self))
+        Recording.overlapped |= len(Recording.active) > 1
+        try:
+            await asyncio.sleep(0)  # let the other relay run meanwhile
+            self.published.append(str(message["id"]))
             self.first.set()
-            await asyncio.wait_for(self.partner.first.wait(), timeout=30)
-        self.published.append(str(message["id"]))
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                Recording.active.discard(id(self))
 
 
-async def test_concurrent_relays_share_the_rows_without_sending_any_twice(
-    database_url: str,
-) -> None:
+async def test_concurrent_relays_take_turns_and_send_no_row_twice(database_url: str) -> None:
     relays = [
         CoreApp(
             settings=_settings(database_url, outbox_batch_size=25, outbox_relay_in_process=False)
@@ -195,7 +201,6 @@ async def test_concurrent_relays_share_the_rows_without_sending_any_twice(
         for _ in range(2)
     ]
     brokers = [Recording(), Recording()]
-    brokers[0].partner, brokers[1].partner = brokers[1], brokers[0]
     for app, broker in zip(relays, brokers, strict=True):
         app.container.messaging.broker.override(broker)
     await relays[0].create_all()
@@ -206,16 +211,87 @@ async def test_concurrent_relays_share_the_rows_without_sending_any_twice(
                 for n in range(20):
                     emitted.append(str((await publish_event("tick", data=n, topic="t")).id))
 
-    sent = await asyncio.gather(
-        *(app.container.messaging.runtime().relay.flush() for app in relays)
-    )
+    async def passes(app: CoreApp) -> int:
+        relay = app.container.messaging.runtime().relay
+        total = 0
+        while sent := await relay.relay_once():
+            total += sent
+        return total
+
+    sent = await asyncio.gather(*(passes(app) for app in relays))
 
     published = brokers[0].published + brokers[1].published
     assert sum(sent) == 200
     assert sorted(published) == sorted(emitted), "every row sent once, by one relay or the other"
-    assert all(brokers[i].published for i in (0, 1)), "both relays took a share"
+    assert all(brokers[i].published for i in (0, 1)), "both relays took turns"
+    assert not Recording.overlapped, "one relay publishes at a time"
     for app in relays:
         await app.container.database.database().dispose()
+
+
+async def _advisory_holders(database_url: str) -> list[int]:
+    import asyncpg
+
+    from core.messaging._sql import RELAY_LOCK
+
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND objid = $1",
+            RELAY_LOCK & 0xFFFFFFFF,
+        )
+        return [row["pid"] for row in rows]
+    finally:
+        await connection.close()
+
+
+async def _terminate(database_url: str, pids: list[int]) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        for pid in pids:
+            await connection.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await connection.close()
+
+
+class Hanging(Recording):
+    """A broker whose publish never returns: a relay stuck (or dead) in the middle of a pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def publish(self, message: Mapping[str, Any], **options: Any) -> None:
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def test_when_the_active_relay_dies_another_takes_over(database_url: str) -> None:
+    apps = [
+        CoreApp(settings=_settings(database_url, outbox_relay_in_process=True)) for _ in range(2)
+    ]
+    stuck, standby = Hanging(), Recording()
+    apps[0].container.messaging.broker.override(stuck)
+    apps[1].container.messaging.broker.override(standby)
+    await apps[0].create_all()
+    async with apps[0].lifespan():
+        with use_container(apps[0].container):
+            async with apps[0].session():
+                event_ = await publish_event("tick", data=1, topic="t", key="k")
+        await asyncio.wait_for(stuck.entered.wait(), 30)
+        async with apps[1].lifespan():
+            await asyncio.sleep(1)  # the standby relay polls meanwhile, and waits its turn
+            assert standby.published == []
+            # The active relay's process dies: the server ends its connection, and its lock.
+            holders = await _advisory_holders(database_url)
+            assert len(holders) == 1
+            await _terminate(database_url, holders)
+            await asyncio.wait_for(standby.first.wait(), 30)
+    assert standby.published == [str(event_.id)]
 
 
 @pytest.mark.kafka
@@ -295,3 +371,61 @@ async def test_a_broker_outage_loses_nothing_and_duplicates_nothing(
         assert (await FaultUser.objects.using(db).get(id=1)).order_count == 10
     for broker in up:
         await broker.stop()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("kafka", marks=pytest.mark.kafka),
+        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+    kind = str(request.param)
+    return kind, str(request.getfixturevalue(f"{kind}_url"))
+
+
+async def test_two_relays_keep_every_keys_order(database_url: str, server: tuple[str, str]) -> None:
+    from tests.integration import test_messaging_brokers as brokers
+
+    kind, url = server
+    topic, group = f"core-order-{uuid.uuid4().hex[:8]}", f"core-order-{uuid.uuid4().hex[:8]}"
+    received: dict[str, list[int]] = {}
+    arrived = asyncio.Event()
+
+    @consumer(group, topics=[topic])
+    class Sequences:
+        @on_event("step")
+        async def on_step(self, event: Event) -> None:
+            received.setdefault(event.data["key"], []).append(event.data["n"])
+            arrived.set()
+
+    address = {"kafka": "kafka_bootstrap_servers", "redis": "redis_url"}.get(kind, "rabbitmq_url")
+    relays = [
+        CoreApp(
+            settings=test_settings(
+                database_url=database_url,
+                message_broker=kind,
+                outbox_batch_size=7,
+                **{address: url},
+            )
+        )
+        for _ in range(2)
+    ]
+    for app in relays:
+        app.container.messaging.broker.override(brokers.make_broker(kind, url))
+    reader = brokers.make_app(kind, url, group)
+    await relays[0].create_all()
+    keys, per_key = [f"k{n}" for n in range(5)], 30
+    async with reader.lifespan(), relays[0].lifespan(), relays[1].lifespan():
+        for n in range(per_key):
+            for index, key in enumerate(keys):
+                app = relays[(n + index) % 2]
+                with use_container(app.container):
+                    async with app.session():
+                        await publish_event("step", data={"key": key, "n": n}, topic=topic, key=key)
+        async with asyncio.timeout(60):
+            while sum(map(len, received.values())) < len(keys) * per_key:
+                arrived.clear()
+                await arrived.wait()
+    assert received == {key: list(range(per_key)) for key in keys}

@@ -345,8 +345,8 @@ class NoteViewSet(ModelViewSet):
 
 @pytest.fixture
 def declarations() -> Iterator[None]:
-    """Consumers and tasks a test declares are forgotten after it."""
-    with isolated_declarations():
+    """Only the consumers and tasks a test declares are there, and are forgotten after it."""
+    with isolated_declarations(empty=True):
         yield
 
 
@@ -390,10 +390,18 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
     # framework resolves around it (unit of work, user) is known.
     assert "NoteViewSet.pin" not in users("database.repository")
     assert "NoteViewSet.pin" in users("auth.authenticator")
-    assert users("tasks.queue") == {"task graph_users.reindex"}
-    assert users("messaging.broker") == {"consumer " + _name("NoteCounter")}
+    # Other tests' modules may have declared consumers and tasks of their own.
+    assert "task graph_users.reindex" in users("tasks.queue")
+    assert not {u for u in users("tasks.queue") if u.startswith("NoteViewSet")}
+    assert "consumer " + _name("NoteCounter") in users("messaging.broker")
+    assert "task graph_users.reindex" not in users("messaging.broker")
     assert {"AuthViewSet.register", "AuthViewSet.login"} <= users("auth.password_hasher")
     assert {"AuthViewSet.refresh", "AuthViewSet.logout"} <= users("auth.refresh_tokens")
+    # Through another provider: every route's authenticator injects the token backend.
+    assert "NoteViewSet.list" not in users("auth.token_backend")
+    through = {user.label for user in graph.users_of("auth.token_backend", through=True)}
+    assert crud | {"NoteViewSet.pin", "AuthViewSet.refresh"} <= through
+    assert "auth.authenticator" in graph.resolvers("auth.token_backend")
     pin = next(user for user in graph.users if user.label == "NoteViewSet.pin")
     assert pin.detail == "POST /notes/{id}/pin (its own code may resolve more)"
     text = " ".join(render_text(graph).split("Used by:")[1].split())
@@ -405,10 +413,12 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
         text
     )
     assert "destroy, pin*)" in text
-    assert text.endswith(
-        "tasks.queue: task graph_users.reindex * a handler of the project's own: its own code "
-        "may resolve more"
+    assert re.search(r"tasks\.queue: (task [\w.]+, )*task graph_users\.reindex", text)
+    assert (
+        "auth.token_backend (through auth.authenticator, auth.refresh_tokens): NoteViewSet (list,"
+        in text
     )
+    assert text.endswith("* a handler of the project's own: its own code may resolve more")
     mermaid, dot = render_mermaid(graph), render_dot(graph)
     assert 'subgraph users["users"]' in mermaid and '"NoteViewSet (list, create,' in mermaid
     assert re.search(r"u_\d+ -.-> n_tasks_queue", mermaid)
@@ -542,6 +552,43 @@ def test_a_value_without_a_branch_or_undefined_is_reported_not_raised() -> None:
     assert queue.note is not None and queue.note.startswith("undefined")
 
 
+def test_what_an_area_declares_it_needs_is_supplied_by_the_root_not_overridden() -> None:
+    class Declared:
+        """Stands in for what the root gives every area."""
+
+    class Storage(containers.DeclarativeContainer):
+        store = providers.Singleton(dict)
+
+    class Consumer(containers.DeclarativeContainer):
+        storage = providers.DependenciesContainer()
+        declared = providers.Dependency(instance_of=Declared)
+        service = providers.Factory(list, storage.store)
+
+    class Root(containers.DeclarativeContainer):
+        declared = providers.Dependency(instance_of=Declared)
+        storage = providers.Container(Storage)
+        consumer = providers.Container(Consumer, storage=storage, declared=declared)
+
+    root = Root(declared=Declared())
+
+    graph = build_graph(root)
+
+    needs = graph.node("consumer.storage")
+    assert (needs.kind, needs.supplied_by, needs.overridden) == (
+        "DependenciesContainer",
+        "storage",
+        False,
+    )
+    assert graph.node("consumer.storage.store").supplied_by == "storage.store"
+    assert graph.node("consumer.service").dependencies == ("consumer.storage.store",)
+    declared = graph.node("consumer.declared")
+    assert (declared.supplied_by, declared.overridden) == ("declared", False)
+    # Not a CoreContainer: no adapter table applies.
+    assert graph.ports == ()
+    with root.consumer.declared.override(providers.Object(Declared())):
+        assert build_graph(root).node("consumer.declared").overridden
+
+
 def test_inline_providers_are_named_after_where_they_are_injected() -> None:
     class Area(containers.DeclarativeContainer):
         service: providers.Factory[dict[str, Any]] = providers.Factory(
@@ -635,6 +682,16 @@ def test_command_without_an_app_draws_the_container_built_from_settings(
     assert out.startswith("flowchart LR\n")
     assert "config.database_backend = memory" in out
     assert "build_container()" in err
+
+
+def test_command_users_without_an_app_says_viewsets_are_not_listed(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("--users")
+
+    out, err = capsys.readouterr()
+    assert out.startswith("CoreContainer")
+    assert "no app: --users lists the declared consumers and tasks only" in err
 
 
 def test_command_text_is_the_default(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from core.cli import init as init
 from core.cli import messaging as messaging
 from core.cli import migrations as migrations
+from core.cli import outbox as outbox
 from core.cli import server as server
 from core.cli import tasks as tasks
 from core.cli.app import app, console, main

@@ -57,6 +57,8 @@ def graph(
     renderers = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
     # The source goes to stderr so `--format mermaid > graph.mmd` stays a valid diagram.
     print(f"container: {source}", file=sys.stderr)
+    if users and application is None:
+        print("no app: --users lists the declared consumers and tasks only", file=sys.stderr)
     drawn = build_graph(container, app=application, users=users)
     print(renderers[output_format](drawn), end="")
 

@@ -216,8 +216,11 @@ async def _status(application: Any) -> str:
         rows = OutboxMessage.objects.using(db)
         pending = await rows.filter(status="pending").count()
         sent = await rows.filter(status="sent").count()
+        failed = await rows.filter(status="failed").count()
         oldest = await rows.filter(status="pending").order_by("id").first()
     lines = [f"pending: {pending}", f"sent (kept for OUTBOX_RETENTION): {sent}"]
+    if failed:
+        lines.append(f"failed: {failed} (`core outbox failed` lists them)")
     if oldest is not None:
         created = oldest.created_at.strftime("%Y-%m-%d %H:%M:%S")
         line = (

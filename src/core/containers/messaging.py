@@ -152,6 +152,7 @@ class MessagingContainer(containers.DeclarativeContainer):
         batch_size=config.outbox_batch_size,
         poll_interval=config.outbox_poll_interval,
         backoff_max=config.outbox_retry_backoff_max,
+        max_attempts=config.outbox_max_attempts,
         retention=config.outbox_retention,
         processed_retention=config.processed_events_retention,
     )
@@ -162,6 +163,7 @@ class MessagingContainer(containers.DeclarativeContainer):
         backoff=config.consumer_retry_backoff,
         backoff_max=config.consumer_retry_backoff_max,
         dead_letter_suffix=config.consumer_dead_letter_suffix,
+        unhandled=config.consumer_unhandled_events,
     )
 
     runtime = providers.Singleton(

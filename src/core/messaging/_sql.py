@@ -6,9 +6,11 @@ unchanged on the in-memory database.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
-from core.messaging.models import PENDING, OutboxMessage
+# The advisory lock relays take turns on: one number per database, the same in every process.
+RELAY_LOCK = zlib.crc32(b"core_outbox relay")
 
 
 def dialect_of(session: Any) -> str | None:
@@ -29,19 +31,14 @@ def shares_one_connection(database: Any) -> bool:
     return engine is not None and isinstance(engine.pool, StaticPool)
 
 
-async def claim_skip_locked(session: Any, limit: int) -> list[OutboxMessage]:
-    """Lock up to `limit` pending rows no other relay holds, oldest first (PostgreSQL).
+async def take_turn(session: Any) -> None:
+    """Wait until no other relay of this database is in a pass, then hold the turn (PostgreSQL).
 
-    `FOR UPDATE SKIP LOCKED`: concurrent relays each take different rows, so none is sent twice;
-    the locks last until the relay's transaction marks the rows sent and commits.
+    A transaction-scoped advisory lock: it is released when the pass commits or rolls back,
+    and by the server when the relay's connection dies, so a killed relay hands over at once.
+    One pass at a time across every process is what keeps a key's events in order: a relay
+    never publishes a row while another may still be publishing (or retrying) an older one.
     """
-    from sqlalchemy import select
+    from sqlalchemy import text
 
-    statement = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status == PENDING)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await session.execute(statement)).scalars().all())
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})

@@ -126,8 +126,9 @@ def consumer(
     `core consumer` replicas) share them, each event handled once per group. Delivery is
     at-least-once: make handlers idempotent (`@idempotent`). A handler that raises is retried
     with backoff (`CONSUMER_MAX_RETRIES`, `CONSUMER_RETRY_BACKOFF`), then the event goes to the
-    dead-letter topic `<topic>.dlq` with the error in its headers. Events no handler names are
-    acknowledged and skipped.
+    dead-letter topic `<topic>.dlq` with the error in its headers. A message that is not an
+    event (undecodable, not an envelope) and an event no handler of the group names go there
+    at once (`CONSUMER_UNHANDLED_EVENTS=skip` acknowledges and skips the latter instead).
 
     Args:
         group: the consumer group, usually the service's name.
@@ -221,6 +222,8 @@ class RetryPolicy:
     backoff: float = 0.5
     backoff_max: float = 30.0
     dead_letter_suffix: str = ".dlq"
+    # What an event no handler of the group names gets: "dead_letter" or "skip".
+    unhandled: str = "dead_letter"
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -233,10 +236,12 @@ Handler = Callable[[Event, Any], Awaitable[Any]]
 class Dispatcher:
     """The broker handler of one (group, topic): runs each event's handler in a unit of work.
 
-    A message that is not an event envelope, or whose handler keeps failing, goes to the
-    dead-letter topic; an event no handler names is acknowledged and logged. It returns normally
-    in all three cases, so the broker acknowledges; it raises only when the dead-letter topic
-    cannot be reached, leaving the message to the broker's own redelivery.
+    A message that cannot be decoded (`dead_letter_body`, which the broker adapters call with
+    the raw body), one that is not an event envelope, an event no handler names (unless the
+    policy says skip) and an event whose handler keeps failing go to the dead-letter topic, the
+    reason in their headers. It returns normally in every case, so the broker acknowledges; it
+    raises only when the dead-letter topic cannot be reached, leaving the message to the
+    broker's own redelivery.
     """
 
     def __init__(
@@ -267,17 +272,37 @@ class Dispatcher:
         try:
             event = Event.from_message(message)
         except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            error = ValueError(f"not an event envelope ({problems or exc})")
             logger.error(
-                "%s/%s: a message is not an event envelope; dead-lettering it: %s",
+                "%s/%s: %s; dead-lettering it to %r",
                 self.topic,
                 self.group,
-                exc.errors()[0]["msg"] if exc.errors() else exc,
+                error,
+                self.dead_letter_topic,
             )
-            await self._dead_letter(dict(message), None, exc, attempts=1)
+            await self._dead_letter(dict(message), None, error, attempts=1)
             return
         handler = self.handlers.get(event.name)
         if handler is None:
-            self._ignore(event)
+            if self.policy.unhandled == "skip":
+                self._ignore(event)
+                return
+            unhandled = LookupError(
+                f"no handler for event {event.name!r} in group {self.group!r} "
+                f"(handled: {', '.join(sorted(self.handlers))})"
+            )
+            logger.error(
+                "%s/%s: %s; dead-lettering event %s to %r",
+                self.topic,
+                self.group,
+                unhandled,
+                event.id,
+                self.dead_letter_topic,
+            )
+            await self._dead_letter(event.to_message(), event, unhandled, attempts=1)
             return
         attempt = 0
         while True:
@@ -327,16 +352,41 @@ class Dispatcher:
             event.name,
         )
 
-    async def _dead_letter(
-        self, body: dict[str, Any], event: Event | None, error: BaseException, *, attempts: int
-    ) -> None:
-        reason = {
-            f"{DEAD_LETTER_PREFIX}error": f"{type(error).__name__}: {error}"[:2_000],
+    async def dead_letter_body(self, body: bytes, error: BaseException) -> None:
+        """Send a body that could not be decoded to the dead-letter topic, as it came.
+
+        Raises:
+            BrokerUnavailableError: the dead-letter topic cannot be reached.
+        """
+        logger.error(
+            "%s/%s: a message cannot be decoded; dead-lettering it to %r: %s",
+            self.topic,
+            self.group,
+            self.dead_letter_topic,
+            _reason(error),
+        )
+        headers = self._reason_headers(error, attempts=1)
+        broker = self.container.messaging.runtime().broker()
+        publish_body = getattr(broker, "publish_body", None)
+        if publish_body is not None:
+            await publish_body(body, topic=self.dead_letter_topic, headers=headers)
+        else:
+            text = body.decode("utf-8", errors="replace")
+            await broker.publish({"body": text}, topic=self.dead_letter_topic, headers=headers)
+
+    def _reason_headers(self, error: BaseException, *, attempts: int) -> dict[str, str]:
+        return {
+            f"{DEAD_LETTER_PREFIX}error": _reason(error),
             f"{DEAD_LETTER_PREFIX}error_type": type(error).__qualname__,
             f"{DEAD_LETTER_PREFIX}topic": self.topic,
             f"{DEAD_LETTER_PREFIX}group": self.group,
             f"{DEAD_LETTER_PREFIX}attempts": str(attempts),
         }
+
+    async def _dead_letter(
+        self, body: dict[str, Any], event: Event | None, error: BaseException, *, attempts: int
+    ) -> None:
+        reason = self._reason_headers(error, attempts=attempts)
         transport = dict(reason)
         if event is not None:
             # The error travels in the envelope too, so a consumer of the dead-letter topic
@@ -345,6 +395,10 @@ class Dispatcher:
             transport.update(event=event.name, event_id=str(event.id))
         broker = self.container.messaging.runtime().broker()
         await broker.publish(body, topic=self.dead_letter_topic, headers=transport)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2_000]
 
 
 def bound_handlers(

@@ -19,14 +19,18 @@ __all__ = ("OutboxMessage", "ProcessedEvent")
 
 PENDING = "pending"
 SENT = "sent"
+FAILED = "failed"
 
 
 class OutboxMessage(Model):
-    """An event waiting to be relayed to the broker (`pending`), or relayed (`sent`).
+    """An event waiting to be relayed to the broker (`pending`), relayed (`sent`), or given up
+    after `OUTBOX_MAX_ATTEMPTS` failed publishes (`failed`, until `core outbox requeue`).
 
     `publish_event` inside a unit of work writes one in the same transaction as the data, so the
-    event exists if and only if the data was committed; the relay publishes pending rows in `id`
-    order and marks them sent, and deletes sent rows after `OUTBOX_RETENTION` seconds.
+    event exists if and only if the data was committed; the relay publishes pending rows that are
+    due (`next_attempt_at` unset or past) in `id` order and marks them sent, and deletes sent rows
+    after `OUTBOX_RETENTION` seconds. A failed publish counts in `attempts`, keeps its error in
+    `last_error` and moves `next_attempt_at` on by the row's backoff.
 
     Example:
         >>> await OutboxMessage.objects.using(db).filter(status="pending").count()  # doctest: +SKIP
@@ -46,6 +50,7 @@ class OutboxMessage(Model):
     status: Mapped[str] = Field.string(max_length=16, default=PENDING)
     attempts: Mapped[int] = Field.integer(default=0)
     last_error: Mapped[str | None] = Field.text()
+    next_attempt_at: Mapped[datetime.datetime | None] = Field.datetime()
     created_at: Mapped[datetime.datetime] = Field.datetime(auto_now_add=True)
     sent_at: Mapped[datetime.datetime | None] = Field.datetime(index=True)
 

@@ -2,7 +2,8 @@
 
 `Outbox` (one per container) writes an event's row in the caller's unit of work and tells the
 relay when that unit of work commits. `OutboxRelay` publishes pending rows, oldest first, marks
-them sent, retries an unreachable broker with backoff, and deletes old rows.
+them sent, retries a failed row with backoff and parks it as failed after `max_attempts`, and
+deletes old rows.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from core.context import use_container
-from core.messaging._sql import claim_skip_locked, dialect_of
+from core.errors import BrokerUnavailableError
+from core.messaging._sql import dialect_of, take_turn
 from core.messaging.events import Event
-from core.messaging.models import PENDING, SENT, OutboxMessage, ProcessedEvent
+from core.messaging.models import FAILED, PENDING, SENT, OutboxMessage, ProcessedEvent
+from core.models.querysets import Q
 from core.models.session import on_commit, unit_of_work
 
 if TYPE_CHECKING:
@@ -100,7 +103,15 @@ class Outbox:
 
 
 class RelayError(Exception):
-    """A relay pass could not publish every row it claimed (the broker is unreachable)."""
+    """A relay pass could not publish every row it claimed (the broker is unreachable).
+
+    Attributes:
+        sent: how many rows the pass published all the same (0 when the broker looks down).
+    """
+
+    def __init__(self, message: str, *, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class OutboxRelay:
@@ -109,14 +120,22 @@ class OutboxRelay:
     - Oldest first, in batches of `batch_size`, each batch in one unit of work. Rows with the
       same topic and key are published one after the other, so their order holds; different
       keys are published concurrently (up to `concurrency` at a time).
-    - A failed publish leaves the row pending, counts the attempt and records the error; the
-      relay then waits (exponential backoff up to `backoff_max` seconds) and resumes from the
-      oldest pending row, so a broker outage delays events but neither loses nor reorders them.
+    - A failed publish leaves the row pending, counts the attempt, records the error and sets
+      the row's `next_attempt_at` (exponential backoff from `backoff_base` up to `backoff_max`
+      seconds). Passes take only rows that are due, so a row that keeps failing delays only
+      the later rows of its own key. After `max_attempts` failed publishes the row is parked as
+      `failed` (`core outbox failed` lists them, `core outbox requeue` sends them again) and
+      its key moves on; while the broker is unreachable altogether (no publish succeeds), rows
+      are not parked: an outage delays events, it does not fail them.
+    - When two passes in a row publish nothing and fail, the broker looks down: the relay
+      itself waits (the same backoff) before its next pass.
     - It wakes when a unit of work that wrote outbox rows commits, and polls every
       `poll_interval` seconds for rows other processes left (a crash between commit and relay).
-    - On PostgreSQL, rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, so several
-      relays (one per app process) share the work without sending a row twice. Elsewhere
-      (SQLite, the in-memory database) run a single relay per database.
+    - On PostgreSQL, relays take turns: a pass holds a transaction-scoped advisory lock, so
+      one relay publishes at a time across every process, and a key's rows keep their order
+      however many replicas run a relay. The others wait for their turn; when the active one
+      dies, the server drops its lock with its connection and the next takes over at once.
+      Elsewhere (SQLite, the in-memory database) run a single relay per database.
     - Sent rows are deleted `retention` seconds after sending, and idempotency records
       `processed_retention` seconds after processing.
 
@@ -144,6 +163,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        max_attempts: int = 10,
         retention: float = 86_400.0,
         processed_retention: float = 7 * 86_400.0,
         concurrency: int = 16,
@@ -156,6 +176,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.max_attempts = max_attempts
         self.retention = retention
         self.processed_retention = processed_retention
         self.concurrency = concurrency
@@ -167,6 +188,11 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._unlisten: Callable[[], None] | None = None
+        # When a publish last succeeded: a row failing while the broker answers others is the
+        # row's fault, and counts towards parking it; during an outage nothing does.
+        self._published_at: datetime | None = None
+        # The earliest `next_attempt_at` the last pass saw: the loop wakes for it.
+        self._next_due: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -174,58 +200,145 @@ class OutboxRelay:
         return self._task is not None
 
     # -- one pass ------------------------------------------------------------------------------
-    async def relay_once(self) -> int:
+    async def relay_once(self, *, due_only: bool = True) -> int:
         """Publish up to `batch_size` pending rows; return how many were sent.
 
+        Args:
+            due_only: leave out rows waiting out their backoff (what the background loop
+                does); False takes every pending row now, as `flush` does.
+
         Raises:
-            RelayError: some row could not be published (it stays pending, its error recorded).
+            RelayError: some row could not be published (it stays pending, or is parked as
+                failed, its error recorded).
         """
         async with self._lock:
             broker = self.broker()
             failures: list[tuple[OutboxMessage, BaseException]] = []
             with use_container(self.container):
-                sent = await self._pass(broker, failures)
+                sent = await self._pass(broker, failures, due_only=due_only)
         if failures:
             row, error = failures[0]
             raise RelayError(
                 f"{len(failures)} outbox row(s) not published, e.g. {row.name!r} to "
-                f"{row.topic!r}: {_describe(error)}"
+                f"{row.topic!r}: {_describe(error)}",
+                sent=sent,
             ) from error
         return sent
 
-    async def _pass(self, broker: Any, failures: list[tuple[OutboxMessage, BaseException]]) -> int:
+    async def _pass(
+        self,
+        broker: Any,
+        failures: list[tuple[OutboxMessage, BaseException]],
+        *,
+        due_only: bool,
+    ) -> int:
         async with unit_of_work(self.container) as db:
-            rows = await self._claim(db)
+            if dialect_of(db) == "postgresql":
+                await take_turn(db)
+            now = self.clock()
+            rows = await self._claim(db, now if due_only else None)
             if not rows:
                 return 0
             sent = await self._publish(broker, rows, failures)
             now = self.clock()
             if sent:
+                self._published_at = now
                 await (
                     OutboxMessage.objects.using(db)
                     .filter(id__in=sent)
                     .update(status=SENT, sent_at=now)
                 )
             for row, error in failures:
-                await (
-                    OutboxMessage.objects.using(db)
-                    .filter(id=row.id)
-                    .update(attempts=row.attempts + 1, last_error=_describe(error))
-                )
+                await self._failed(db, row, error, now)
         return len(sent)
+
+    async def _failed(self, db: Any, row: OutboxMessage, error: BaseException, now: Any) -> None:
+        attempts = row.attempts + 1
+        changes: dict[str, Any] = {"attempts": attempts, "last_error": _describe(error)}
+        if attempts >= self.max_attempts and not self._broker_down(error, now):
+            changes["status"] = FAILED
+            changes["next_attempt_at"] = None
+            logger.error(
+                "Outbox row %d (%r to %r) failed %d times; parked as failed (see `core outbox "
+                "failed`): %s",
+                row.id,
+                row.name,
+                row.topic,
+                attempts,
+                changes["last_error"],
+            )
+        else:
+            changes["next_attempt_at"] = now + timedelta(seconds=self.backoff(attempts))
+            self._due_soon(changes["next_attempt_at"])
+        await OutboxMessage.objects.using(db).filter(id=row.id).update(**changes)
+
+    def _due_soon(self, moment: datetime | None) -> None:
+        if moment is not None and (self._next_due is None or moment < self._next_due):
+            self._next_due = moment
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds a row waits after its `attempts`-th failed publish (and the relay after as
+        many failed passes in a row)."""
+        return float(min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max))
+
+    def _broker_down(self, error: BaseException, now: datetime) -> bool:
+        # Unreachable, and nothing published lately (within two of the longest backoffs): an
+        # outage, which must not use up the rows' attempts.
+        if not isinstance(error, BrokerUnavailableError):
+            return False
+        recent = now - timedelta(seconds=2 * self.backoff_max + self.poll_interval)
+        return self._published_at is None or self._published_at < recent
+
+    async def _waiting_keys(self, db: Any, now: datetime) -> Q | None:
+        """The rows held behind an older row of their key that waits out a backoff, or None."""
+        waiting = await (
+            OutboxMessage.objects.using(db)
+            .filter(status=PENDING, next_attempt_at__gt=now)
+            .order_by("id")
+            .all()
+        )
+        first: dict[tuple[str, str], int] = {}
+        for row in waiting:
+            self._due_soon(row.next_attempt_at)
+            if row.key is not None:
+                first.setdefault((row.topic, row.key), row.id)
+        held = [Q(topic=topic, key=key, id__gt=id_) for (topic, key), id_ in first.items()]
+        if not held:
+            return None
+        condition = held[0]
+        for other in held[1:]:
+            condition = condition | other
+        return condition
 
     async def flush(self) -> int:
         """Relay until no committed row is pending; return how many were sent.
+
+        Rows waiting out a backoff are tried at once too; parked (`failed`) rows are not.
 
         Raises:
             RelayError: the broker refused a row (what was sent before stays sent).
         """
         total = 0
         while True:
-            sent = await self.relay_once()
+            sent = await self.relay_once(due_only=False)
             total += sent
             if sent < self.batch_size:
                 return total
+
+    async def requeue(self, ids: list[int] | None = None) -> int:
+        """Put parked (`failed`) rows back to `pending`, due now with a fresh attempt count;
+        all of them when `ids` is None. Return how many.
+
+        Example:
+            >>> await app.container.messaging.runtime().relay.requeue([42])  # doctest: +SKIP
+            1
+        """
+        with use_container(self.container):
+            async with unit_of_work(self.container) as db:
+                count = await requeue_failed(db, ids)
+        if count:
+            self.outbox.notify()
+        return count
 
     async def cleanup(self, now: datetime | None = None) -> tuple[int, int]:
         """Delete sent rows older than `retention` and idempotency records older than
@@ -248,10 +361,18 @@ class OutboxRelay:
             )
         return sent, processed
 
-    async def _claim(self, db: Any) -> list[OutboxMessage]:
-        if dialect_of(db) == "postgresql":
-            return await claim_skip_locked(db, self.batch_size)
+    async def _claim(self, db: Any, due_by: datetime | None) -> list[OutboxMessage]:
+        # Relays take turns (`take_turn` on PostgreSQL, one relay per database elsewhere), so
+        # what a pass reads is its own until it commits.
         pending = OutboxMessage.objects.using(db).filter(status=PENDING)
+        if due_by is not None:
+            pending = pending.filter(
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due_by)
+            )
+            # A key's later rows wait behind its row that is backing off, to keep their order.
+            held = await self._waiting_keys(db, due_by)
+            if held is not None:
+                pending = pending.exclude(held)
         if self.outbox.track_in_flight and (in_flight := self.outbox.in_flight()):
             pending = pending.exclude(id__in=sorted(in_flight))
         return await pending.order_by("id")[: self.batch_size].all()
@@ -328,11 +449,20 @@ class OutboxRelay:
         next_cleanup = self.clock()
         while not self._stopping.is_set():
             self._wakeup.clear()
+            self._next_due = None
             try:
                 sent = await self.relay_once()
             except Exception as exc:
                 failures += 1
-                delay = min(self.backoff_base * 2.0 ** (failures - 1), self.backoff_max)
+                if isinstance(exc, RelayError) and (exc.sent or failures == 1):
+                    # The rows it tried now wait out their own backoff, so the next pass takes
+                    # other rows: a bad row delays nobody, and a second pass that sends
+                    # nothing either means the broker itself is down.
+                    logger.warning("Outbox relay: %s", str(exc).splitlines()[0])
+                    if exc.sent:
+                        failures = 0
+                    continue
+                delay = self.backoff(failures)
                 logger.warning(
                     "Outbox relay failed (attempt %d), retrying in %.1fs: %s",
                     failures,
@@ -354,7 +484,11 @@ class OutboxRelay:
                 except Exception:
                     logger.warning("Outbox cleanup failed; retrying later", exc_info=True)
             if sent < self.batch_size:
-                await self._wait(self._wakeup, self.poll_interval)
+                wait = self.poll_interval
+                if self._next_due is not None:
+                    until_due = (self._next_due - self.clock()).total_seconds()
+                    wait = max(0.0, min(wait, until_due))
+                await self._wait(self._wakeup, wait)
 
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
         waiters = {
@@ -366,6 +500,16 @@ class OutboxRelay:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+async def requeue_failed(db: Any, ids: list[int] | None = None) -> int:
+    """Put parked (`failed`) outbox rows back to `pending` in `db`'s unit of work, due at once
+    with a fresh attempt count (their last error stays until they are sent); all of them when
+    `ids` is None. Return how many."""
+    failed = OutboxMessage.objects.using(db).filter(status=FAILED)
+    if ids is not None:
+        failed = failed.filter(id__in=sorted(ids))
+    return await failed.update(status=PENDING, attempts=0, next_attempt_at=None)
 
 
 def _describe(error: BaseException) -> str:

@@ -37,16 +37,19 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, desp
 
 
 @contextmanager
-def isolated_declarations(declared: Declarations | None = None) -> Iterator[Declarations]:
+def isolated_declarations(
+    declared: Declarations | None = None, *, empty: bool = False
+) -> Iterator[Declarations]:
     """Forget, on exit, whatever was declared inside the block: tasks, events, consumers,
     registered hashers, token and auth backends, and `configure_auth` values.
 
     Args:
         declared: the `Declarations` to restore; the process's (where the decorators and
             `register_*` record) by default.
+        empty: start the block with nothing declared, so what it declares is all there is.
 
     Yields:
-        That `Declarations`, as it was on entry; declare into it freely.
+        That `Declarations`; declare into it freely.
 
     Example:
         >>> from core.auth import configure_auth
@@ -59,6 +62,8 @@ def isolated_declarations(declared: Declarations | None = None) -> Iterator[Decl
     """
     target = declared if declared is not None else declarations()
     saved = target.snapshot()
+    if empty:
+        target.restore(Declarations().snapshot())
     try:
         yield target
     finally:

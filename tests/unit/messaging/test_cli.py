@@ -142,3 +142,39 @@ def test_outbox_relay_once_relays_the_pending_rows_and_status_shows_it(tmp_path:
     status = _core(tmp_path, "outbox", "status")
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines()[:2] == ["pending: 0", "sent (kept for OUTBOX_RETENTION): 2"]
+
+
+def test_outbox_failed_lists_shows_and_requeues_the_parked_rows(tmp_path: Path) -> None:
+    assert _core(tmp_path, "outbox", "relay", "--once", WRITE_EVENTS="1").returncode == 0
+    assert _core(tmp_path, "outbox", "failed").stdout.strip() == "No failed outbox rows."
+    # As the relay leaves rows the broker kept refusing.
+    with sqlite3.connect(tmp_path / "app.db") as connection:
+        connection.execute(
+            "UPDATE core_outbox SET status = 'failed', attempts = 10, sent_at = NULL, "
+            "last_error = 'BrokerUnavailableError: message too large'"
+        )
+        ids = [row[0] for row in connection.execute("SELECT id FROM core_outbox ORDER BY id")]
+
+    listed = _core(tmp_path, "outbox", "failed")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "EVENT", "TOPIC", "KEY", "ATTEMPTS", "LAST", "ERROR"]
+    assert [row.split()[:5] for row in rows] == [[str(i), "note", "notes", "-", "10"] for i in ids]
+    assert rows[0].endswith("BrokerUnavailableError: message too large")
+    status = _core(tmp_path, "outbox", "status")
+    assert "failed: 2 (`core outbox failed` lists them)" in status.stdout
+
+    shown = _core(tmp_path, "outbox", "show", str(ids[0]))
+    assert shown.returncode == 0, shown.stderr
+    assert "status:          failed" in shown.stdout
+    assert '"name": "note"' in shown.stdout
+    missing = _core(tmp_path, "outbox", "show", "999")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: No outbox row has id 999.")
+
+    requeued = _core(tmp_path, "outbox", "requeue", str(ids[0]))
+    assert requeued.stdout.strip() == "Requeued 1 row.", requeued.stderr
+    assert _core(tmp_path, "outbox", "requeue", "--all").stdout.strip() == "Requeued 1 row."
+    relayed = _core(tmp_path, "outbox", "relay", "--once")
+    assert relayed.stdout.strip() == "Relayed 2 events."
+    with sqlite3.connect(tmp_path / "app.db") as connection:
+        assert [r[0] for r in connection.execute("SELECT status FROM core_outbox")] == ["sent"] * 2

@@ -1,5 +1,5 @@
 """@consumer / @on_event: a unit of work per event, retries then dead letters, unknown names
-skipped, and in-process consumers on the in-memory broker end to end."""
+dead-lettered (or skipped), and in-process consumers on the in-memory broker end to end."""
 
 from __future__ import annotations
 
@@ -120,7 +120,29 @@ async def test_retries_follow_the_settings_and_back_off() -> None:
     assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 1.5, 1.5]
 
 
-async def test_an_unknown_event_is_acknowledged_and_logged_once(
+async def test_an_event_no_handler_names_goes_to_the_dead_letter_topic() -> None:
+    topic, group = unique("t"), unique("svc")
+
+    @consumer(group, topics=[topic])
+    class Picky:
+        @on_event("wanted")
+        async def handle(self, event: Event, db: Any) -> None:
+            raise AssertionError("never called")
+
+    app = only(build_app(), group)
+    dead = collect(app, f"{topic}.dlq")
+    async with app.lifespan():
+        sent = await _publish(app, "unwanted", {"n": 1}, topic)
+        await flush_events(app)
+    [message] = dead.messages
+    letter = Event.from_message(message)
+    assert (letter.id, letter.data) == (sent.id, {"n": 1})
+    assert letter.headers["dead_letter_error"] == (
+        f"LookupError: no handler for event 'unwanted' in group '{group}' (handled: wanted)"
+    )
+
+
+async def test_with_unhandled_events_skipped_one_is_acknowledged_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic, group = unique("t"), unique("svc")
@@ -131,7 +153,7 @@ async def test_an_unknown_event_is_acknowledged_and_logged_once(
         async def handle(self, event: Event, db: Any) -> None:
             raise AssertionError("never called")
 
-    app = only(build_app(), group)
+    app = only(build_app(consumer_unhandled_events="skip"), group)
     dead = collect(app, f"{topic}.dlq")
     with caplog.at_level(logging.INFO, logger="core.messaging.consumer"):
         async with app.lifespan():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from core.messaging import (
     flush_events,
     publish_event,
 )
-from core.messaging.models import SENT
+from core.messaging.models import FAILED, SENT
 from tests.unit.messaging.conftest import Collector, FlakyBroker, collect, unique
 from tests.unit.messaging.shop import GROUP, ORDER_TOPIC, MsgUser, OrderEventsConsumer, build_app
 
@@ -268,3 +268,119 @@ async def test_stopping_cuts_a_hung_publish_short_and_keeps_its_row(shop: CoreAp
 
     assert not relay.running
     assert [r.status for r in await _rows(shop)] == ["pending"]
+
+
+class StepClock:
+    """The relay's clock, moved by the test: backoffs pass without waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def refusing(shop: CoreApp, error: type[Exception] = BrokerUnavailableError) -> Any:
+    """Make the shop's broker refuse every event whose data says `bad`."""
+    broker: Any = shop.container.messaging.broker()
+    original = broker.publish
+
+    async def publish(message: Any, **options: Any) -> None:
+        if message["data"].get("bad"):
+            raise error("message too large (test)")
+        await original(message, **options)
+
+    broker.publish = publish
+    return broker
+
+
+async def test_unsendable_rows_delay_nobody_and_are_parked_after_max_attempts(
+    shop: CoreApp,
+) -> None:
+    topic = unique("poison")
+    relay = shop.container.messaging.runtime().relay
+    relay.clock = clock = StepClock()
+    relay.max_attempts = 3
+    broker = refusing(shop)
+    received = collect(shop, topic)
+    async with shop.session():
+        for n in range(100):
+            await publish_event("bad", data={"n": n, "bad": True}, topic=topic, key=f"b{n}")
+        for n in range(20):
+            await publish_event("good", data={"n": n}, topic=topic, key=f"g{n % 3}")
+
+    # The first pass takes the 100 bad rows (a batch) and fails them all; they wait out their
+    # backoff, so the second pass, at the same moment, takes the good ones.
+    with pytest.raises(RelayError):
+        await relay.relay_once()
+    assert await relay.relay_once() == 20
+    await broker.join()
+    got = [m["data"]["n"] for m in received.messages]
+    assert sorted(got) == list(range(20))
+    for key in range(3):
+        assert [n for n in got if n % 3 == key] == list(range(key, 20, 3)), "each key in order"
+
+    for _ in range(2):
+        clock.advance(relay.backoff_max)
+        with pytest.raises(RelayError):
+            await relay.relay_once()
+    rows = await _rows(shop)
+    failed = [r for r in rows if r.status == FAILED]
+    assert len(failed) == 100
+    assert {r.attempts for r in failed} == {3}
+    assert {r.last_error for r in failed} == {"BrokerUnavailableError: message too large (test)"}
+    clock.advance(relay.backoff_max)
+    assert await relay.relay_once() == 0, "parked rows are not tried again"
+
+    # Requeued by hand (`core outbox requeue`), a row is pending and due again.
+    assert await relay.requeue([failed[0].id]) == 1
+    requeued = [r for r in await _rows(shop) if r.id == failed[0].id]
+    assert (requeued[0].status, requeued[0].attempts) == ("pending", 0)
+
+
+async def test_a_backing_off_row_holds_its_keys_later_rows_until_it_is_parked(
+    shop: CoreApp,
+) -> None:
+    topic = unique("held")
+    relay = shop.container.messaging.runtime().relay
+    relay.clock = clock = StepClock()
+    relay.max_attempts = 2
+    broker = refusing(shop, ValueError)
+    received = collect(shop, topic)
+    async with shop.session():
+        await publish_event("step", data={"n": "a1", "bad": True}, topic=topic, key="a")
+        await publish_event("step", data={"n": "a2"}, topic=topic, key="a")
+        await publish_event("step", data={"n": "b1"}, topic=topic, key="b")
+
+    with pytest.raises(RelayError):
+        await relay.relay_once()
+    # a1 waits out its backoff; a2 waits behind it, b1 went.
+    assert await relay.relay_once() == 0
+    clock.advance(relay.backoff_max)
+    with pytest.raises(RelayError):
+        await relay.relay_once()
+    # Parked, a1 no longer holds its key.
+    assert await relay.relay_once() == 1
+    await broker.join()
+    assert [m["data"]["n"] for m in received.messages] == ["b1", "a2"]
+
+
+async def test_an_outage_uses_up_no_attempts(flaky_shop: CoreApp, flaky: FlakyBroker) -> None:
+    relay = flaky_shop.container.messaging.runtime().relay
+    relay.clock = clock = StepClock()
+    relay.max_attempts = 2
+    flaky.down = True
+    async with flaky_shop.session():
+        await publish_event("late", data={}, topic=unique("outage"))
+    for _ in range(4):
+        clock.advance(relay.backoff_max)
+        with pytest.raises(RelayError):
+            await relay.relay_once()
+    [row] = await _rows(flaky_shop)
+    assert (row.status, row.attempts) == ("pending", 4)
+    flaky.down = False
+    clock.advance(relay.backoff_max)
+    assert await relay.relay_once() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import json.encoder
 import logging
@@ -57,12 +58,24 @@ def decode_body(body: bytes) -> dict[str, Any]:
     """A fresh dict from a message body.
 
     Raises:
-        ValueError: the body is not a JSON object (a foreign producer wrote to the topic).
+        ValueError: the body is not a JSON object (a foreign producer wrote to the topic):
+            invalid JSON or UTF-8, JSON of another type.
+        RecursionError: the JSON nests deeper than the interpreter's recursion limit.
     """
     value = json.loads(body)
     if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        raise ValueError(f"not a JSON object (got a JSON {type(value).__name__})")
     return value
+
+
+async def raw_body(message: Any) -> Any:
+    """The FastStream decoder of every subscriber here: the body's bytes, as they came.
+
+    FastStream decodes a body before calling the subscriber; a body nested too deeply raised
+    RecursionError there, out of reach of the subscriber, and the message stayed unsettled
+    (holding a RabbitMQ prefetch slot, pending on Redis). `deliver` decodes it instead.
+    """
+    return message.body
 
 
 class AttemptCounter:
@@ -119,6 +132,11 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
     - Handlers run with manual acknowledgement: acknowledged after success; after a failure the
       message is left for redelivery, and after `max_redeliveries` redeliveries it is logged and
       given up (acknowledged, or rejected to a dead-letter exchange where one exists).
+    - A body that is not a JSON object (invalid JSON or UTF-8, nested too deeply, another JSON
+      type) goes to the handler's `dead_letter_body(body, error)` when it has one (the
+      messaging layer's dispatcher sends it to `<topic>.dlq`) and is acknowledged; without one
+      it is logged and given up. Every message is settled, so none holds a prefetch slot or a
+      partition.
     """
 
     technology: ClassVar[str]
@@ -265,17 +283,26 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
             give_up: drop the message for good (ack it, or reject it to a dead-letter exchange).
             failed_attempts: called once the handler failed; how many deliveries have failed.
         """
+        call: Callable[[], Awaitable[Any]]
         try:
             message = decode_body(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             # Not ours (or corrupt): no number of retries can make it JSON.
-            logger.error(
-                "%s: %s message is not a JSON object; dropping it: %s", where, self.technology, exc
-            )
-            await give_up()
-            return
+            reject = getattr(handler, "dead_letter_body", None)
+            if reject is None:
+                logger.error(
+                    "%s: %s message is not a JSON object; dropping it: %s",
+                    where,
+                    self.technology,
+                    exc,
+                )
+                await give_up()
+                return
+            call = functools.partial(reject, body, exc)
+        else:
+            call = functools.partial(handler, message)
         try:
-            await handler(message)
+            await call()
         except Exception as exc:
             attempts = await failed_attempts()
             if attempts > self.max_redeliveries:

@@ -28,6 +28,7 @@ from core.adapters.faststream._base import (
     FastStreamEventBroker,
     Subscription,
     _quietly,
+    raw_body,
 )
 from core.errors import BrokerUnavailableError, ConfigurationError
 
@@ -146,6 +147,7 @@ class KafkaEventBroker(FastStreamEventBroker[KafkaBroker]):
             # Commit only after the handler settled the message: an auto-commit could move the
             # offset past a message whose handler then failed.
             ack_policy=AckPolicy.MANUAL,
+            decoder=raw_body,
             **self._consumer_options,
         )
         subscriber(consume)

@@ -21,6 +21,7 @@ from core.adapters.faststream._base import (
     AttemptCounter,
     FastStreamEventBroker,
     Subscription,
+    raw_body,
 )
 from core.errors import BrokerUnavailableError, ConfigurationError
 
@@ -156,6 +157,7 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
                 RabbitQueue(f"{topic}.{group}", durable=True, routing_key="#"),
                 _exchange(topic),
                 ack_policy=AckPolicy.MANUAL,
+                decoder=raw_body,
             )
             subscriber(consume)
             subscribers.append(subscriber)

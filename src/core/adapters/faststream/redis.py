@@ -3,20 +3,26 @@
 # No `from __future__ import annotations` here: FastStream reads the consumer function's
 # annotations at runtime to inject the message, and a postponed one would be a bare string.
 
+import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, ClassVar
 
 from faststream import AckPolicy, Context
 from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.message import RedisStreamMessage
+from faststream.redis.message import RedisStreamMessage, bDATA_KEY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.adapters.faststream._base import CONTENT_TYPE, FastStreamEventBroker, Subscription
+from core.adapters.faststream._base import (
+    CONTENT_TYPE,
+    FastStreamEventBroker,
+    Subscription,
+    raw_body,
+)
 from core.errors import BrokerUnavailableError, ConfigurationError
 
 
@@ -146,6 +152,8 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
                     max_records=1,
                 ),
                 ack_policy=AckPolicy.MANUAL,
+                decoder=raw_body,
+                parser=_tolerant_parser,
             )
             # Redeliveries: XAUTOCLAIM of messages pending longer than redelivery_after_ms.
             # Redis 8.4 can do both in one XREADGROUP (CLAIM); a second reader works on 6.2+.
@@ -158,6 +166,8 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
                     polling_interval=min(self.redelivery_after_ms, 1_000),
                 ),
                 ack_policy=AckPolicy.MANUAL,
+                decoder=raw_body,
+                parser=_tolerant_parser,
             )
             reader(consume)
             claimer(consume)
@@ -189,3 +199,30 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
         finally:
             await client.aclose()
         return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in keys)
+
+
+async def _tolerant_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's stream parser, which also takes entries another program wrote.
+
+    FastStream JSON-encodes the fields of an entry that lacks its own field, and fails on a
+    value that is not UTF-8; the entry then stayed pending, redelivered and failing for ever.
+    Such an entry becomes a body of its own (the one field's value, or its fields as JSON), for
+    `deliver` to dead-letter like any other undecodable message.
+    """
+    try:
+        return await original(message)
+    except Exception:
+        fields = message.get("data")
+        if not isinstance(fields, dict) or bDATA_KEY in fields:
+            raise
+        return await original({**message, "data": {bDATA_KEY: _foreign_body(fields)}})
+
+
+def _foreign_body(fields: dict[Any, Any]) -> bytes:
+    def text(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    if len(fields) == 1:
+        [value] = fields.values()
+        return value if isinstance(value, bytes) else text(value).encode()
+    return json.dumps({text(k): text(v) for k, v in fields.items()}).encode()

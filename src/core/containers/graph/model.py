@@ -219,6 +219,30 @@ class ContainerGraph:
                 return use
         raise KeyError(provider)
 
-    def users_of(self, provider: str) -> tuple[ProviderUser, ...]:
-        """The ViewSets, consumers and tasks that resolve `provider`."""
-        return tuple(user for user in self.users if provider in user.providers)
+    def users_of(self, provider: str, *, through: bool = False) -> tuple[ProviderUser, ...]:
+        """The ViewSets, consumers and tasks that resolve `provider`.
+
+        Args:
+            provider: A provider's path.
+            through: Also those that resolve it through another provider (every route resolves
+                `auth.authenticator`, which injects `auth.token_backend`).
+        """
+        wanted = set(self.resolvers(provider)) if through else {provider}
+        return tuple(user for user in self.users if wanted.intersection(user.providers))
+
+    def resolvers(self, path: str) -> tuple[str, ...]:
+        """`path` and every provider whose resolution resolves it: what injects it, the
+        Selector whose selected branch it is, the Dependency it supplies, and so on up."""
+        found = [path]
+        index = 0
+        while index < len(found):
+            current = found[index]
+            index += 1
+            for edge in self.edges:
+                uses = edge.relation == "depends" or (edge.relation == "branch" and edge.selected)
+                if uses and edge.target == current and edge.source not in found:
+                    found.append(edge.source)
+            for node in self.nodes:
+                if node.supplied_by == current and node.path not in found:
+                    found.append(node.path)
+        return tuple(found)

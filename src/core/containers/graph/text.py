@@ -173,10 +173,19 @@ def _user_lines(graph: ContainerGraph) -> list[str]:
     lines: list[str] = []
     used = {p for user in graph.users for p in user.providers}
     providers = [node.path for node in graph.nodes if node.path in used]
-    for provider in providers:
+    # The adapters are what one asks about: list those only reached through another provider
+    # too (every route resolves auth.authenticator, which injects auth.token_backend).
+    ports = [use.provider for use in graph.ports if use.provider not in used]
+    for provider in [*providers, *ports]:
         viewsets: dict[str, list[str]] = {}
         others: list[str] = []
-        for user in graph.users_of(provider):
+        found = graph.users_of(provider, through=provider not in used)
+        if not found:
+            continue
+        if provider not in used:
+            via = [p for p in graph.resolvers(provider)[1:] if p in used]
+            provider = f"{provider} (through {', '.join(via)})"
+        for user in found:
             if user.kind == "viewset":
                 mark = "*" if user.detail.endswith(PROJECT_HANDLER) else ""
                 viewsets.setdefault(user.name, []).append(f"{user.action}{mark}")

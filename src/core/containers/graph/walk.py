@@ -59,8 +59,11 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
         >>> graph.port("database.database").adapter
         'core.adapters.memory.database.InMemoryDatabase'
     """
-    graph = _GraphBuilder().build(container)
-    config = _config_values(container)
+    # The adapter table describes CoreContainer (and subclasses, as an enterprise app's root);
+    # another container's providers may share a path but not what they build.
+    is_core = _is_core(container)
+    graph = _GraphBuilder(use_table=is_core).build(container)
+    config = _config_values(container) if is_core else {}
     ports = resolve_ports(config, {node.path: node for node in graph.nodes})
     # A port chosen by name (no Selector, e.g. a registered hasher) builds what the name picks.
     chosen = {use.provider: use.adapter for use in ports if use.adapter is not None}
@@ -78,6 +81,13 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
         ports=ports,
         users=find_users(app) if users else (),
     )
+
+
+def _is_core(container: Any) -> bool:
+    from core.containers.core import CoreContainer
+
+    cls = getattr(container, "declarative_parent", None) or container
+    return isinstance(cls, type) and issubclass(cls, CoreContainer)
 
 
 def _config_values(container: Any) -> dict[str, Any]:
@@ -118,7 +128,10 @@ def _target(provider: Any) -> str | None:
     if isinstance(provider, providers.Dependency):
         instance_of = provider.instance_of
         return None if instance_of is object else _qualified_name(instance_of)
-    if isinstance(provider, providers.Configuration | providers.ConfigurationOption):
+    if isinstance(
+        provider,
+        providers.Configuration | providers.ConfigurationOption | providers.DependenciesContainer,
+    ):
         return None
     if isinstance(provider, providers.TypedConfigurationOption):
         return None
@@ -156,10 +169,10 @@ def _has_injections(provider: Any) -> bool:
     ) and not isinstance(provider, providers.TypedConfigurationOption)
 
 
-def _builds(provider: Any, path: str) -> tuple[str, ...]:
+def _builds(provider: Any, path: str, use_table: bool) -> tuple[str, ...]:
     # What a builder function constructs is read from the declared adapter table, never from
     # its source: calling it would build the adapter, importing it could need a missing extra.
-    declared = _BRANCH_ADAPTERS.get(path) or BUILDERS.get(path)
+    declared = (_BRANCH_ADAPTERS.get(path) or BUILDERS.get(path)) if use_table else None
     if declared is not None:
         return () if declared == _target(provider) else (declared,)
     if not _has_injections(provider) or isinstance(provider, providers.List | providers.Dict):
@@ -195,7 +208,8 @@ class _GraphBuilder:
     the output would change from run to run; `.related` (in order) gives the edges instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, use_table: bool) -> None:
+        self._use_table = use_table
         self._paths: dict[int, str] = {}
         self._areas: dict[int, str] = {}
         self._nodes: dict[str, GraphNode] = {}
@@ -234,6 +248,8 @@ class _GraphBuilder:
                 self._name(provider.providers, prefix=f"{path}.", area=node_area)
             elif isinstance(provider, providers.Container):
                 self._name(_children_of(provider), prefix=f"{path}.", area=node_area)
+            elif isinstance(provider, providers.DependenciesContainer):
+                self._name(provider.providers, prefix=f"{path}.", area=node_area)
 
     def _bind_configurations(self) -> None:
         # `providers.Container(Area, config=config)` overrides the area's Configuration with the
@@ -267,6 +283,11 @@ class _GraphBuilder:
                 self._add_declared(
                     _children_of(provider), prefix=f"{path}.", owner=path, area=node_area
                 )
+            elif isinstance(provider, providers.DependenciesContainer):
+                # What an area needs from another, each a Dependency the root supplies.
+                self._add_declared(
+                    provider.providers, prefix=f"{path}.", owner=path, area=node_area
+                )
 
     def _add(
         self, provider: Any, path: str, *, owner: str | None, area: str, branch: str | None = None
@@ -291,7 +312,7 @@ class _GraphBuilder:
             area=area,
             owner=owner,
             target=_target(provider),
-            builds=_builds(provider, path),
+            builds=_builds(provider, path, self._use_table),
             branch=branch,
             selector=selector,
             dependencies=dependencies,
@@ -314,7 +335,10 @@ class _GraphBuilder:
     def _labelled_dependencies(self, provider: Any) -> list[tuple[str, Any]]:
         if isinstance(
             provider,
-            providers.Configuration | providers.ConfigurationOption | providers.Container,
+            providers.Configuration
+            | providers.ConfigurationOption
+            | providers.Container
+            | providers.DependenciesContainer,
         ):
             # A Configuration's related providers are its options, a Container's its children:
             # neither is something it injects.
@@ -434,12 +458,15 @@ class _GraphBuilder:
             # A Configuration is loaded by being overridden (`from_dict` overrides it with an
             # Object, a nested one with the root's): that is its value, not a test override.
             return (), self._config_aliases.get(path), None
-        if isinstance(provider, providers.Dependency):
-            # The composition root supplies a Dependency by overriding it once
-            # (`CoreContainer(settings=...)`); any further override is a test's.
+        if isinstance(provider, providers.Dependency | providers.DependenciesContainer):
+            # The composition root supplies a Dependency by overriding it
+            # (`CoreContainer(settings=...)`, `providers.Container(Area, database=database)`,
+            # which may apply the same provider more than once); any other override is a test's.
             if overriding:
-                supplied = _describe(overriding[0], self._paths)
-                return tuple(_describe(p, self._paths) for p in overriding[1:]), None, supplied
+                supplier = overriding[0]
+                supplied = _describe(supplier, self._paths)
+                others = [p for p in overriding[1:] if p is not supplier]
+                return tuple(_describe(p, self._paths) for p in others), None, supplied
             default = provider.default
             supplied = None if default is None else f"default {_describe(default, self._paths)}"
             return (), None, supplied
