@@ -23,7 +23,7 @@ from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError
 from core.messaging.events import Event, handling
 from core.models.session import unit_of_work
-from core.ports.broker import Message
+from core.ports.broker import EventBroker, Message
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -242,6 +242,11 @@ class Dispatcher:
     reason in their headers. It returns normally in every case, so the broker acknowledges; it
     raises only when the dead-letter topic cannot be reached, leaving the message to the
     broker's own redelivery.
+
+    Args:
+        container: the app container a message's handling runs in (made ambient; its
+            database gives the unit of work; handlers reach it as `self.container`).
+        broker: gives the broker dead letters are published to.
     """
 
     def __init__(
@@ -251,8 +256,11 @@ class Dispatcher:
         topic: str,
         handlers: Mapping[str, Handler],
         policy: RetryPolicy,
+        *,
+        broker: Callable[[], EventBroker],
     ) -> None:
         self.container = container
+        self.broker = broker
         self.group = group
         self.topic = topic
         self.handlers = dict(handlers)
@@ -366,7 +374,7 @@ class Dispatcher:
             _reason(error),
         )
         headers = self._reason_headers(error, attempts=1)
-        broker = self.container.messaging.runtime().broker()
+        broker = self.broker()
         publish_body = getattr(broker, "publish_body", None)
         if publish_body is not None:
             await publish_body(body, topic=self.dead_letter_topic, headers=headers)
@@ -393,7 +401,7 @@ class Dispatcher:
             # sees it in `event.headers`.
             body = {**body, "headers": {**event.headers, **reason}}
             transport.update(event=event.name, event_id=str(event.id))
-        broker = self.container.messaging.runtime().broker()
+        broker = self.broker()
         await broker.publish(body, topic=self.dead_letter_topic, headers=transport)
 
 

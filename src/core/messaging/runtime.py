@@ -133,7 +133,9 @@ class MessagingRuntime:
                 if group in retries
                 else self.retry_policy()
             )
-            dispatcher = Dispatcher(self.container, group, topic, handlers, policy)
+            dispatcher = Dispatcher(
+                self.container, group, topic, handlers, policy, broker=self.broker
+            )
             # One subscription per topic, so a failing event is dead-lettered next to its own.
             broker.subscribe([topic], dispatcher, group=group)
             self.dispatchers.append(dispatcher)
