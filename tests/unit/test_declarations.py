@@ -7,6 +7,9 @@ wires it, and the messaging and task services are providers built from their col
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +235,31 @@ def test_a_consumer_retry_policy_comes_from_the_container(
     )
     assert policies["declarations-retries"].max_retries == 1
     assert policies["declarations-retries"].dead_letter_suffix == ".dead"
+
+
+def test_an_app_without_messaging_starts_no_runtime_and_declares_no_outbox(tmp_path: Path) -> None:
+    # A fresh process: nothing imported `core.messaging`, so nothing is declared to relay or
+    # consume, and starting the app must not declare the outbox tables by looking.
+    code = (
+        "import asyncio, sys\n"
+        "from core import CoreApp, Model\n"
+        "from core.testing import test_settings\n"
+        "async def main():\n"
+        "    app = CoreApp(settings=test_settings())\n"
+        "    async with app.lifespan():\n"
+        "        pass\n"
+        "    print('core.messaging' in sys.modules, 'core_outbox' in Model.metadata.tables)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
+
+
+async def test_an_app_that_publishes_runs_its_relay() -> None:
+    # `publish_event` comes with the outbox table: with no @event or @consumer declared, the
+    # relay still runs, so plain `publish_event` calls are delivered.
+    application = CoreApp(container=build_container(test_settings(), declarations=Declarations()))
+    async with application.lifespan():
+        assert application.container.messaging.runtime().relay.running
