@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from core.containers.core import CoreContainer, build_container
-from core.context import _container, use_container
+from core.context import is_running, reset_container, running, set_container, use_container
+from core.errors import ConfigurationError, NotRunningError
 from core.models.session import unit_of_work
 from core.settings import Settings
 from core.views import errors
 
 Lifespan = Callable[["CoreApp"], AbstractAsyncContextManager[None]]
+
+logger = logging.getLogger("core.app")
 
 
 class CoreApp:
@@ -60,6 +65,9 @@ class CoreApp:
         self.settings: Settings = container.settings()
         self._user_lifespan = lifespan
         self._routers: list[Any] = []
+        # The FastAPI routers included, in order: what `attach` includes into a host.
+        self._api_routers: list[APIRouter] = []
+        self._hosts: list[FastAPI] = []
         self.fastapi = FastAPI(
             title=title or self.settings.app_name,
             version=version,
@@ -85,25 +93,127 @@ class CoreApp:
         build = getattr(router, "api_router", None)
         if callable(build):
             self._routers.append(router)
-        self.fastapi.include_router(build() if callable(build) else router)
+        api_router = build() if callable(build) else router
+        self._api_routers.append(api_router)
+        self.fastapi.include_router(api_router)
+
+    def attach(self, host: FastAPI) -> None:
+        """Serve this app's Core parts inside an existing FastAPI app, `host`: one call, either
+        way the host uses them.
+
+        - **Routes included** (the host does not mount this app): this app's routers are
+          included into `host` (don't include them yourself). Their requests run on this
+          app's container, Core's error handlers answer for them (404, 422 with
+          `invalid_lookup_value`, 400 on unique violations; the host's own routes keep the
+          host's handlers), and the host's OpenAPI lists their operations.
+        - **Mounted** (`host.mount("/core", core_app)` before this call): requests reach this
+          app whole, with its own error handlers and OpenAPI (`/core/openapi.json`).
+
+        Either way this app's lifespan runs around the host's, so its database, task queue,
+        event broker, outbox relay and in-process consumers start with the host and stop with
+        it: tasks and events behave as in a standalone CoreApp. A mounted CoreApp whose
+        lifespan nobody started answers every request with a 500 that says to call this.
+
+        Args:
+            host: the FastAPI app that serves (a Starlette app can mount a CoreApp too).
+
+        Raises:
+            ConfigurationError: `host` already includes this app's routers itself, or this
+                app is already attached to it.
+
+        Example:
+            >>> host = FastAPI()  # doctest: +SKIP
+            >>> core_app = CoreApp(routers=[api_router])  # doctest: +SKIP
+            >>> core_app.attach(host)  # doctest: +SKIP
+        """
+        if any(attached is host for attached in self._hosts):
+            raise ConfigurationError(f"CoreApp {self.name!r} is already attached to this app.")
+        if not _mounts(host.router.routes, self):
+            ours = {id(router) for router in self._api_routers}
+            if any(id(getattr(route, "original_router", None)) in ours for route in host.routes):
+                raise ConfigurationError(
+                    f"The host app already includes CoreApp {self.name!r}'s routers: remove "
+                    "your `host.include_router(...)` of them; `core_app.attach(host)` includes "
+                    "them with Core's context and error handlers."
+                )
+            context = Depends(self._request_context)
+            for api_router in self._api_routers:
+                host.include_router(api_router, dependencies=[context])
+            core_routes = {id(route) for route in _routes(self._api_routers)}
+            errors.install_on_host(
+                host, lambda request: id(request.scope.get("route")) in core_routes
+            )
+        host_lifespan = host.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[Any]:
+            # Core's resources around the host's: the host's own start-up may already use them.
+            async with self.lifespan(), host_lifespan(app) as state:
+                yield state
+
+        host.router.lifespan_context = lifespan
+        self._hosts.append(host)
+
+    async def _request_context(self) -> AsyncIterator[None]:
+        # A dependency of the routes `attach` includes into a host: their requests run on this
+        # app's container, as requests to the CoreApp itself do.
+        token = set_container(self.container)
+        try:
+            yield
+        finally:
+            reset_container(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _container.set(self.container)
+        if (
+            scope["type"] != "lifespan"
+            and scope.get("app") is not None
+            and not is_running(self.container)
+        ):
+            # Mounted in another app (which set `app`), whose lifespan never started ours.
+            await self._not_started(scope, receive, send)
+            return
+        token = set_container(self.container)
         try:
             await self.fastapi(scope, receive, send)
         finally:
-            _container.reset(token)
+            reset_container(token)
+
+    async def _not_started(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._hosts:
+            fix = (
+                "it is attached, so serve the host app with its lifespan (uvicorn does; a test "
+                "runs `async with host.router.lifespan_context(host):`)"
+            )
+        else:
+            fix = "call `core_app.attach(host)` where the host app is built"
+        error = NotRunningError(
+            f"CoreApp {self.name!r} is mounted in another app and its lifespan is not running: "
+            f"{fix}, so its database, tasks and events start and stop with the host."
+        )
+        logger.error("%s", error)
+        if scope["type"] == "http":
+            body = {"detail": str(error), "code": error.code}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011, "reason": error.code})
+
+    @property
+    def name(self) -> str:
+        """What errors call this app: its OpenAPI title."""
+        return self.fastapi.title
 
     @asynccontextmanager
-    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+    async def _lifespan(self, _: Any = None) -> AsyncIterator[None]:
         with use_container(self.container):
             await _maybe_await(self.container.init_resources())
             try:
-                if self._user_lifespan is None:
-                    yield
-                else:
-                    async with self._user_lifespan(self):
+                # Counted as running for code outside any request (`current_container()`).
+                with running(self.container, self.name):
+                    if self._user_lifespan is None:
                         yield
+                    else:
+                        async with self._user_lifespan(self):
+                            yield
             finally:
                 await _maybe_await(self.container.shutdown_resources())
 
@@ -135,6 +245,27 @@ class CoreApp:
     def routes(self) -> list[Any]:
         """The route specs of every AutoRouter mounted (what `core routes` prints)."""
         return [spec for router in self._routers for spec in router.route_specs()]
+
+
+def _mounts(routes: Sequence[Any], app: CoreApp) -> bool:
+    for route in routes:
+        if not isinstance(route, Mount):
+            continue
+        if route.app is app or route.app is app.fastapi or _mounts(route.routes, app):
+            return True
+    return False
+
+
+def _routes(routers: Sequence[Any]) -> Iterator[Any]:
+    # The route objects of `routers`, through routers they include (FastAPI keeps an included
+    # router as one entry whose `original_router` holds the routes a request matches).
+    for router in routers:
+        for route in router.routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                yield from _routes([included])
+            else:
+                yield route
 
 
 async def _health() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -65,6 +66,20 @@ class NoActiveContextError(CoreError, RuntimeError):
     """A helper needing the running app's container or session was used outside one."""
 
     code = "no_active_context"
+
+
+class AmbiguousContainerError(ConfigurationError):
+    """Code outside any request, message or task while two or more apps run in the process:
+    which container it means is for `use_container` to say."""
+
+    code = "ambiguous_container"
+
+
+class NotRunningError(ConfigurationError):
+    """Work was sent where nothing in this process would run it: an in-memory task queue or
+    event broker whose app is not running. Never a task id for a task that will not run."""
+
+    code = "not_running"
 
 
 class NotFoundError(CoreError, LookupError):
@@ -137,3 +152,49 @@ class TaskQueueUnavailableError(CoreError, ConnectionError):
 
     status_code = 503
     code = "task_queue_unavailable"
+
+
+class RateLimiterUnavailableError(CoreError, ConnectionError):
+    """The rate limiter's storage (Redis) could not be reached."""
+
+    status_code = 503
+    code = "rate_limiter_unavailable"
+    default_detail = "The service is temporarily unavailable; try again shortly."
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    # RFC 9110 10.2.3: a whole number of seconds; rounding up never invites an early retry.
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class ThrottledError(CoreError):
+    """A client sent more requests than its rate allows (429); `Retry-After` says when to retry.
+
+    Attributes:
+        wait: seconds until a request would be allowed again.
+    """
+
+    status_code = 429
+    code = "throttled"
+    default_detail = "Request was throttled."
+
+    def __init__(self, wait: float | None = None, detail: Any = None) -> None:
+        if detail is None and wait is not None:
+            detail = f"Request was throttled. Expected available in {max(1, math.ceil(wait))} s."
+        super().__init__(detail)
+        self.wait = wait
+        self.headers = _retry_after(wait) if wait is not None else None
+
+
+class ServiceBusyError(CoreError):
+    """The server is at capacity (the password-hashing queue is full): 503 with `Retry-After`,
+    answered at once instead of making every caller wait."""
+
+    status_code = 503
+    code = "service_busy"
+    default_detail = "The server is busy; try again shortly."
+
+    def __init__(self, retry_after: float = 1.0, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers = _retry_after(retry_after)

@@ -5,15 +5,18 @@ Read once by the composition root (`CoreApp`, the CLI, the worker), never at imp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, computed_field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, computed_field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import ConfigurationError
 
 MIN_HMAC_KEY_BYTES = 32
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key"
+#: THROTTLE_RATES every app has unless it sets them: AuthViewSet's login, register and refresh
+#: per client address (`auth`) and per account (`auth_account`). A rate of None turns one off.
+DEFAULT_THROTTLE_RATES: dict[str, str | None] = {"auth": "30/min", "auth_account": "10/min"}
 
 
 class Settings(BaseSettings):
@@ -68,6 +71,37 @@ class Settings(BaseSettings):
         default=None, description="Redis URL of the token store; REDIS_URL when unset."
     )
     auth_token_store_prefix: str = "core:auth:"
+    auth_hashing_queue_size: int = Field(
+        default=64,
+        ge=0,
+        description="Password hashes that may wait for a hashing thread; past it, login and "
+        "register answer 503 with Retry-After at once.",
+    )
+
+    throttle_store: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where throttle counts live: `memory` (this process) or `redis` (shared by "
+        "every replica: use it with more than one).",
+    )
+    throttle_store_url: str | None = Field(
+        default=None, description="Redis URL of the throttle counts; REDIS_URL when unset."
+    )
+    throttle_key_prefix: str = "core:throttle:"
+    throttle_rates: dict[str, str | None] = Field(
+        default_factory=lambda: dict(DEFAULT_THROTTLE_RATES),
+        description='Rates by scope, e.g. {"anon": "100/min", "user": "1000/day"}; merged over '
+        "the built-in `auth` and `auth_account` rates.",
+    )
+    throttle_default_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Throttles of views that set no `throttle_classes`: `anon`, `user`, "
+        "`scoped` or dotted paths, comma-separated.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of the proxies whose X-Forwarded-For is believed, "
+        "comma-separated; none by default (the socket peer is the client).",
+    )
 
     message_broker: Literal["memory", "kafka", "redis", "rabbitmq"] = "memory"
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -132,6 +166,31 @@ class Settings(BaseSettings):
         description="Seconds before a task whose worker died is run again by another worker; "
         "keep it above the longest task's run time.",
     )
+
+    @field_validator("throttle_default_classes", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from core.throttling import parse_trusted_proxies
+
+        parse_trusted_proxies(value)
+        return value
+
+    @field_validator("throttle_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        from core.throttling import parse_rate
+
+        for rate in value.values():
+            if rate is not None:
+                parse_rate(rate)
+        return {**DEFAULT_THROTTLE_RATES, **value}
 
     @computed_field  # type: ignore[prop-decorator]
     @property

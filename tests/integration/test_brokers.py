@@ -13,7 +13,7 @@ from core.adapters.faststream.rabbitmq import RabbitMqEventBroker
 from core.adapters.faststream.redis import RedisEventBroker
 from core.errors import BrokerUnavailableError, ConfigurationError
 from core.ports.broker import EventBroker
-from tests.contracts.broker_contract import BrokerContract
+from core.testing import BrokerContract
 from tests.services import free_port
 
 # Tansu holds every JoinGroup for about half the session timeout (3 s at aiokafka's 10 s

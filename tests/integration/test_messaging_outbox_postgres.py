@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.adapters.faststream.kafka import KafkaEventBroker
 from core.context import use_container
 from core.declarations import declarations
-from core.errors import ValidationFailedError
+from core.errors import BrokerUnavailableError, ValidationFailedError
 from core.messaging import (
     ConsumerSelection,
     Event,
@@ -429,3 +430,54 @@ async def test_two_relays_keep_every_keys_order(database_url: str, server: tuple
                 arrived.clear()
                 await arrived.wait()
     assert received == {key: list(range(per_key)) for key in keys}
+
+
+class Picky(Recording):
+    """A broker that refuses every event whose data says `bad`, as one refuses a message that
+    is too large, and records the rest."""
+
+    async def publish(self, message: Mapping[str, Any], **options: Any) -> None:
+        if message["data"].get("bad"):
+            raise BrokerUnavailableError("message too large (test)")
+        self.published.append(str(message["data"]["n"]))
+        self.first.set()
+
+
+async def test_unsendable_rows_delay_nobody_and_are_parked(database_url: str) -> None:
+    app = CoreApp(settings=_settings(database_url, outbox_max_attempts=3))
+    broker = Picky()
+    app.container.messaging.broker.override(broker)
+    relay = app.container.messaging.runtime().relay
+    # A long first backoff, on a clock the test can move: the good rows must all go before the
+    # bad ones are even tried again.
+    relay.backoff_base, relay.backoff_max = 60.0, 120.0
+    offset = timedelta(0)
+    relay.clock = lambda: datetime.now(UTC) + offset
+    await app.create_all()
+    with use_container(app.container):
+        async with app.session():
+            for n in range(100):
+                await publish_event("bad", data={"n": n, "bad": True}, topic="t", key=f"b{n}")
+            for n in range(20):
+                await publish_event("good", data={"n": n}, topic="t", key=f"g{n % 4}")
+
+    async with app.lifespan():
+        async with asyncio.timeout(30):
+            while len(broker.published) < 20:
+                broker.first.clear()
+                await broker.first.wait()
+        async with app.session() as db:
+            rows = OutboxMessage.objects.using(db).filter(status="pending")
+            assert await rows.filter(attempts=1).count() == 100, "each bad row tried once"
+        for attempts in (1, 2):  # two backoffs later, the bad rows are parked
+            offset += timedelta(seconds=relay.backoff(attempts) + 1)
+            app.container.messaging.runtime().outbox.notify()
+            await outbox_until(app, count=100, attempts=attempts + 1)
+    async with app.session() as db:
+        failed = await OutboxMessage.objects.using(db).filter(status="failed").all()
+    assert len(failed) == 100
+    assert {row.last_error for row in failed} == {
+        "BrokerUnavailableError: message too large (test)"
+    }
+    assert sorted(map(int, broker.published)) == list(range(20))
+    await app.container.database.database().dispose()

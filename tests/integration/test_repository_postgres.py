@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from core import Model
 from core.containers.core import CoreContainer, build_container
 from core.settings import Settings
+from core.testing import RepositoryContract
 from tests import services
-from tests.contracts.repository_contract import RepositoryContract
 
 pytestmark = pytest.mark.postgres
 

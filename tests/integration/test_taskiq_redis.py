@@ -24,8 +24,8 @@ from core.adapters.taskiq.queue import TaskiqTaskQueue
 from core.containers import build_container
 from core.ports.tasks import TaskResult, TaskStatus
 from core.settings import Settings
+from core.testing import TaskQueueContract, TaskQueueHarness
 from tests.cancellation import assert_stops_when_cancelled, lose_a_cancellation
-from tests.contracts.tasks_contract import TaskQueueContract, TaskQueueHarness
 
 pytestmark = pytest.mark.redis
 

@@ -13,10 +13,9 @@ from redis.asyncio import Redis
 from core.adapters.redis.tokens import RedisTokenStore
 from core.auth import configure_auth, register_password_hasher
 from core.errors import TokenStoreUnavailableError
-from core.testing import isolated_declarations, test_settings
+from core.testing import TokenStoreContract, isolated_declarations, test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app, login
-from tests.unit.auth.token_store_contract import TokenStoreContract
 
 pytestmark = pytest.mark.redis
 

@@ -67,6 +67,8 @@ def test_public_names_are_exactly_the_specs() -> None:
         "Model",
         "ModelViewSet",
         "action",
+        "setup",
+        "shutdown",
     ]
     assert all(hasattr(core, name) for name in core.__all__)
     public = {
@@ -167,5 +169,5 @@ async def test_use_container_is_scoped() -> None:
     app = CoreApp(settings=test_settings())
     with use_container(app.container):
         assert core.context.current_container() is app.container
-    with pytest.raises(core.errors.NoActiveContextError):
-        core.context.current_container()
+    assert core.context.ambient_container() is None
+    assert core.context.current_container() is not app.container

@@ -13,7 +13,7 @@ from core.containers import build_container
 from core.errors import ConfigurationError, MissingDependencyError
 from core.ports.broker import EventBroker, Message
 from core.settings import Settings
-from tests.contracts.broker_contract import BrokerContract, Inbox
+from core.testing import BrokerContract, Inbox
 
 
 class TestInMemoryBrokerContract(BrokerContract):

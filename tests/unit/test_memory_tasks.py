@@ -13,7 +13,7 @@ from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
 from core.containers import build_container
 from core.ports.tasks import TaskQueue, TaskStatus
 from core.settings import Settings
-from tests.contracts.tasks_contract import TaskQueueContract, TaskQueueHarness
+from core.testing import TaskQueueContract, TaskQueueHarness
 
 
 async def _spin(turns: int = 50) -> None:

@@ -10,7 +10,7 @@ import pytest
 from core import Model
 from core.containers.core import CoreContainer, build_container
 from core.settings import Settings
-from tests.contracts.repository_contract import RepositoryContract
+from core.testing import RepositoryContract
 
 
 class TestInMemoryRepository(RepositoryContract):

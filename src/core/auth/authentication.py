@@ -19,6 +19,7 @@ from typing import Any
 
 from core.auth.backends import ModelAuthBackend, TokenAuthBackend
 from core.auth.registry import registered_auth_backends
+from core.context import current_container
 from core.errors import NotAuthenticatedError
 from core.ports.auth import AuthBackend
 from core.ports.tokens import TokenBackend
@@ -192,8 +193,6 @@ async def authenticate(request: Any, db: Any, **credentials: Any) -> Any | None:
     Example:
         >>> user = await authenticate(request, db, email=email, password=password)  # doctest: +SKIP
     """
-    from core.auth.config import auth_container
-
-    authenticator = auth_container().auth.authenticator()
+    authenticator = current_container().auth.authenticator()
     found = await authenticator.authenticate_credentials(request, db, **credentials)
     return found.user if found is not None else None

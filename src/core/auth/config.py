@@ -1,4 +1,4 @@
-"""`configure_auth`: the process-wide auth declaration, and the container auth helpers resolve.
+"""`configure_auth`: the process-wide auth declaration every container's auth providers read.
 
 `configure_auth(...)` only records values; every container reads them when it builds its auth
 providers. Precedence, for each value: an explicit `configure_auth` argument, then the setting
@@ -9,24 +9,13 @@ setting, so `configure_auth(user_model=User)` changes nothing else.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from core.context import get_container
 from core.declarations import AuthDeclaration, Declarations, PasswordValidator, declarations
 from core.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from core.containers.core import CoreContainer
-
-__all__ = (
-    "AuthDeclaration",
-    "auth_container",
-    "auth_declaration",
-    "configure_auth",
-    "declared_user_model",
-)
+__all__ = ("AuthDeclaration", "auth_declaration", "configure_auth", "declared_user_model")
 
 
 def configure_auth(
@@ -123,35 +112,6 @@ def auth_declaration(declared: Declarations | None = None) -> AuthDeclaration:
 def declared_user_model(declared: Declarations | None = None) -> type[Any] | None:
     """The user model `configure_auth(user_model=...)` declared, or None."""
     return auth_declaration(declared).user_model
-
-
-def auth_container() -> CoreContainer:
-    """The container module-level auth helpers use.
-
-    Inside a request, consumer, task or `use_container` block: the running app's container.
-    Outside any (a script), a container built from `Settings()` (environment, `.env`) and the
-    `configure_auth` declaration; it is built once and rebuilt when the declaration changes.
-    """
-    container = get_container()
-    if container is not None:
-        return container
-    return _script_container()
-
-
-_script: tuple[AuthDeclaration, CoreContainer] | None = None
-_lock = threading.Lock()
-
-
-def _script_container() -> CoreContainer:
-    global _script
-    declaration = declarations().auth
-    with _lock:
-        if _script is None or _script[0] is not declaration:
-            # Imported here: containers import this package, and `import core` builds nothing.
-            from core.containers.core import build_container
-
-            _script = (declaration, build_container())
-        return _script[1]
 
 
 def _non_empty_str(name: str, value: object) -> str:

@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Self, cast
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped, validates
 
-from core.auth.config import auth_container
 from core.auth.groups import Group, GroupPermission, Permission
 from core.auth.hashing import run_hasher
 from core.auth.passwords import HARD_MAX_LENGTH
+from core.context import current_container
 from core.errors import ConfigurationError, ValidationFailedError
 from core.models import Field, Model
 from core.ports.hashing import PasswordHasher
@@ -212,7 +212,7 @@ class AbstractUser(Model):
         if password is None:
             self.set_unusable_password()
             return
-        container = auth_container()
+        container = current_container()
         if validate:
             container.auth.password_policy().validate(password, self)
         hasher: PasswordHasher = container.auth.password_hasher()
@@ -327,7 +327,7 @@ class AbstractUser(Model):
 
 
 def _hasher() -> PasswordHasher:
-    hasher: PasswordHasher = auth_container().auth.password_hasher()
+    hasher: PasswordHasher = current_container().auth.password_hasher()
     return hasher
 
 

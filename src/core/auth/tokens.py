@@ -1,9 +1,9 @@
 """Module-level token helpers: `create_access_token`, `create_refresh_token`, `verify_token`.
 
-They use the token backend of the running app's container (inside a request, consumer, task or
-`use_container` block) and, outside any app (a script, a shell), the one of a container built
-from `Settings()` and the `configure_auth` declaration. So the same call works everywhere, and
-two apps in one process each sign with their own key.
+They use the token backend of the container `core.context.current_container()` finds: the
+current request's, message's or task's; else the running app's; else the process default, built
+from the settings and the `configure_auth` declaration (a script, a shell). So the same call
+works everywhere, and two apps in one process each sign with their own key.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from core.auth.config import auth_container
+from core.context import current_container
 from core.ports.tokens import TokenBackend
 
 __all__ = ("create_access_token", "create_refresh_token", "verify_token")
 
 
 def _token_backend() -> TokenBackend:
-    backend: TokenBackend = auth_container().auth.token_backend()
+    backend: TokenBackend = current_container().auth.token_backend()
     return backend
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any, ClassVar
 
@@ -16,10 +17,18 @@ from core.auth.refresh import RefreshTokens
 from core.auth.registry import BUILTIN_AUTH_BACKENDS
 from core.errors import ConfigurationError, UniqueViolationError
 from core.permissions import AllowAny, IsAuthenticated
+from core.throttling import BaseThrottle, SimpleRateThrottle, parse_rate
 from core.views import APIView, action
 from core.views.schemas import output_schema_for
 
-__all__ = ("AuthViewSet", "LoginInput", "RefreshInput", "RegisterInput", "TokenPair")
+__all__ = (
+    "AuthRateThrottle",
+    "AuthViewSet",
+    "LoginInput",
+    "RefreshInput",
+    "RegisterInput",
+    "TokenPair",
+)
 
 # Deliberately loose (one @, a dot in the domain, no spaces): the only real check of an email
 # address is a message to it.
@@ -77,14 +86,61 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
 
 
-def _body(schema: type[BaseModel]) -> dict[str, Any]:
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {}, "code": {"type": "string"}},
+            "required": ["detail", "code"],
+        }
+    }
+}
+# What a throttled action can also answer (FastAPI merges these into the operation's responses).
+_THROTTLED = {
+    "429": {
+        "description": "Too many attempts (`throttled`)",
+        "headers": _RETRY_AFTER,
+        "content": _ERROR_BODY,
+    },
+    "503": {
+        "description": "The password-hashing queue is full (`service_busy`)",
+        "headers": _RETRY_AFTER,
+        "content": _ERROR_BODY,
+    },
+}
+
+
+def _body(
+    schema: type[BaseModel], *, throttled: bool = False, hashes: bool = True
+) -> dict[str, Any]:
     # The handlers read the body themselves (`await request.json()`); this documents it.
-    return {
+    extra: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema.model_json_schema()}},
         }
     }
+    if throttled:
+        extra["responses"] = _THROTTLED if hashes else {"429": _THROTTLED["429"]}
+    return extra
+
+
+class AuthRateThrottle(SimpleRateThrottle):
+    """AuthViewSet's login, register and refresh, per client address and action:
+    THROTTLE_RATES["auth"]."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if view.action not in getattr(view, "throttled_actions", ()):
+            return None
+        return f"{self.scope}:{view.action}:ip:{self.get_ident(request, view)}"
 
 
 class AuthViewSet(APIView):
@@ -104,6 +160,11 @@ class AuthViewSet(APIView):
     - `POST logout/` `{"refresh_token"}` → 204; the login's refresh tokens stop working.
       Access tokens stay valid until they expire (AUTH_ACCESS_TOKEN_EXPIRE_MINUTES).
 
+    Login, register and refresh are throttled (429 with `Retry-After`) per client address,
+    THROTTLE_RATES["auth"], and per account (the email, or the refresh token's user),
+    THROTTLE_RATES["auth_account"]; `throttled_actions` lists them. A full password-hashing
+    queue answers 503 with `Retry-After` (AUTH_HASHING_QUEUE_SIZE).
+
     Customize by subclassing: `user_model` (else the `configure_auth` one),
     `register_schema`, `login_schema`, `user_output_schema` (else every column of the model but
     the password hash) and `token_claims(user)`.
@@ -119,14 +180,21 @@ class AuthViewSet(APIView):
     register_schema: ClassVar[type[BaseModel]] = RegisterInput
     login_schema: ClassVar[type[BaseModel]] = LoginInput
     user_output_schema: ClassVar[type[BaseModel] | None] = None
+    throttled_actions: ClassVar[frozenset[str]] = frozenset({"login", "register", "refresh"})
 
     # -- endpoints ----------------------------------------------------------------------------
-    @action(methods=["POST"], detail=False, status_code=201, openapi_extra=_body(RegisterInput))
+    @action(
+        methods=["POST"],
+        detail=False,
+        status_code=201,
+        openapi_extra=_body(RegisterInput, throttled=True),
+    )
     async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Create an account."""
         data = self.register_schema.model_validate(await request.json())
         values = data.model_dump()
         email, password = values.pop("email"), values.pop("password")
+        await self.throttle_account(email)
         model = self.get_user_model()
         if await model.get_by_email(email, db) is not None:
             raise UniqueViolationError("A user with this email already exists.", field="email")
@@ -136,12 +204,15 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(LoginInput),
+        openapi_extra=_body(LoginInput, throttled=True),
         response_model=TokenPair,
     )
     async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Exchange credentials for an access and a refresh token."""
         data = self.login_schema.model_validate(await request.json())
+        account = getattr(data, "email", None) or getattr(data, "username", None)
+        if isinstance(account, str):
+            await self.throttle_account(account)
         found = await self.container.auth.authenticator().authenticate_credentials(
             request, db, **data.model_dump(exclude_none=True)
         )
@@ -152,12 +223,15 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(RefreshInput),
+        openapi_extra=_body(RefreshInput, throttled=True, hashes=False),
         response_model=TokenPair,
     )
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Spend a refresh token for a new pair."""
         data = RefreshInput.model_validate(await request.json())
+        claims = self.container.auth.token_backend().verify_token(data.refresh_token, "refresh")
+        if claims is not None and claims.get("sub") is not None:
+            await self.throttle_account(f"user:{claims['sub']}")
         tokens = self.container.auth.refresh_tokens()
         payload = await tokens.consume(data.refresh_token)
         family = tokens.family_of(payload)
@@ -187,6 +261,30 @@ class AuthViewSet(APIView):
         return None
 
     # -- hooks --------------------------------------------------------------------------------
+    def get_throttles(self) -> list[BaseThrottle]:
+        """The view's throttles (THROTTLE_DEFAULT_CLASSES unless set) and `AuthRateThrottle`."""
+        return [*super().get_throttles(), AuthRateThrottle()]
+
+    async def throttle_account(self, account: str) -> None:
+        """Count this attempt against `account` (an email or user id), per action:
+        THROTTLE_RATES["auth_account"]; the key holds a digest, never the address itself.
+
+        Raises:
+            ThrottledError: the account's rate is spent (429 with `Retry-After`).
+        """
+        if self.action not in self.throttled_actions:
+            return
+        rate = self.container.throttling.rates().get("auth_account")
+        if rate is None:
+            return
+        limit, window = parse_rate(rate)
+        digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+        result = await self.container.throttling.rate_limiter().hit(
+            f"auth_account:{self.action}:{digest}", limit=limit, window=window
+        )
+        if not result.allowed:
+            self.throttled(result.retry_after)
+
     def get_user_model(self) -> Any:
         """`user_model`, else the one `configure_auth(user_model=...)` declared.
 

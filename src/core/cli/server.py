@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import code
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,45 +89,79 @@ def routes(*, app_module: AppOption = None) -> None:
 
 @app.command
 def shell(*, app_module: AppOption = None) -> None:
-    """An interactive Python shell with `app`, `container` and the models loaded.
+    """An interactive Python shell on the project's app, inside a unit of work.
 
-    `run(awaitable)` awaits; `db = new_session()` opens a session that QuerySets use without
-    `.using(db)`, e.g. `run(Post.objects.count())`; `run(db.commit())` keeps changes.
+    `app`, `container`, `db` and the models are loaded. Queries run on `db` without
+    `.using(db)`: `run(Post.objects.count())`; `run(awaitable)` awaits. `commit()` keeps the
+    changes made so far, `rollback()` drops them; leaving drops what was not committed.
     """
-    from core.context import _container
-    from core.models import Model
-
     application = _core_app(app_module)
-    # Set in this (the shell's) context: every run() copies it into its task.
-    _container.set(application.container)
     loop = asyncio.new_event_loop()
-
-    def run_coroutine(awaitable: Any) -> Any:
-        return loop.run_until_complete(awaitable)
-
-    namespace: dict[str, Any] = {
-        "app": application,
-        "container": application.container,
-        "run": run_coroutine,
-        "new_session": lambda: _new_session(application),
-        **{mapper.class_.__name__: mapper.class_ for mapper in Model.registry.mappers},
-    }
-    banner = (
-        "Core shell: app, container, run(awaitable), new_session(), and your models: "
-        + ", ".join(sorted(mapper.class_.__name__ for mapper in Model.registry.mappers))
-    )
+    namespace, banner, close = shell_namespace(application, loop)
     try:
         code.interact(banner=banner, local=namespace, exitmsg="")
     finally:
+        close()
         loop.close()
 
 
-def _new_session(application: Any) -> Any:
-    from core.context import _session
+def shell_namespace(
+    application: Any, loop: asyncio.AbstractEventLoop
+) -> tuple[dict[str, Any], str, Callable[[], None]]:
+    """What `core shell` opens with: its namespace, its banner and what closes it.
 
-    session = application.container.database.database().session()
-    _session.set(session)
-    return session
+    The app's container and a fresh unit of work (`db`) become ambient in the calling
+    context; each `run()` copies that context into the task it runs, so QuerySets need no
+    `.using(db)`. `close()` rolls back what was not committed and releases the database.
+    """
+    from core.context import set_container, set_session
+    from core.models import Model
+    from core.models.session import close as close_session
+    from core.models.session import commit as commit_session
+    from core.models.session import rollback as rollback_session
+
+    container = application.container
+    database = container.database.database()
+    db = database.session()
+    set_container(container)
+    set_session(db)
+
+    def run(awaitable: Any) -> Any:
+        return loop.run_until_complete(awaitable)
+
+    def commit() -> None:
+        """Commit the shell's unit of work; later queries start a new transaction."""
+        run(commit_session(db))
+
+    def rollback() -> None:
+        """Drop every change since the last `commit()`."""
+        run(rollback_session(db))
+
+    def close() -> None:
+        try:
+            run(rollback_session(db))
+            run(close_session(db))
+        finally:
+            run(database.dispose())
+
+    models = sorted(mapper.class_.__name__ for mapper in Model.registry.mappers)
+    namespace: dict[str, Any] = {
+        "app": application,
+        "container": container,
+        "db": db,
+        "run": run,
+        "commit": commit,
+        "rollback": rollback,
+        **{mapper.class_.__name__: mapper.class_ for mapper in Model.registry.mappers},
+    }
+    banner = (
+        "Core shell on a unit of work: queries need no .using(db), e.g. "
+        "run(Model.objects.count()). commit() keeps your changes, rollback() drops them; "
+        "leaving drops what was not committed.\n"
+        f"Loaded: app, container, db, run(awaitable), commit(), rollback(); models: "
+        f"{', '.join(models) or '(none)'}"
+    )
+    return namespace, banner, close
 
 
 def _core_app(app_module: str | None) -> Any:

@@ -1,4 +1,5 @@
-"""`core worker`, `core scheduler` and `core tasks`: run, schedule and list the project's tasks.
+"""`core worker`, `core scheduler` and `core tasks`: run, schedule and list the project's tasks,
+and the tasks that failed for good (`core tasks failed`, `core tasks retry ID`).
 
 Each loads the project's app (APP_MODULE, default `src.main:app`), so the tasks its modules
 declare and the container its settings build are the ones used, and starts the app's
@@ -14,13 +15,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from cyclopts import Parameter
+from cyclopts import App, Parameter
 
 from core.cli.app import app
 from core.discovery import load_app, read_settings
 from core.errors import ConfigurationError
 
-__all__ = ("scheduler", "tasks", "worker")
+__all__ = ("failed", "retry", "scheduler", "tasks", "tasks_app", "worker")
 
 AppOption = Annotated[
     str | None, Parameter(name="--app", help="module:attr of the CoreApp (APP_MODULE).")
@@ -121,7 +122,13 @@ def scheduler(*, app_module: AppOption = None) -> None:
     asyncio.run(serve())
 
 
-@app.command
+tasks_app = App(
+    name="tasks", help="List the project's tasks; `failed` and `retry` for the dead letters."
+)
+app.command(tasks_app)
+
+
+@tasks_app.default
 def tasks(*, app_module: AppOption = None) -> None:
     """List the project's tasks: name, queue, retries, timeout, schedule and next run."""
     application = _core_app(app_module)
@@ -151,6 +158,63 @@ def tasks(*, app_module: AppOption = None) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+@tasks_app.command
+def failed(*, limit: int = 50, app_module: AppOption = None) -> None:
+    """List the tasks that failed for good and the task messages no worker could read.
+
+    Newest first: a run that raised on its last allowed attempt (`failed`), or a message the
+    worker acknowledged and set aside (`malformed`: no data, not a task message, a bad label).
+
+    Args:
+        limit: Show at most this many.
+    """
+    application = _core_app(app_module)
+    from core.tasks.dead_letters import failed_tasks
+
+    async def read() -> list[Any]:
+        async with application.lifespan():
+            return await failed_tasks(application.container, limit)
+
+    letters = asyncio.run(read())
+    if not letters:
+        print("No failed tasks.")
+        return
+    rows = [("ID", "FAILED AT (UTC)", "REASON", "TASK", "QUEUE", "TASK ID", "ERROR")]
+    for letter in letters:
+        error = letter.error.splitlines()[0] if letter.error else "-"
+        rows.append(
+            (
+                letter.id,
+                letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                letter.reason,
+                letter.name or "-",
+                letter.queue or "-",
+                letter.task_id or "-",
+                error if len(error) <= 80 else error[:77] + "...",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@tasks_app.command
+def retry(key: str, /, *, app_module: AppOption = None) -> None:
+    """Send a failed task again, as a new run with its retries afresh, and forget its failure.
+
+    Args:
+        key: The ID `core tasks failed` shows, or the failed run's task id.
+    """
+    application = _core_app(app_module)
+    from core.tasks.dead_letters import retry_failed
+
+    async def send() -> str:
+        async with application.lifespan():
+            return await retry_failed(application.container, key)
+
+    print(f"Sent again as task {asyncio.run(send())}.")
 
 
 async def _until_signalled(run: Callable[[], Awaitable[None]], *, first: str, second: str) -> None:

@@ -17,6 +17,7 @@ from dependency_injector import containers, providers
 
 from core.adapters.memory.tokens import InMemoryTokenStore
 from core.auth.authentication import RequestAuthenticator
+from core.auth.hashing import bounded_queue
 from core.auth.passwords import PasswordPolicy
 from core.auth.refresh import RefreshTokens
 from core.auth.registry import (
@@ -185,6 +186,9 @@ class AuthContainer(containers.DeclarativeContainer):
     )
 
     token_store_lifecycle = providers.Resource(_token_store_lifecycle, token_store)
+
+    # The hashing pool is process-wide; while this app runs, its queue holds at most this many.
+    hashing_queue = providers.Resource(bounded_queue, size=config.auth_hashing_queue_size)
 
     # The authenticator gets the user-model *provider* (`.provider`), not its value, so it asks
     # per request and a later override or declaration is seen.

@@ -8,6 +8,7 @@ from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.messaging import MessagingContainer
 from core.containers.tasks import TasksContainer
+from core.containers.throttling import ThrottlingContainer
 from core.declarations import Declarations
 from core.declarations import declarations as process_declarations
 from core.settings import Settings
@@ -43,6 +44,7 @@ class CoreContainer(containers.DeclarativeContainer):
     tasks = providers.Container(
         TasksContainer, config=config, declarations=declarations, context=context
     )
+    throttling = providers.Container(ThrottlingContainer, config=config)
 
 
 def build_container(

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from core.context import _session
+from core.context import ambient_session
 from core.errors import ConfigurationError, NoActiveContextError, UniqueViolationError
 from core.messaging.consumers import current_group
 from core.messaging.events import Event
@@ -43,7 +43,7 @@ async def already_processed(event: Event, db: Any = None, *, group: str | None =
     group = group or current_group()
     if not group:
         raise ConfigurationError("already_processed() outside a consumer needs group=")
-    db = db if db is not None else _session.get()
+    db = db if db is not None else ambient_session()
     if db is None:
         raise NoActiveContextError("already_processed() needs a database session (db)")
     processed = ProcessedEvent.objects.using(db)

@@ -35,6 +35,10 @@ logger = logging.getLogger("core.messaging.outbox")
 Clock = Callable[[], datetime]
 
 
+# How many batches a pass reads, at most, looking past rows held behind their key.
+_CLAIM_WINDOWS = 10
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -289,26 +293,20 @@ class OutboxRelay:
         recent = now - timedelta(seconds=2 * self.backoff_max + self.poll_interval)
         return self._published_at is None or self._published_at < recent
 
-    async def _waiting_keys(self, db: Any, now: datetime) -> Q | None:
-        """The rows held behind an older row of their key that waits out a backoff, or None."""
+    async def _waiting_keys(self, db: Any, now: datetime) -> dict[tuple[str, str], int]:
+        """Per (topic, key), the oldest row waiting out a backoff: the key's later rows wait."""
         waiting = await (
             OutboxMessage.objects.using(db)
             .filter(status=PENDING, next_attempt_at__gt=now)
             .order_by("id")
-            .all()
+            .values_list("id", "topic", "key", "next_attempt_at")
         )
         first: dict[tuple[str, str], int] = {}
-        for row in waiting:
-            self._due_soon(row.next_attempt_at)
-            if row.key is not None:
-                first.setdefault((row.topic, row.key), row.id)
-        held = [Q(topic=topic, key=key, id__gt=id_) for (topic, key), id_ in first.items()]
-        if not held:
-            return None
-        condition = held[0]
-        for other in held[1:]:
-            condition = condition | other
-        return condition
+        for id_, topic, key, next_attempt_at in waiting:
+            self._due_soon(next_attempt_at)
+            if key is not None:
+                first.setdefault((topic, key), id_)
+        return first
 
     async def flush(self) -> int:
         """Relay until no committed row is pending; return how many were sent.
@@ -365,17 +363,28 @@ class OutboxRelay:
         # Relays take turns (`take_turn` on PostgreSQL, one relay per database elsewhere), so
         # what a pass reads is its own until it commits.
         pending = OutboxMessage.objects.using(db).filter(status=PENDING)
-        if due_by is not None:
-            pending = pending.filter(
-                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due_by)
-            )
-            # A key's later rows wait behind its row that is backing off, to keep their order.
-            held = await self._waiting_keys(db, due_by)
-            if held is not None:
-                pending = pending.exclude(held)
         if self.outbox.track_in_flight and (in_flight := self.outbox.in_flight()):
             pending = pending.exclude(id__in=sorted(in_flight))
-        return await pending.order_by("id")[: self.batch_size].all()
+        if due_by is None:
+            return await pending.order_by("id")[: self.batch_size].all()
+        pending = pending.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due_by))
+        # A key's later rows wait behind its row that is backing off, to keep their order; a
+        # batch full of such rows must not hide the rows of other keys behind it, so read on
+        # (a few batches at most: the rest waits for the next pass).
+        waiting = await self._waiting_keys(db, due_by)
+        rows: list[OutboxMessage] = []
+        window = pending
+        for _ in range(_CLAIM_WINDOWS):
+            batch = await window.order_by("id")[: self.batch_size].all()
+            rows += [
+                row
+                for row in batch
+                if row.key is None or row.id < waiting.get((row.topic, row.key), row.id + 1)
+            ]
+            if len(batch) < self.batch_size or len(rows) >= self.batch_size:
+                break
+            window = pending.filter(id__gt=batch[-1].id)
+        return rows[: self.batch_size]
 
     async def _publish(
         self,

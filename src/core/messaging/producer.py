@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from core.context import _session, current_container
+from core.context import ambient_session, current_container, is_running
 from core.declarations import Declarations, declarations
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, NotRunningError
 from core.messaging.events import Event, use_correlation_id
 from core.ports.broker import EncodedEventBroker
 
@@ -64,7 +64,9 @@ async def publish_event(
     Inside a request, consumer message or task (any code with an ambient database session) the
     event is written to the outbox in that session's transaction and relayed once it commits:
     it is sent if and only if the data is committed, and a broker outage only delays it.
-    Outside one, it goes straight to the broker.
+    Outside one, it goes straight to the broker. The container is the one `current_container()`
+    finds: a script publishes through the process default, to a real broker
+    (`MESSAGE_BROKER=kafka|redis|rabbitmq`) that `core consumer` processes read.
 
     Args:
         name: what happened, e.g. `"user.updated"`.
@@ -77,7 +79,8 @@ async def publish_event(
         The event as published (its `id` identifies it to consumers).
 
     Raises:
-        NoActiveContextError: no app is running here (no container).
+        NotRunningError: the broker is the in-memory one and its app is not running here, so
+            no consumer would ever receive the event.
         BrokerUnavailableError: outside a unit of work, the broker could not be reached.
         TypeError: `data` holds a value JSON cannot carry.
 
@@ -94,8 +97,16 @@ async def publish_event(
         raise ConfigurationError(f"publish_event({name!r}) needs a topic")
     # `messaging.container.runtime` is the provider `messaging.runtime` gives (overrides
     # included), found without the nested-container proxy's name checks: 0.4 µs less per event.
-    runtime = current_container().messaging.container.runtime()
-    session = _session.get()
+    container = current_container()
+    runtime = container.messaging.container.runtime()
+    if not is_running(container) and container.settings().message_broker == "memory":
+        raise NotRunningError(
+            f"Event {name!r} was not published: MESSAGE_BROKER=memory delivers events inside a "
+            "running app, and this one is not running (a mounted CoreApp needs "
+            "`core_app.attach(host)`). Set MESSAGE_BROKER=kafka, redis or rabbitmq and run "
+            "`core consumer`, or publish inside `async with app.lifespan():`."
+        )
+    session = ambient_session()
     if session is not None:
         event = Event._new(name, data, runtime.source, headers)[0]
         await runtime.outbox.add(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +45,62 @@ class TaskResult:
     def ready(self) -> bool:
         """True once the task finished, whether it succeeded or failed."""
         return self.status is not TaskStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTask:
+    """A task message the queue gave up on, kept in its dead-letter list.
+
+    Attributes:
+        id: the dead letter's own id: what `core tasks retry` takes (a task id works too).
+        reason: `"failed"` (the task raised on its last allowed attempt) or `"malformed"` (a
+            message the worker could not read: no data, bad JSON, a bad label).
+        error: what went wrong, `"ExceptionType: message"`.
+        failed_at: when it was dead-lettered (UTC).
+        task_id: the id of the run that failed, when the message said.
+        name: the task's name, when the message said.
+        queue: the queue it was sent to, when known.
+        args: the call's positional arguments, as sent.
+        kwargs: the call's keyword arguments, as sent.
+        raw: a malformed message as received (truncated), for a human to look at.
+    """
+
+    id: str
+    reason: str
+    error: str
+    failed_at: datetime
+    task_id: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    raw: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """True when the message says which task to run again."""
+        return self.name is not None
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """The dead-letter list of a task queue: what `core tasks failed` and `core tasks retry` use.
+
+    A queue keeps there every task that raised on its last allowed attempt and every message its
+    workers could not read (which they acknowledge, so it never blocks them), newest first.
+    """
+
+    async def failed_tasks(self, limit: int = 100) -> list[FailedTask]:
+        """The newest `limit` dead letters, newest first."""
+        ...
+
+    async def failed_task(self, key: str) -> FailedTask | None:
+        """The dead letter with this id, or the newest one of the task id `key`; None if none."""
+        ...
+
+    async def forget_failed(self, key: str) -> bool:
+        """Delete the dead letter with this id; False if there was none."""
+        ...
 
 
 class UnknownTaskError(CoreError, LookupError):

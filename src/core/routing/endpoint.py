@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.context import _session, current_container
+from core.context import current_container, reset_session, set_session
 from core.models.session import close, commit, rollback
 from core.views.base import ViewSet
 
@@ -39,10 +39,11 @@ def action_endpoint(
         view.kwargs = params
         view._action_permissions = action_permissions
         db = container.database.database().session()
-        token = _session.set(db)
+        token = set_session(db)
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
+            await view.check_throttles()
             handler = getattr(view, handler_name)
             values = {name: params[name] for name in passthrough}
             result = await (
@@ -54,7 +55,7 @@ def action_endpoint(
             await rollback(db)
             raise
         finally:
-            _session.reset(token)
+            reset_session(token)
             await close(db)
         return response
 

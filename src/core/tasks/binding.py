@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from core.context import _container
+from core.context import reset_container, set_container
 from core.declarations import Declarations
 from core.ports.tasks import TaskQueue, describe_error
 from core.tasks.registry import declared_tasks
@@ -59,7 +59,7 @@ class TaskRunner:
         attempt = int(retry.get("attempt", 0))
         task = self.task
         # `use_container`, without a context manager's cost on every run.
-        token = _container.set(self.container)
+        token = set_container(self.container)
         try:
             try:
                 return await task.run_attempt(self.container, args, kwargs)
@@ -97,7 +97,7 @@ class TaskRunner:
                 )
                 return {RETRIED_KEY: next_id}
         finally:
-            _container.reset(token)
+            reset_container(token)
 
 
 class TaskBinder:

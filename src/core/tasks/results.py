@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from core.cancellation import raise_if_cancelled
-from core.context import get_container
-from core.errors import NoActiveContextError
+from core.context import current_container
 from core.ports.tasks import TaskQueue, TaskResult, TaskStatus
 from core.tasks.binding import RETRIED_KEY
 
@@ -21,7 +20,6 @@ async def get_result(task_id: str) -> TaskResult:
     until the last attempt finished, then reports that attempt's value or error.
 
     Raises:
-        NoActiveContextError: no app is running here.
         TaskQueueUnavailableError: the queue's engine cannot be reached.
 
     Example:
@@ -30,7 +28,7 @@ async def get_result(task_id: str) -> TaskResult:
         >>> result.status, result.value  # doctest: +SKIP
         (<TaskStatus.SUCCESS: 'success'>, 42)
     """
-    queue = _queue("get_result")
+    queue = _queue()
     result = await queue.result(task_id)
     # Each retried attempt links to the next; the chain is at most `retry + 1` long.
     while result.status is TaskStatus.SUCCESS and _retried_as(result.value) is not None:
@@ -80,12 +78,7 @@ def _retried_as(value: Any) -> str | None:
     return None
 
 
-def _queue(helper: str) -> TaskQueue:
-    container = get_container()
-    if container is None:
-        raise NoActiveContextError(
-            f"{helper}() reads the running app's task queue, and no app is running here: "
-            "call it in a request, consumer or task, or inside `async with app.lifespan():`."
-        )
-    queue: TaskQueue = container.tasks.queue()
+def _queue() -> TaskQueue:
+    # The queue of the container `current_container()` finds (a script: the process default).
+    queue: TaskQueue = current_container().tasks.queue()
     return queue

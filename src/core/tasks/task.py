@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
-from core.context import current_session, get_container
+from core.context import ambient_session, current_container, is_running
 from core.declarations import Declarations
-from core.errors import CoreError, NoActiveContextError
+from core.errors import CoreError, NoActiveContextError, NotRunningError
 from core.models.session import unit_of_work
 from core.tasks.registry import declare
 
@@ -204,15 +204,13 @@ class Task(Generic[R]):
         """Run the task now, in this process: no queue, no retries, no timeout.
 
         It runs on the caller's database session when there is one (a request's, another
-        task's), else in a unit of work of its own on the running app's container; `db` and
-        `container` parameters the caller leaves out are filled in from those.
+        task's), else in a unit of work of its own on the container `current_container()`
+        finds (the running app's, or the process default in a script); `db` and `container`
+        parameters the caller leaves out are filled in from those.
         """
-        try:
-            session: Any = current_session()
-        except NoActiveContextError:
-            session = None
-        container = get_container()
-        if session is None and container is not None:
+        session = ambient_session()
+        container = current_container()
+        if session is None:
             async with unit_of_work(container) as db:
                 return await self.function(*args, **self._inject(args, kwargs, db, container))
         return await self.function(*args, **self._inject(args, kwargs, session, container))
@@ -223,7 +221,7 @@ class Task(Generic[R]):
         Raises:
             TypeError: the arguments don't fit the function, or JSON cannot carry one (the
                 message names the task and the argument).
-            NoActiveContextError: no app is running here (see `apply_async`).
+            NotRunningError: nothing in this process would run it (see `apply_async`).
 
         Example:
             >>> task_id = await send_email.delay(  # doctest: +SKIP
@@ -243,8 +241,9 @@ class Task(Generic[R]):
     ) -> str:
         """Send one run to a worker, no earlier than asked; return its task id at once.
 
-        It goes to the task queue of the app running this code (a request, consumer, task, or
-        a script inside `async with app.lifespan():`).
+        It goes to the task queue of the container `current_container()` finds: the current
+        request's, message's or task's, else the running app's, else the process default
+        (a script sends through `TASK_BROKER=redis` to `core worker` processes, as Celery does).
 
         Args:
             args: the positional arguments; JSON-serializable.
@@ -256,7 +255,8 @@ class Task(Generic[R]):
         Raises:
             TypeError: the arguments don't fit the function, or JSON cannot carry one.
             ValueError: both `countdown` and `eta`, or a naive `eta`.
-            NoActiveContextError: no app is running here.
+            NotRunningError: the task queue is the in-memory one and its app is not running
+                here, so nothing would ever run the task.
             TaskQueueUnavailableError: the queue's engine cannot be reached.
 
         Example:
@@ -358,11 +358,13 @@ class Task(Generic[R]):
         from core.tasks.binding import send
 
         self.check_call(args, kwargs)
-        container = get_container()
-        if container is None:
-            raise NoActiveContextError(
-                f"Cannot send task {self.name!r}: no app is running here. Send tasks from a "
-                "request, consumer or task, or, in a script, inside `async with app.lifespan():`."
+        container = current_container()
+        if not is_running(container) and container.settings().task_broker == "memory":
+            raise NotRunningError(
+                f"Task {self.name!r} was not sent: TASK_BROKER=memory runs tasks inside a "
+                "running app, and this one is not running (a mounted CoreApp needs "
+                "`core_app.attach(host)`). Set TASK_BROKER=redis and run `core worker`, or send "
+                "it inside `async with app.lifespan():`."
             )
         return await send(self, container, args, kwargs, countdown=countdown, eta=eta, queue=queue)
 

@@ -9,6 +9,7 @@ never leak between tests. Point it at your project's app factory with the ini op
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core import context
 from core.app import CoreApp
 from core.declarations import Declarations, declarations
 from core.settings import Settings
@@ -74,6 +76,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "core_app_factory", "module:callable building the project's CoreApp from settings"
     )
+
+
+@pytest.fixture(autouse=True)
+def _core_process_default() -> Iterator[None]:
+    """No test sees the process default container an earlier one built: it is shut down
+    after each test that built one (a script's `core.setup()`, a helper used outside an app)."""
+    yield
+    if context.has_default():
+        asyncio.run(context.shutdown())
 
 
 @pytest.fixture(name="isolated_declarations")

@@ -11,8 +11,9 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.errors import NotAuthenticatedError, PermissionDeniedError
+from core.errors import NotAuthenticatedError, PermissionDeniedError, ThrottledError
 from core.permissions import AllowAny, Permission, resolve_permissions
+from core.throttling import BaseThrottle
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -39,12 +40,17 @@ class ViewSet:
 
     Permission precedence: `@action(permission_classes=...)` > `permission_classes_by_action`
     > `permission_classes`. Entries may be classes or instances.
+
+    Throttles (`core.throttling`) run after the permissions: `throttle_classes`, else the
+    THROTTLE_DEFAULT_CLASSES setting; `throttle_scope` names the rate of `ScopedRateThrottle`.
     """
 
     permission_classes: ClassVar[Sequence[Any]] = (AllowAny,)
     permission_classes_by_action: ClassVar[dict[str, Sequence[Any]]] = {}
     tags: ClassVar[list[str] | None] = None
     output_schema: ClassVar[type[BaseModel] | None] = None
+    throttle_classes: ClassVar[Sequence[Any] | None] = None
+    throttle_scope: ClassVar[str | None] = None
 
     request: Request
     action: str
@@ -77,6 +83,28 @@ class ViewSet:
         for permission in self.get_permissions():
             if not await permission.has_object_permission(self.request, self, obj):
                 self.permission_denied(permission)
+
+    # -- throttling ---------------------------------------------------------------------------
+    def get_throttles(self) -> list[BaseThrottle]:
+        """Throttle instances for this request: `throttle_classes`, else the settings' default."""
+        chosen = self.throttle_classes
+        if chosen is None:
+            chosen = self.container.throttling.default_throttle_classes()
+        return [entry() if isinstance(entry, type) else entry for entry in chosen]
+
+    async def check_throttles(self) -> None:
+        """Count the request in every throttle; 429 with the longest wait if any refuses."""
+        waits: list[float | None] = []
+        for throttle in self.get_throttles():
+            if not await throttle.allow_request(self.request, self):
+                waits.append(throttle.wait())
+        if waits:
+            known = [wait for wait in waits if wait is not None]
+            self.throttled(max(known) if known else None)
+
+    def throttled(self, wait: float | None) -> None:
+        """Refuse the request: 429 with `Retry-After` (when the wait is known)."""
+        raise ThrottledError(wait)
 
     # -- rendering --------------------------------------------------------------------------
     def get_output_schema(self) -> type[BaseModel] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -128,6 +130,40 @@ async def json_decode_error(_: Request, exc: json.JSONDecodeError) -> JSONRespon
         },
         status_code=422,
     )
+
+
+_Handler = Callable[[Request, Any], Awaitable[Any]]
+
+
+def install_on_host(app: FastAPI, owns: Callable[[Request], bool]) -> None:
+    """Register the framework's handlers on a host app that serves Core routes beside its own.
+
+    CoreErrors get Core's body everywhere. Validation and malformed-JSON errors get Core's body
+    on the routes `owns` accepts; on the host's own routes its handler answers, as before.
+    """
+    app.add_exception_handler(CoreError, core_error)  # type: ignore[arg-type]
+    for exc_class, handler in (
+        (RequestValidationError, request_validation_error),
+        (ValidationError, pydantic_validation_error),
+        (json.JSONDecodeError, json_decode_error),
+    ):
+        app.add_exception_handler(
+            exc_class, _for_core_routes(handler, app.exception_handlers.get(exc_class), owns)
+        )
+
+
+def _for_core_routes(
+    core: _Handler, host: Callable[[Request, Any], Any] | None, owns: Callable[[Request], bool]
+) -> Any:
+    async def handle(request: Request, exc: Exception) -> Any:
+        if owns(request):
+            return await core(request, exc)
+        if host is None:
+            raise exc  # the host had no handler: it fails as it did before
+        response = host(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    return handle
 
 
 def install(app: FastAPI) -> None:

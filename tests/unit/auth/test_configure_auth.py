@@ -12,6 +12,8 @@ from typing import Any
 import jwt
 import pytest
 
+import core
+import core.context
 from core import CoreApp
 from core.auth import (
     NumericPasswordValidator,
@@ -111,7 +113,7 @@ def test_two_apps_sign_with_their_own_keys() -> None:
     assert first.container.auth.token_store() is not second.container.auth.token_store()
 
 
-def test_outside_any_app_the_helpers_use_settings_and_the_declaration(
+async def test_outside_any_app_the_helpers_use_the_process_default_container(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env here
@@ -120,8 +122,11 @@ def test_outside_any_app_the_helpers_use_settings_and_the_declaration(
     from_settings = create_access_token(user_id=1, extra_claims={"role": "script"})
     assert _decode(from_settings, KEY_A)["role"] == "script"
     assert verify_token(from_settings)["sub"] == "1"  # type: ignore[index]
+    assert core.context.has_default(), "the helpers built the process default, not their own"
 
-    configure_auth(secret_key=KEY_B)  # a new declaration: the script container is rebuilt
+    # A declaration made after the default was built applies to the next one.
+    configure_auth(secret_key=KEY_B)
+    await core.shutdown()
     declared = create_access_token(user_id=1)
     assert _decode(declared, KEY_B)["sub"] == "1"
     assert verify_token(from_settings) is None

@@ -13,8 +13,7 @@ from core.adapters.memory.tokens import InMemoryTokenStore
 from core.auth import InvalidTokenError, TokenBackend
 from core.auth.refresh import RefreshTokens
 from core.containers import build_container
-from core.testing import test_settings
-from tests.unit.auth.token_store_contract import TokenStoreContract
+from core.testing import TokenStoreContract, test_settings
 
 
 class Clock:

@@ -130,6 +130,44 @@ def test_shell_has_the_app_and_models(tmp_path: Path) -> None:
     assert "CoreApp notes True" in out.stdout, out.stderr
 
 
+def _shell(tmp_path: Path, env: dict[str, str], script: str) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [*core_command(), "shell"],
+        cwd=tmp_path,
+        env=env,
+        input=textwrap.dedent(script),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def test_shell_queries_run_on_its_unit_of_work_until_commit_or_rollback(tmp_path: Path) -> None:
+    env = _project(tmp_path)
+    first = _shell(
+        tmp_path,
+        env,
+        """
+        run(app.create_all())
+        run(Note.objects.create(text="kept"))
+        commit()
+        run(Note.objects.create(text="dropped"))
+        rollback()
+        print("notes", [note.text for note in run(Note.objects.all())])
+        run(Note.objects.create(text="never committed"))
+        """,
+    )
+    # The banner (on stderr, as the interactive console writes it) says how to keep changes.
+    assert "commit()" in first.stderr and "rollback()" in first.stderr
+    assert "notes ['kept']" in first.stdout, first.stderr
+
+    # Leaving the shell dropped what was not committed.
+    second = _shell(tmp_path, env, "print('count', run(Note.objects.count()))\n")
+    assert "count 1" in second.stdout, second.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

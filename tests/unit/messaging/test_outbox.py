@@ -384,3 +384,23 @@ async def test_an_outage_uses_up_no_attempts(flaky_shop: CoreApp, flaky: FlakyBr
     flaky.down = False
     clock.advance(relay.backoff_max)
     assert await relay.relay_once() == 1
+
+
+async def test_a_batch_full_of_held_rows_does_not_hide_the_other_keys(shop: CoreApp) -> None:
+    topic = unique("window")
+    relay = shop.container.messaging.runtime().relay
+    relay.clock = StepClock()
+    relay.batch_size = 2
+    broker = refusing(shop, ValueError)
+    received = collect(shop, topic)
+    async with shop.session():
+        await publish_event("step", data={"n": "a1", "bad": True}, topic=topic, key="a")
+        for n in ("a2", "a3", "a4"):
+            await publish_event("step", data={"n": n}, topic=topic, key="a")
+        await publish_event("step", data={"n": "b1"}, topic=topic, key="b")
+
+    with pytest.raises(RelayError):
+        await relay.relay_once()  # a1 fails; a2 waits behind it in the same pass
+    assert await relay.relay_once() == 1
+    await broker.join()
+    assert [m["data"]["n"] for m in received.messages] == ["b1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from core import CoreApp
 from core.context import use_container
-from core.errors import ConfigurationError, NoActiveContextError
+from core.errors import ConfigurationError, NotRunningError
 from core.messaging import Event, OutboxMessage, event, flush_events, publish_event
 from core.messaging.producer import declared_events
 from tests.unit.messaging.conftest import collect, unique
@@ -121,8 +122,13 @@ async def test_publish_event_inside_a_session_waits_for_its_commit(shop: CoreApp
     ]
 
 
-async def test_publish_event_needs_an_app() -> None:
-    with pytest.raises(NoActiveContextError):
+async def test_publish_event_to_the_memory_broker_with_no_app_running_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env: the process default is the embedded one
+    monkeypatch.setenv("MESSAGE_BROKER", "memory")
+    # No consumer in this process would ever receive it: an error, not a lost event.
+    with pytest.raises(NotRunningError, match=r"'x\.y'.*MESSAGE_BROKER=kafka.*core consumer"):
         await publish_event("x.y", data={}, topic="t")
 
 

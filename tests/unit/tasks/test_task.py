@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import core.context
 from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
 from core.app import CoreApp
-from core.context import current_container
-from core.errors import NoActiveContextError
+from core.context import current_container, current_session
+from core.errors import NotRunningError
 from core.ports.tasks import TaskResult, TaskStatus
 from core.tasks import (
     Task,
@@ -345,15 +347,21 @@ async def test_a_call_the_function_cannot_take_is_refused_at_send_time(app: Core
         await send_email.delay("a", "b", cc="c")
 
 
-async def test_sending_outside_a_running_app_says_how_to_fix_it() -> None:
+async def test_sending_to_the_memory_queue_with_no_app_running_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env: the process default is the embedded one
+    monkeypatch.setenv("TASK_BROKER", "memory")
+
     @task(name="emails.send")
     async def send_email(to: str) -> None:
         return None
 
-    with pytest.raises(NoActiveContextError, match=r"'emails\.send'.*app\.lifespan"):
+    # Nothing in this process would ever run it: an error, never a task id.
+    with pytest.raises(NotRunningError, match=r"'emails\.send'.*TASK_BROKER=redis.*worker"):
         await send_email.delay("user@example.com")
-    with pytest.raises(NoActiveContextError, match=r"get_result\(\)"):
-        await get_result("some-id")
+    with pytest.raises(NotRunningError):
+        await send_email.apply_async(args=("user@example.com",), countdown=5)
 
 
 async def test_a_db_parameter_gets_a_session_committed_on_success(app: CoreApp) -> None:
@@ -431,13 +439,17 @@ async def test_an_inline_call_joins_the_callers_session(app: CoreApp) -> None:
         assert await Author.objects.using(db).count() == 1
 
 
-async def test_an_inline_call_needing_db_outside_an_app_says_so() -> None:
-    @task(name="needs.db")
-    async def needs_db(db: Any) -> None:
-        return None
+async def test_an_inline_call_outside_an_app_runs_in_a_unit_of_work_of_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "memory://")
 
-    with pytest.raises(NoActiveContextError, match=r"'needs\.db' takes `db`"):
-        await needs_db()
+    @task(name="needs.db")
+    async def needs_db(db: Any, container: Any) -> bool:
+        return db is current_session() and container is core.context.default_container()
+
+    assert await needs_db() is True
 
 
 async def test_two_apps_run_tasks_with_their_own_container(clock: ManualClock) -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from core.ports.tasks import (
+    FailedTask,
     TaskFunction,
     TaskResult,
     TaskStatus,
@@ -120,6 +121,9 @@ class InMemoryTaskQueue:
       mid-run (a second cancellation, or the event loop closing) goes back to its queue.
     - `claim` is a lock held inside this process only, measured on `clock`: with the memory
       engine there is one scheduler, in the process that runs the tasks.
+    - A task that raises (on its last allowed attempt: retries are the `@task` layer's) is
+      also kept in the dead-letter list, the newest `max_failed` of them, for
+      `failed_tasks` / `core tasks failed`.
     - Nothing survives the process: queued tasks and results live in memory. The newest
       `max_results` finished results are kept; older ones read as `PENDING`, like an expired
       result in Redis.
@@ -138,6 +142,7 @@ class InMemoryTaskQueue:
         embedded_worker: bool = True,
         concurrency: int = 10,
         max_results: int = 10_000,
+        max_failed: int = 1_000,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
@@ -152,6 +157,8 @@ class InMemoryTaskQueue:
         self._wakeups: set[asyncio.Event] = set()
         self._worker: asyncio.Task[None] | None = None
         self._claims: dict[str, datetime] = {}
+        self._max_failed = max_failed
+        self._failed: OrderedDict[str, FailedTask] = OrderedDict()
 
     @property
     def clock(self) -> Clock:
@@ -223,6 +230,34 @@ class InMemoryTaskQueue:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
         await self._work(frozenset(queues), concurrency)
+
+    async def failed_tasks(self, limit: int = 100) -> list[FailedTask]:
+        return list(reversed(self._failed.values()))[:limit]
+
+    async def failed_task(self, key: str) -> FailedTask | None:
+        found = self._failed.get(key)
+        if found is None:
+            found = next((f for f in reversed(self._failed.values()) if f.task_id == key), None)
+        return found
+
+    async def forget_failed(self, key: str) -> bool:
+        return self._failed.pop(key, None) is not None
+
+    def _dead_letter(self, job: _Job, call: Mapping[str, Any], error: str) -> None:
+        letter = FailedTask(
+            id=str(uuid.uuid4()),
+            reason="failed",
+            error=error,
+            failed_at=self._clock.now(),
+            task_id=job.task_id,
+            name=job.name,
+            queue=job.queue,
+            args=tuple(call["args"]),
+            kwargs=dict(call["kwargs"]),
+        )
+        self._failed[letter.id] = letter
+        while len(self._failed) > self._max_failed:
+            self._failed.popitem(last=False)
 
     def _push(self, job: _Job) -> None:
         heapq.heappush(self._queued.setdefault(job.queue, []), job)
@@ -301,6 +336,7 @@ class InMemoryTaskQueue:
         except Exception as exc:
             logger.warning("Task %s (%s) failed", job.name, job.task_id, exc_info=True)
             outcome = TaskResult(job.task_id, TaskStatus.FAILURE, error=describe_error(exc))
+            self._dead_letter(job, call, outcome.error or "")
         self._finished[job.task_id] = outcome
         while len(self._finished) > self._max_results:
             self._finished.popitem(last=False)

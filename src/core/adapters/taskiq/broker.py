@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -13,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, BrokerMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.abc.formatter import TaskiqFormatter
+from taskiq.acks import parse_acknowledge_type
 from taskiq.decor import AsyncTaskiqDecoratedTask
 from taskiq.exceptions import NoResultError
 from taskiq.message import TaskiqMessage
@@ -29,6 +32,10 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 GROUP = "core-workers"
 ERROR_LABEL = "core_error"
 DELAYED_BATCH = 100
+# Dead letters kept (approximately: Redis trims whole nodes), newest last.
+DEAD_LETTERS_MAXLEN = 10_000
+# Of a malformed message, what the dead letter keeps for a human to look at.
+RAW_LIMIT = 4_096
 
 # Moves the due members of a queue's delayed ZSET into its stream, atomically: with several
 # workers polling, a task is moved exactly once and never lost between the XADD and the ZREM.
@@ -88,6 +95,7 @@ class StreamBroker(RedisStreamBroker):
         streams: Sequence[str],
         idle_timeout: int,
         claim_interval: float,
+        dead_letters: str,
         concurrency: int = 1,
         **options: Any,
     ) -> None:
@@ -104,6 +112,8 @@ class StreamBroker(RedisStreamBroker):
             **options,
         )
         self.streams = list(streams)
+        self.dead_letters = dead_letters
+        self.formatter = _ParsedOnce(self.formatter)
         self.claim_interval = claim_interval
         self.concurrency = concurrency
         # Fetched and not yet acknowledged. Counting a message the receiver dropped without
@@ -150,6 +160,9 @@ class StreamBroker(RedisStreamBroker):
                                 if fields is None:  # deleted entry (Redis 6.2 still lists it)
                                     await redis.xack(stream, GROUP, entry_id)
                                     continue
+                                if b"data" not in fields:
+                                    await self._reject_entry(stream, entry_id, fields)
+                                    continue
                                 logger.warning("Running abandoned task message %s again", entry_id)
                                 yield self._message(stream, entry_id, fields)
                     # The receiver asks for a message only once it holds a free slot, so at
@@ -179,7 +192,38 @@ class StreamBroker(RedisStreamBroker):
                     continue
                 for stream, entries in fetched or []:
                     for entry_id, fields in entries:
+                        if b"data" not in fields:
+                            await self._reject_entry(stream, entry_id, fields)
+                            continue
                         yield self._message(stream, entry_id, fields)
+
+    async def dead_letter(self, fields: Mapping[str, str | bytes]) -> None:
+        """Append one entry to the dead-letter stream (reason, error, the message...)."""
+        entry: dict[Any, Any] = {"failed_at": str(int(time.time() * 1000)), **fields}
+        await self.client().xadd(
+            self.dead_letters, entry, maxlen=DEAD_LETTERS_MAXLEN, approximate=True
+        )
+
+    async def _reject_entry(self, stream: Any, entry_id: Any, fields: Any) -> None:
+        # Not a task message (written by something else, or damaged): taskiq-redis read its
+        # `data` field blindly and the KeyError ended the worker, again at each redelivery.
+        stream_name = stream.decode() if isinstance(stream, bytes) else str(stream)
+        raw = repr({_text(k): _text(v) for k, v in (fields or {}).items()})[:RAW_LIMIT]
+        logger.error("Task message %s in %s has no data field; dead-lettered", entry_id, stream)
+        try:
+            await self.dead_letter(
+                {
+                    "reason": "malformed",
+                    "error": "KeyError: the stream entry has no 'data' field",
+                    "stream": stream_name,
+                    "entry_id": _text(entry_id),
+                    "raw": raw,
+                }
+            )
+            await self.client().eval(ACK_AND_DELETE, 1, stream_name, GROUP, entry_id)
+        except (*UNREACHABLE, ResponseError):
+            # Still pending: claimed and rejected again later.
+            logger.warning("Could not dead-letter task message %s", entry_id, exc_info=True)
 
     def _message(self, stream: Any, entry_id: Any, fields: Any) -> AckableMessage:
         self.in_flight += 1
@@ -292,7 +336,34 @@ _JSON_SCALARS = frozenset({type(None), bool, int, str})
 
 
 class CoreResults(TaskiqMiddleware):
-    """Shapes results the way the port reports them, before the receiver stores them."""
+    """Shapes results the way the port reports them, before the receiver stores them, and
+    dead-letters the runs that failed for good (before their message is acknowledged)."""
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        if isinstance(exception, NoResultError) or (
+            isinstance(exception, asyncio.CancelledError) and cancel_requested()
+        ):
+            return
+        broker = self.broker
+        if not isinstance(broker, StreamBroker) or not broker.is_worker_process:
+            return
+        # The `@task` layer turns a failure with retries left into a result naming the next
+        # attempt, so an error here is the task's last word.
+        try:
+            await broker.dead_letter(
+                {
+                    "reason": "failed",
+                    "error": describe_error(exception),
+                    "task_id": message.task_id,
+                    "task_name": message.task_name,
+                    "stream": str(message.labels.get("queue_name") or broker.queue_name),
+                    "data": message.model_dump_json(),
+                }
+            )
+        except UNREACHABLE:
+            logger.warning("Could not dead-letter failed task %s", message.task_id, exc_info=True)
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         hard_stopped = isinstance(result.error, asyncio.CancelledError) and cancel_requested()
@@ -325,13 +396,82 @@ class CoreReceiver(Receiver):
         if task is not None:
             self.running.add(task)
         try:
+            if isinstance(message, AckableMessage) and await self._rejected(message):
+                return
             await super().callback(message, raise_err)
         finally:
             if task is not None:
                 self.running.discard(task)
+
+    async def _rejected(self, message: AckableMessage) -> bool:
+        """Dead-letter and acknowledge a message taskiq cannot run; True if it was one.
+
+        Taskiq's receiver skips a message it cannot parse without a trace, and one with a bad
+        `ack_type` label raises before acknowledging, so it came back for ever.
+        """
+        try:
+            parsed = self.broker.formatter.loads(message.data)
+            parsed.parse_labels()
+            if (ack_type := parsed.labels.get("ack_type")) is not None:
+                parse_acknowledge_type(ack_type)
+            return False
+        except Exception as exc:
+            error = describe_error(exc).splitlines()[0][:RAW_LIMIT]
+            logger.error("Malformed task message dead-lettered: %s", error)
+            fields: dict[str, str | bytes] = {
+                "reason": "malformed",
+                "error": error,
+                "raw": _text(message.data)[:RAW_LIMIT],
+            }
+            try:
+                # What can still be read of it: enough to send it again without the bad part.
+                known = TaskiqMessage.model_validate_json(message.data)
+                known.labels.pop("ack_type", None)
+                fields.update(
+                    task_id=known.task_id,
+                    task_name=known.task_name,
+                    stream=str(known.labels.get("queue_name") or ""),
+                    data=known.model_dump_json(),
+                )
+            except Exception:  # noqa: S110 (nothing more to learn from it)
+                pass
+            broker = self.broker
+            if isinstance(broker, StreamBroker):
+                try:
+                    await broker.dead_letter(fields)
+                except UNREACHABLE:
+                    # Unacknowledged, it comes back later and is rejected again then.
+                    logger.warning("Could not dead-letter a malformed task", exc_info=True)
+                    return True
+            await message.ack()  # type: ignore[misc]
+            return True
 
     async def cancel_running(self) -> None:
         """Cancel the running tasks and wait for them; none is acknowledged."""
         for task in self.running:
             task.cancel()
         await asyncio.gather(*self.running, return_exceptions=True)
+
+
+class _ParsedOnce(TaskiqFormatter):
+    """A formatter that remembers its last message, so the receiver's own parse of a message
+    `CoreReceiver` just checked costs nothing (nothing awaits between the two)."""
+
+    def __init__(self, inner: TaskiqFormatter) -> None:
+        self.inner = inner
+        self._last: tuple[Any, TaskiqMessage] | None = None
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        return self.inner.dumps(message)
+
+    def loads(self, message: bytes) -> TaskiqMessage:
+        last = self._last
+        if last is not None and last[0] is message:
+            return last[1]
+        parsed = self.inner.loads(message)
+        self._last = (message, parsed)
+        return parsed
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

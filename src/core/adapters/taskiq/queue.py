@@ -30,6 +30,7 @@ from core.adapters.taskiq.broker import (
 from core.cancellation import raise_if_cancelled
 from core.errors import TaskQueueUnavailableError
 from core.ports.tasks import (
+    FailedTask,
     TaskFunction,
     TaskResult,
     TaskStatus,
@@ -62,6 +63,10 @@ class TaskiqTaskQueue:
     - `claim` sets `<key_prefix>:claim:<key>` with `SET NX PX`: one caller wins per key.
     - A worker stopped gracefully finishes its running tasks and hands the entries it had
       fetched but not started back to the group at once.
+    - Dead letters go to the stream `<key_prefix>:dead`: a run that raised on its last allowed
+      attempt (before its entry is acknowledged), and a message no worker can run (no `data`
+      field, not a task message, a bad `ack_type` label), which is acknowledged at once so it
+      neither stops the worker nor comes back. `failed_tasks` reads them, newest first.
 
     Args:
         url: the Redis URL (`REDIS_URL`).
@@ -222,6 +227,68 @@ class TaskiqTaskQueue:
     def _stream(self, queue: str) -> str:
         return f"{self._prefix}:stream:{queue}"
 
+    @property
+    def _dead(self) -> str:
+        return f"{self._prefix}:dead"
+
+    async def failed_tasks(self, limit: int = 100) -> list[FailedTask]:
+        entries: Any
+        try:
+            entries = await self._producer.client().xrevrange(self._dead, count=limit)
+        except UNREACHABLE as exc:
+            raise TaskQueueUnavailableError("Could not read the failed tasks.") from exc
+        return [self._failed(entry_id, fields) for entry_id, fields in entries]
+
+    async def failed_task(self, key: str) -> FailedTask | None:
+        client = self._producer.client()
+        entries: Any
+        try:
+            if _looks_like_entry_id(key):
+                entries = await client.xrange(self._dead, key, key)
+                if entries:
+                    return self._failed(*entries[0])
+            # A task id: the newest dead letter of that run.
+            async for entry_id, fields in _newest_first(client, self._dead):
+                if fields.get(b"task_id") == key.encode():
+                    return self._failed(entry_id, fields)
+        except UNREACHABLE as exc:
+            raise TaskQueueUnavailableError("Could not read the failed tasks.") from exc
+        return None
+
+    async def forget_failed(self, key: str) -> bool:
+        if not _looks_like_entry_id(key):
+            return False
+        try:
+            return bool(await self._producer.client().xdel(self._dead, key))
+        except UNREACHABLE as exc:
+            raise TaskQueueUnavailableError("Could not delete the failed task.") from exc
+
+    def _failed(self, entry_id: Any, fields: dict[bytes, bytes]) -> FailedTask:
+        text = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+        stream = text.get("stream") or ""
+        queue = stream.removeprefix(f"{self._prefix}:stream:") if stream else None
+        args: tuple[Any, ...] = ()
+        kwargs: dict[str, Any] = {}
+        if "data" in text:
+            try:
+                message = json.loads(text["data"])
+                args, kwargs = tuple(message.get("args") or ()), dict(message.get("kwargs") or {})
+            except (ValueError, AttributeError, TypeError):
+                pass
+        failed_at = datetime.fromtimestamp(int(text.get("failed_at") or 0) / 1000, UTC)
+        return FailedTask(
+            id=entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+            reason=text.get("reason") or "failed",
+            error=text.get("error") or "",
+            failed_at=failed_at,
+            task_id=text.get("task_id"),
+            name=text.get("task_name"),
+            queue=queue or None,
+            args=args,
+            kwargs=kwargs,
+            raw=text.get("raw"),
+        )
+
     def _delayed(self, queue: str) -> str:
         return f"{self._prefix}:delayed:{queue}"
 
@@ -238,6 +305,7 @@ class TaskiqTaskQueue:
             streams=[self._stream(queue) for queue in queues],
             idle_timeout=self._redelivery_ms,
             claim_interval=min(2.0, self._redelivery_timeout / 2),
+            dead_letters=self._dead,
             concurrency=concurrency,
             max_connection_pool_size=connections,
         )
@@ -276,3 +344,22 @@ class TaskiqTaskQueue:
                     elif next_ms >= 0:
                         wait = min(wait, next_ms / 1000)
                 await asyncio.sleep(wait)
+
+
+def _looks_like_entry_id(key: str) -> bool:
+    milliseconds, _, sequence = key.partition("-")
+    return milliseconds.isdigit() and sequence.isdigit()
+
+
+async def _newest_first(client: Redis, stream: str, batch: int = 500) -> Any:
+    """Every entry of `stream`, newest first, read `batch` at a time."""
+    end = "+"
+    while True:
+        entries: Any = await client.xrevrange(stream, max=end, count=batch)
+        for entry in entries:
+            yield entry
+        if len(entries) < batch:
+            return
+        last = entries[-1][0]
+        last = last.decode() if isinstance(last, bytes) else str(last)
+        end = f"({last}"

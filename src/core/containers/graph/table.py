@@ -139,6 +139,18 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
         },
     ),
     PortEntry(
+        "throttling.rate_limiter",
+        "RateLimiter",
+        "throttle_store",
+        {
+            "memory": Adapter("core.adapters.memory.ratelimit.InMemoryRateLimiter"),
+            "redis": Adapter(
+                "core.adapters.redis.ratelimit.RedisRateLimiter",
+                ("throttle_store_url", "redis_url", "throttle_key_prefix"),
+            ),
+        },
+    ),
+    PortEntry(
         "messaging.broker",
         "EventBroker",
         "message_broker",

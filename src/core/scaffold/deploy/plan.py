@@ -185,7 +185,12 @@ def _services(settings: Settings) -> tuple[Service, ...]:
     services: list[Service] = []
     if _dialect(settings.database_url).startswith("postgres"):
         services.append("postgres")
-    if "redis" in (settings.message_broker, settings.task_broker, settings.auth_token_store):
+    if "redis" in (
+        settings.message_broker,
+        settings.task_broker,
+        settings.auth_token_store,
+        settings.throttle_store,
+    ):
         services.append("redis")
     if settings.message_broker == "rabbitmq":
         services.append("rabbitmq")

@@ -1,12 +1,15 @@
-"""The TokenStore contract, shared by the memory adapter (unit) and Redis (integration).
+"""The TokenStore contract: what every token store, built-in or yours, must do.
 
-A test module subclasses `TokenStoreContract` and provides a `store` fixture.
+Subclass `TokenStoreContract` and provide a `store` fixture. The unit tests run it on the
+in-memory store, the integration tests on Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+
+import pytest
 
 from core.ports.tokens import TokenStore
 
@@ -16,6 +19,12 @@ def _id() -> str:
 
 
 class TokenStoreContract:
+    """Behaviour every TokenStore shares; see the port's docstring."""
+
+    @pytest.fixture
+    def store(self) -> TokenStore:
+        raise NotImplementedError("a store's test class provides the `store` fixture")
+
     async def test_a_token_is_used_once(self, store: TokenStore) -> None:
         jti = _id()
 

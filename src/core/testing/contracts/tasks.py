@@ -149,6 +149,32 @@ class TaskQueueContract:
         assert result.error == "ValueError: boom"
         assert result.value is None
 
+    async def test_a_failing_task_lands_in_the_dead_letter_list(
+        self, tasks: TaskQueueHarness
+    ) -> None:
+        queue: Any = tasks.queue
+        async with tasks.worker(["contract-a"]):
+            task_id = await queue.enqueue("fail", (), {"message": "boom"}, queue="contract-a")
+            await tasks.wait(task_id)
+            ok_id = await queue.enqueue("echo", (1,), queue="contract-a")
+            await tasks.wait(ok_id)
+
+        letters = await queue.failed_tasks()
+        assert [(f.task_id, f.name, f.queue, f.error) for f in letters] == [
+            (task_id, "fail", "contract-a", "ValueError: boom")
+        ]
+        [letter] = letters
+        assert (letter.reason, letter.args, dict(letter.kwargs)) == (
+            "failed",
+            (),
+            {"message": "boom"},
+        )
+        assert await queue.failed_task(task_id) == letter
+        assert await queue.failed_task(letter.id) == letter
+        assert await queue.forget_failed(letter.id) is True
+        assert await queue.failed_tasks() == []
+        assert await queue.failed_task(task_id) is None
+
     async def test_a_return_value_json_cannot_carry_fails_the_task(
         self, tasks: TaskQueueHarness
     ) -> None:

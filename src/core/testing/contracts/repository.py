@@ -1,8 +1,8 @@
 """The Repository contract: one suite, run on every adapter (memory, SQLite, PostgreSQL).
 
-A subclass provides the `container` fixture: a root container whose database has the test
-models' tables and no rows. Every test goes through the public QuerySet/Model API, so this is
-also the contract of `Model.objects` for users.
+A subclass provides the `container` fixture: a root container whose database has the tables of
+`core.testing.contracts.models` (on `Model.metadata`) and no rows. Every test goes through the
+public QuerySet/Model API, so this is also the contract of `Model.objects` for users.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from core.errors import (
 )
 from core.models import Q
 from core.models.session import unit_of_work
-from tests.models import Article, Author, Comment, Document
+from core.testing.contracts.models import Article, Author, Comment, Document
 
 
 class RepositoryContract:
