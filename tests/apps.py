@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import enum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from starlette.requests import Request
 
 from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
 from core.permissions import AllowAny, HasPermission, IsAuthenticated, IsInGroup, IsOwner
 from core.settings import Settings
 from core.views import LimitOffsetPagination, ReadOnlyModelViewSet
-from tests.models import Article, Author, Document
+from tests.models import Article, Author, Document, Note
 
 
 class ArticleInput(BaseModel):
@@ -110,6 +111,92 @@ class HealthView(APIView):
 
     async def post(self, request: Request, **kwargs: Any) -> Any:
         return {"echo": await request.json()}
+
+
+class NoteViewSet(ModelViewSet):
+    """Derived schemas; IsOwner guards writes, so `owner_id` is server-owned."""
+
+    model = Note
+    permission_classes = [IsAuthenticated]
+    permission_classes_by_action = {
+        "update": [IsAuthenticated, IsOwner],
+        "destroy": [IsOwner],
+    }
+    unique_fields = ["slug"]
+
+    @action(methods=["POST"], detail=True, permission_classes=[IsOwner])
+    async def archive(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        note = await self.get_object(db, **kwargs)
+        note.status = "archived"
+        await note.save(db)
+        return {"archived": True}
+
+
+class Status(enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class NoteInput(BaseModel):
+    """An explicit schema with every kind of constraint PATCH must keep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, Field(min_length=1, max_length=20)]
+    slug: Annotated[str, Field(pattern=r"^[a-z0-9-]+$", max_length=50)]
+    status: Status = Status.DRAFT
+    priority: Annotated[int, Field(ge=0, le=5)] = 0
+    score: float | None = None
+    secret_code: SecretStr | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _no_shouting(cls, value: str) -> str:
+        if value.isupper():
+            raise ValueError("Do not shout.")
+        return value
+
+    @model_validator(mode="after")
+    def _published_needs_priority(self) -> NoteInput:
+        if self.status is Status.PUBLISHED and self.priority == 0:
+            raise ValueError("A published note needs a priority.")
+        return self
+
+
+class CheckedNoteViewSet(ModelViewSet):
+    """The explicit schema; the owner comes from the user (IsOwner's field, filled on create)."""
+
+    model = Note
+    input_schema = NoteInput
+    permission_classes = [IsOwner(scope=True)]
+    permission_classes_by_action = {"create": [IsAuthenticated]}
+    max_body_size = 4096
+
+    async def perform_create(self, db: Any, data: dict[str, Any]) -> Any:
+        data.pop("secret_code", None)
+        data["status"] = data["status"].value if "status" in data else "draft"
+        return await super().perform_create(db, data)
+
+    async def perform_update(self, db: Any, instance: Any, data: dict[str, Any]) -> Any:
+        data.pop("secret_code", None)
+        if "status" in data:
+            data["status"] = data["status"].value
+        return await super().perform_update(db, instance, data)
+
+
+class OpenNoteViewSet(ReadOnlyModelViewSet):
+    model = Note
+    permission_classes = [AllowAny]
+
+
+def build_notes_app(settings: Settings, **options: Any) -> CoreApp:
+    api = AutoRouter(prefix="/api/v1")
+    api.register("/notes", NoteViewSet, basename="note")
+    api.register("/checked-notes", CheckedNoteViewSet, basename="checked-note")
+    api.register("/open-notes", OpenNoteViewSet, basename="open-note")
+    api.register("/authors", AuthorViewSet)
+    api.register("/health", HealthView)
+    return CoreApp(settings=settings, routers=[api], title="Notes API", **options)
 
 
 def build_app(settings: Settings, **options: Any) -> CoreApp:

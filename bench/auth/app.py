@@ -12,7 +12,9 @@ would. Both are done here, in the bench app, by swapping the ``run_hasher`` name
 ``core.auth.models`` imported for a recording wrapper; nothing in src/ changes. In the default
 mode the wrapper still hands the call to the real ``run_hasher`` (its pool, its sizing).
 ``CORE_BENCH_HASH_THREADS=N`` (an investigation knob) gives that pool N threads instead of its
-default ``os.cpu_count()``, by pre-setting the module's lazily made executor.
+default ``os.cpu_count()``, by pre-setting the module's lazily made pool.
+The bench measures logins against reads, not refusals: it turns the login throttles off and
+lets the hashing queue grow (AUTH_HASHING_QUEUE_SIZE) past anything its drivers send.
 ``CORE_BENCH_GC_FREEZE=1`` (another one) calls ``gc.freeze()`` once the app is built, so full
 collections stop re-scanning the objects of the imports (see the README: they set GET's p99).
 
@@ -31,7 +33,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,15 +88,15 @@ auth_models.run_hasher = bench_run_hasher  # type: ignore[attr-defined]
 
 if HASH_THREADS:
     # uvicorn --workers 1 serves from this process, so the pid check of the pool will match.
-    auth_hashing._executor = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="core-hasher")
-    auth_hashing._executor_pid = os.getpid()
+    auth_hashing._pool = auth_hashing.HashingPool(workers=HASH_THREADS)
+    auth_hashing._pool_pid = os.getpid()
 
 
 async def hashing_stats() -> dict[str, Any]:
     with _stats_lock:
         return {
             "on_loop": HASH_ON_LOOP,
-            "pool_threads": auth_hashing._hashing_executor()._max_workers,
+            "pool_threads": auth_hashing.hashing_pool().workers,
             "calls": dict(_calls),
             "cpu_seconds": {name: round(cpu, 4) for name, cpu in _cpu_seconds.items()},
         }
@@ -110,7 +111,11 @@ auth = AutoRouter()
 auth.register("/auth", AuthViewSet)
 
 app = CoreApp(
-    settings=Settings(database_url=os.environ["DATABASE_URL"]),
+    settings=Settings(
+        database_url=os.environ["DATABASE_URL"],
+        throttle_rates={"auth": None, "auth_account": None},
+        auth_hashing_queue_size=100_000,
+    ),
     routers=[posts, auth],
 )
 app.fastapi.add_api_route("/bench/hashing/", hashing_stats, methods=["GET"])

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from core.containers.core import CoreContainer, build_container
 from core.context import is_running, reset_container, running, set_container, use_container
 from core.errors import ConfigurationError, NotRunningError
+from core.health import add_health_routes
 from core.models.session import unit_of_work
 from core.settings import Settings
 from core.views import errors
@@ -85,8 +86,8 @@ class CoreApp:
         for router in routers:
             self.include_router(router)
         # After the project's routers, so one that serves /health itself wins. Probes of load
-        # balancers and orchestrators (see `core deploy`) call it; it touches no database.
-        self.fastapi.add_api_route("/health", _health, methods=["GET"], include_in_schema=False)
+        # balancers and orchestrators (see `core deploy`) call /health/live and /health/ready.
+        add_health_routes(self.fastapi)
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""
@@ -266,11 +267,6 @@ def _routes(routers: Sequence[Any]) -> Iterator[Any]:
                 yield from _routes([included])
             else:
                 yield route
-
-
-async def _health() -> dict[str, str]:
-    """GET /health: the process is up and serving requests."""
-    return {"status": "ok"}
 
 
 async def _maybe_await(result: Any) -> None:

@@ -180,7 +180,8 @@ class ThrottledError(CoreError):
 
     def __init__(self, wait: float | None = None, detail: Any = None) -> None:
         if detail is None and wait is not None:
-            detail = f"Request was throttled. Expected available in {max(1, math.ceil(wait))} s."
+            seconds = max(1, math.ceil(wait))
+            detail = f"Request was throttled. Expected available in {seconds} seconds."
         super().__init__(detail)
         self.wait = wait
         self.headers = _retry_after(wait) if wait is not None else None

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     database_pool_pre_ping: bool = False
     migrations_dir: str = "migrations"
 
+    request_max_body_size: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Bytes a request body may hold; past them it is refused with 413 while it "
+        "streams in. A ViewSet's `max_body_size` overrides it for its routes.",
+    )
+    request_max_json_depth: int = Field(
+        default=32,
+        ge=1,
+        le=200,
+        description="How deep a JSON body may nest objects and arrays; deeper is a 400.",
+    )
+
     auth_access_token_expire_minutes: int = 30
     auth_refresh_token_expire_days: int = 7
     auth_password_hasher: str = "pbkdf2_sha256"

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -69,7 +70,15 @@ def parse_rate(rate: str) -> tuple[int, float]:
         >>> parse_rate("100/min"), parse_rate("5/s"), parse_rate("1000/day"), parse_rate("3/10m")
         ((100, 60.0), (5, 1.0), (1000, 86400.0), (3, 600.0))
     """
-    match = _RATE.match(rate.lower()) if isinstance(rate, str) else None
+    if not isinstance(rate, str):
+        raise ConfigurationError(f"Invalid throttle rate {rate!r}: a text such as '100/min'.")
+    return _parse_rate(rate)
+
+
+# Throttles parse their rate per request, and a project has a handful of rates.
+@functools.lru_cache(maxsize=256)
+def _parse_rate(rate: str) -> tuple[int, float]:
+    match = _RATE.match(rate.lower())
     period = _PERIODS.get(match.group(3)) if match else None
     if match is None or period is None:
         raise ConfigurationError(

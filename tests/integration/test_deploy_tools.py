@@ -57,9 +57,11 @@ def _core(project: Path, *args: str) -> str:
     ("template", "env", "tasks", "deployments"),
     [
         ("microservice", DISTRIBUTED, True, 4),
-        ("default", "", False, 1),
+        # Promoted for production: PostgreSQL and Redis, and a worker.
+        ("default", "", False, 2),
+        ("default", "AUTH_ALGORITHM=RS256\nAUTH_PRIVATE_KEY_FILE=keys/private.pem\n", False, 2),
     ],
-    ids=["every-process", "embedded-default"],
+    ids=["every-process", "embedded-default", "key-files"],
 )
 def test_kustomize_renders_k8s_and_every_object_is_valid(
     tmp_path: Path, template: str, env: str, tasks: bool, deployments: int
@@ -72,6 +74,9 @@ def test_kustomize_renders_k8s_and_every_object_is_valid(
     except ImportError as exc:
         services.unavailable("kubernetes-validate", str(exc))
     project = make_project(tmp_path, template, env=env, tasks=tasks)
+    if "KEY_FILE" in env:
+        (project / "keys").mkdir()
+        (project / "keys" / "private.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
     _core(project, "deploy", "k8s")
 
     rendered = subprocess.run(
@@ -85,13 +90,34 @@ def test_kustomize_renders_k8s_and_every_object_is_valid(
         kubernetes_validate.validate(document, version, strict=True)
     kinds = sorted(d["kind"] for d in objects)
     assert kinds.count("Deployment") == deployments
-    assert {"ConfigMap", "Secret", "Service", "HorizontalPodAutoscaler"} <= set(kinds)
+    assert {
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    } <= set(kinds)
     # The generators' hashed names reach every container's envFrom.
     config = next(d for d in objects if d["kind"] == "ConfigMap")["metadata"]["name"]
     for deployment in (d for d in objects if d["kind"] == "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         assert spec["containers"][0]["envFrom"][0]["configMapRef"]["name"] == config
         assert deployment["metadata"]["labels"]["app.kubernetes.io/part-of"] == "shop"
+    names = {d["metadata"]["name"] for d in objects if d["kind"] == "Deployment"}
+    assert "shop-worker" in names
+    # The key file is in a Secret of its own, mounted into the pods; never in the ConfigMap.
+    secrets = [d for d in objects if d["kind"] == "Secret"]
+    configmap = next(d for d in objects if d["kind"] == "ConfigMap")
+    assert "BEGIN PRIVATE KEY" not in str(configmap)
+    if "KEY_FILE" in env:
+        keys = next(d for d in secrets if d["metadata"]["name"].startswith("shop-keys-"))
+        assert set(keys["data"]) == {"auth_private_key.pem"}
+        for deployment in (d for d in objects if d["kind"] == "Deployment"):
+            volumes = deployment["spec"]["template"]["spec"]["volumes"]
+            assert {
+                "name": "keys",
+                "secret": {"secretName": keys["metadata"]["name"], "defaultMode": 0o440},
+            } in volumes
 
 
 # -- PM2 ----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -481,3 +482,69 @@ async def test_unsendable_rows_delay_nobody_and_are_parked(database_url: str) ->
     }
     assert sorted(map(int, broker.published)) == list(range(20))
     await app.container.database.database().dispose()
+
+
+async def test_killing_the_active_relay_process_hands_its_work_to_another(
+    database_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.migration_roundtrip import core_command
+
+    # A "Redis" that accepts connections and never answers: the relay process's publish hangs
+    # there, in the middle of its pass, holding the turn.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    writer = CoreApp(settings=_settings(database_url, outbox_relay_in_process=False))
+    writer.container.messaging.broker.override(Recording())
+    await writer.create_all()
+    with use_container(writer.container):
+        async with writer.session():
+            sent = await publish_event("tick", data=1, topic="t", key="k")
+    await writer.container.database.database().dispose()
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "__init__.py").write_text("")
+    (tmp_path / "src" / "main.py").write_text(
+        "import core.messaging\nfrom core import CoreApp\n\napp = CoreApp()\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MESSAGE_BROKER": "redis",
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "OUTBOX_POLL_INTERVAL": "0.2",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *core_command(),
+        "outbox",
+        "relay",
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    standby = CoreApp(settings=_settings(database_url, outbox_relay_in_process=True))
+    broker = Recording()
+    standby.container.messaging.broker.override(broker)
+    try:
+        async with asyncio.timeout(30):
+            # Another process's pass holds the lock: there is no event to wait on.
+            while not await _advisory_holders(database_url):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        async with standby.lifespan():
+            await asyncio.sleep(1)  # the standby relay polls meanwhile, and waits its turn
+            assert broker.published == [], "one relay at a time"
+            process.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(broker.first.wait(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        server.close()
+    assert broker.published == [str(sent.id)]

@@ -14,9 +14,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from core.migrations.autogenerate import scratch_database
 from core.migrations.runner import MIGRATION_LOCK_KEY
 from core.settings import Settings
-from tests.migration_roundtrip import MODELS_V1, CoreProject, core_command, run_round_trip
+from tests.migration_roundtrip import (
+    MODELS_FLAGS,
+    MODELS_V1,
+    MODELS_V2,
+    CoreProject,
+    core_command,
+    run_round_trip,
+)
+from tests.scaffolding import make_project
 
 pytestmark = pytest.mark.postgres
 
@@ -93,3 +102,81 @@ def test_migrations_started_at_once_run_one_after_the_other(
     assert reports == ["Applied", "No"], results  # "No migrations to apply." for the later one
     assert all("waiting for it to end" in stderr for _, _, stderr in results)
     assert "posts" in project.inspect(lambda inspector: inspector.get_table_names())
+
+
+def test_migrations_made_on_sqlite_apply_and_roll_back_on_postgres(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The quickstart: make migrations on the default SQLite, then switch .env to PostgreSQL.
+    on_sqlite = CoreProject(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    on_sqlite.write_models(MODELS_FLAGS)
+    on_sqlite.core("makemigrations", "--name", "initial")
+    on_postgres = CoreProject(tmp_path, database_url)
+
+    assert on_postgres.core("migrate").stdout.startswith("Applied ")
+
+    on_postgres.execute("INSERT INTO articles (title) VALUES ('kept')")
+    row = on_postgres.execute(
+        "SELECT is_published, is_visible, views, created_at IS NOT NULL FROM articles"
+    )
+    assert row == [(False, True, 0, True)]
+    # The models and the migrations agree on PostgreSQL too.
+    assert on_postgres.core("makemigrations", "--check").stdout.strip() == "No changes detected"
+
+    assert on_postgres.core("migrate", "--to", "base").stdout.startswith("Unapplied ")
+    assert "articles" not in on_postgres.inspect(lambda inspector: inspector.get_table_names())
+
+
+def test_a_new_project_made_on_sqlite_migrates_postgres(tmp_path: Path, database_url: str) -> None:
+    root = make_project(tmp_path)
+    on_sqlite = CoreProject(root, f"sqlite+aiosqlite:///{root / 'app.db'}")
+    on_sqlite.core("makemigrations", "--name", "initial")
+    on_postgres = CoreProject(root, database_url)
+
+    on_postgres.core("migrate")
+    on_postgres.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+
+    flags = on_postgres.execute("SELECT is_active, is_staff, is_superuser FROM users")
+    assert flags == [(True, False, False)]
+    on_postgres.core("migrate", "--to", "base")
+    tables = on_postgres.inspect(lambda inspector: inspector.get_table_names())
+    assert tables == ["alembic_version"]
+
+
+def test_makemigrations_on_postgres_needs_no_migrated_database(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The database DATABASE_URL names does not exist yet: the comparison runs on a scratch one.
+    absent = f"core_absent_{uuid.uuid4().hex[:12]}"
+    project = CoreProject(
+        tmp_path, make_url(postgres_url).set(database=absent).render_as_string(False)
+    )
+    project.write_models(MODELS_V1)
+
+    project.core("makemigrations", "--name", "initial")
+    again = project.core("makemigrations")
+    project.write_models(MODELS_V2)
+    check = project.core("makemigrations", "--check", ok=False, one_line=False)
+
+    assert again.stdout.strip() == "No changes detected"
+    assert check.returncode == 1 and "  + add column posts.body" in check.stdout
+    assert len(project.versions()) == 1
+    assert absent not in asyncio.run(_databases(postgres_url))
+
+
+def test_the_scratch_database_is_dropped_afterwards(postgres_url: str) -> None:
+    with scratch_database(postgres_url) as url:
+        name = make_url(url).database
+        assert name in asyncio.run(_databases(postgres_url))
+
+    assert name not in asyncio.run(_databases(postgres_url))
+
+
+async def _databases(url: str) -> list[str]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT datname FROM pg_database"))
+            return [row[0] for row in rows]
+    finally:
+        await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,12 +15,17 @@ from starlette.requests import Request
 
 from core import AutoRouter, CoreApp
 from core.adapters.redis.ratelimit import RedisRateLimiter
+from core.auth import configure_auth, register_password_hasher
 from core.errors import RateLimiterUnavailableError
-from core.testing import RateLimiterContract, test_settings
+from core.testing import RateLimiterContract, isolated_declarations, test_settings
 from core.throttling import AnonRateThrottle
 from core.views import APIView
+from tests.unit.auth.models import User
+from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app
 
 pytestmark = pytest.mark.redis
+
+LOGIN = "/api/v1/auth/login/"
 
 
 @pytest.fixture
@@ -110,3 +115,37 @@ async def test_two_apps_sharing_redis_share_one_count(redis_url: str, prefix: st
             )
             async with other:
                 assert (await other.get("/ping/")).status_code == 200
+
+
+@pytest.fixture
+def declared() -> Iterator[None]:
+    with isolated_declarations():
+        register_password_hasher(FastHasher())
+        configure_auth(secret_key=SECRET, user_model=User, password_hasher="fast_sha256")
+        yield
+
+
+async def test_guesses_at_one_account_spread_over_two_apps_share_its_rate(
+    redis_url: str, prefix: str, declared: None
+) -> None:
+    settings = test_settings(
+        throttle_store="redis",
+        throttle_store_url=redis_url,
+        throttle_key_prefix=prefix,
+        throttle_rates={"auth": "100/min", "auth_account": "4/min"},
+    )
+    first, second = build_auth_app(settings), build_auth_app(settings)
+    async with first.lifespan(), second.lifespan():
+        for app in (first, second):  # each app has its own in-memory database
+            await app.create_all()
+            async with app.session() as db:
+                await User.create_user(email="ann@example.com", password=PASSWORD, db=db)
+        one = httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://a")
+        two = httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://b")
+        wrong = {"email": "ann@example.com", "password": "guess"}
+        async with one, two:
+            codes = [(await http.post(LOGIN, json=wrong)).status_code for http in [one, two] * 3]
+            right = await two.post(LOGIN, json={"email": "ann@example.com", "password": PASSWORD})
+
+    assert codes == [401, 401, 401, 401, 429, 429]
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1

@@ -428,6 +428,28 @@ def test_users_are_the_viewset_actions_consumers_and_tasks_resolving_each_provid
     assert build_graph(app.container, app=app).users == ()
 
 
+def test_users_of_the_rate_limiter_follow_the_default_throttles(
+    registries: None, declarations: None
+) -> None:
+    app = users_app(registries, declarations)
+    throttled = CoreApp(
+        settings=settings(database_url="memory://", throttle_default_classes="anon"),
+        routers=app._routers,
+    )
+
+    def limiter_users(application: CoreApp) -> set[str]:
+        graph = build_graph(application.container, app=application, users=True)
+        return {user.label for user in graph.users_of("throttling.rate_limiter")}
+
+    # AuthViewSet throttles login, register and refresh itself; other views only by default.
+    assert limiter_users(app) == {
+        "AuthViewSet.login",
+        "AuthViewSet.register",
+        "AuthViewSet.refresh",
+    }
+    assert {"NoteViewSet.list", "NoteViewSet.pin", "AuthViewSet.me"} <= limiter_users(throttled)
+
+
 def _name(cls_name: str) -> str:
     return f"{__name__}.users_app.<locals>.{cls_name}"
 

@@ -172,6 +172,20 @@ async def test_error_bodies_are_cores(host: Host, client: Any) -> None:
     assert bad_body.json()["detail"][0]["loc"] == ["body", "text"]
 
 
+async def test_cores_routes_on_a_host_keep_their_body_limit_and_parser(
+    host: Host, client: Any
+) -> None:
+    too_large = await client.post(f"{host.prefix}/api/notes/", json={"text": "x" * 2_000_000})
+    assert too_large.status_code == 413 and too_large.json()["code"] == "request_too_large"
+    for content in (b'{"text": NaN}', b'{"text": "\\ud800"}', b"[" * 100):
+        malformed = await client.post(
+            f"{host.prefix}/api/notes/",
+            content=content,
+            headers={"content-type": "application/json"},
+        )
+        assert malformed.status_code == 400 and malformed.json()["code"] == "parse_error"
+
+
 async def test_the_hosts_own_routes_keep_the_hosts_error_bodies(host: Host, client: Any) -> None:
     response = await client.get("/hello/abc")
 

@@ -93,3 +93,22 @@ class TestInMemoryRateLimiter(RateLimiterContract):
 
     async def advance(self, seconds: float) -> None:
         self._clock.now += seconds
+
+
+def test_the_suites_load_on_first_use_only() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, core.testing\n"
+        "from core import Model\n"
+        "before = {m for m in sys.modules if m.startswith('core.testing.contracts')}\n"
+        "from core.testing import PasswordHasherContract\n"
+        "after = {m for m in sys.modules if m.startswith('core.testing.contracts')}\n"
+        "print(sorted(before), sorted(after), 'test_authors' in Model.metadata.tables)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert out == "[] ['core.testing.contracts', 'core.testing.contracts.hashing'] False"

@@ -1,6 +1,7 @@
 """`core consumer`, `core topics list|create` and `core outbox relay|status`.
 
-Each loads the project's app (APP_MODULE) so the consumers, events and container are the app's.
+`consumer` and `outbox` load the project's app (APP_MODULE) so the consumers, events and
+container are the app's; `topics` needs only the settings (the broker and its address).
 `core.messaging` is imported inside the commands: importing the CLI must not declare the outbox
 tables for a project that does not use events (`core makemigrations` would add them).
 """
@@ -20,6 +21,7 @@ from cyclopts import App, Parameter
 from core.cli.app import app
 from core.discovery import load_app, read_settings
 from core.errors import ConfigurationError
+from core.settings import Settings
 
 __all__ = ("consumer", "outbox_app", "topics_app")
 
@@ -27,7 +29,10 @@ AppOption = Annotated[
     str | None, Parameter(name="--app", help="module:attr of the CoreApp (APP_MODULE).")
 ]
 
-topics_app = App(name="topics", help="List and create the broker's topics (Kafka admin).")
+topics_app = App(
+    name="topics",
+    help="List and create the broker's topics, from the settings alone (no app module needed).",
+)
 outbox_app = App(name="outbox", help="The transactional outbox: relay it, or see its state.")
 
 
@@ -118,27 +123,47 @@ def _run_admin(coroutine: Any) -> Any:
         driver.setLevel(level)
 
 
-def _broker_admin(application: Any, operation: str) -> Any:
-    broker = application.container.messaging.broker()
+def _broker_admin(app_module: str | None, operation: str) -> tuple[Any, Settings]:
+    """The broker's `operation` and the settings, from the settings alone (MESSAGE_BROKER and
+    its address need no app module), or from the app `--app` names."""
+    if app_module is None:
+        from core.containers.core import build_container
+
+        settings = read_settings()
+        broker = build_container(settings).messaging.broker()
+    else:
+        application = _core_app(app_module)
+        settings = application.settings
+        broker = application.container.messaging.broker()
     method = getattr(broker, operation, None)
     if method is None:
-        kind = application.settings.message_broker
         raise ConfigurationError(
-            f"`core topics` is not applicable to MESSAGE_BROKER={kind}: its topics exist only "
-            "inside a running process and need no creating."
+            f"`core topics` is not applicable to MESSAGE_BROKER={settings.message_broker}: its "
+            "topics exist only inside a running process and need no creating."
         )
-    return method
+    return method, settings
 
 
 @topics_app.command(name="list")
 def list_topics(*, app_module: AppOption = None) -> None:
-    """List the broker's topics (Kafka topics, Redis streams)."""
-    application = _core_app(app_module)
-    names: list[str] = _run_admin(_broker_admin(application, "list_topics")())
-    if not names:
+    """List the broker's event topics (Kafka topics, Redis streams).
+
+    On Redis, the task queue's streams (TASK_KEY_PREFIX) live beside the event topics: they
+    are listed apart, under their own heading.
+    """
+    list_names, settings = _broker_admin(app_module, "list_topics")
+    names: list[str] = _run_admin(list_names())
+    task_prefix = f"{settings.task_key_prefix}:"
+    streams = [name for name in names if name.startswith(task_prefix)]
+    topics = [name for name in names if not name.startswith(task_prefix)]
+    if not topics:
         print("No topics.")
-    for name in names:
+    for name in topics:
         print(name)
+    if streams:
+        print(f"\nTask queue streams ({task_prefix}*, read by `core worker`; not event topics):")
+        for name in streams:
+            print(f"  {name}")
 
 
 @topics_app.command
@@ -154,15 +179,13 @@ def create(
     """
     if partitions < 1 or replication_factor < 1:
         raise ConfigurationError("--partitions and --replication-factor must be at least 1.")
-    application = _core_app(app_module)
-    create_topic = _broker_admin(application, "create_topic")
+    create_topic, settings = _broker_admin(app_module, "create_topic")
     options: dict[str, Any] = {}
     if "replication_factor" in inspect.signature(create_topic).parameters:
         options["replication_factor"] = replication_factor
     elif replication_factor != 1:
         raise ConfigurationError(
-            f"--replication-factor is not applicable to "
-            f"MESSAGE_BROKER={application.settings.message_broker}."
+            f"--replication-factor is not applicable to MESSAGE_BROKER={settings.message_broker}."
         )
     created = _run_admin(create_topic(name, partitions, **options))
     if created:

@@ -25,21 +25,34 @@ def makemigrations(
     *,
     name: Annotated[str | None, Parameter(name=("--name", "-n"))] = None,
     empty: Annotated[bool, Parameter(negative=())] = False,
+    check: Annotated[bool, Parameter(negative=())] = False,
     app_module: Annotated[str | None, Parameter(name="--app")] = None,
 ) -> None:
-    """Write a migration for what changed between the models and the database.
+    """Write a migration for what changed between the models and the migrations.
 
     Imports the app module (APP_MODULE, default `src.main:app`) so the models register,
-    compares them with the database at DATABASE_URL, and writes the difference to
-    MIGRATIONS_DIR/versions. The first run creates the migrations folder. Prints
-    "No changes detected" and writes nothing when the database already matches the models.
+    replays the migrations on a scratch database of the same kind as DATABASE_URL (a temporary
+    SQLite file, or a temporary PostgreSQL database on the same server), compares the models
+    with it, and writes the difference to MIGRATIONS_DIR/versions. The live database is never
+    read, so it may be behind or absent. The first run creates the migrations folder. Prints
+    "No changes detected" and writes nothing when the migrations already match the models.
 
     Args:
         name: Message that also names the file, e.g. `add_phone`. Default: from the changes.
         empty: Write a migration with empty upgrade/downgrade, to fill in by hand.
+        check: Write nothing; exit 1 when the models have changes no migration holds (for CI).
         app_module: `module:attr` to import instead of APP_MODULE.
     """
     runner = _runner(app_module)
+    if check:
+        changes = runner.pending_changes()
+        if not changes:
+            print("No changes detected")
+            return
+        print("Changes not in a migration yet (run `core makemigrations`):")
+        for change in changes:
+            print(f"  {change}")
+        raise SystemExit(1)
     created = runner.make_migrations(name, empty=empty)
     if created is None:
         print("No changes detected")

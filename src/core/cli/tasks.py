@@ -96,16 +96,21 @@ def scheduler(*, app_module: AppOption = None) -> None:
 
     Run one or several: each tick of each task is sent once (a Redis claim per tick). With
     TASK_BROKER=memory the tasks also run in this process. Cron schedules are read in
-    TIMEZONE; ticks missed while no scheduler ran are not caught up.
+    TIMEZONE; ticks missed while no scheduler ran are not caught up. With no periodic task
+    declared it says so once and stays up, idle, until stopped.
     """
     application = _core_app(app_module)
     from core.tasks import Scheduler
 
     periodic = Scheduler(application.container)
     if not periodic.tasks:
-        raise ConfigurationError(
-            "No periodic tasks are declared by the app module: nothing to schedule."
+        # Stay up: a scheduler Deployment or PM2 process that exited would be restarted in a
+        # loop. Nothing to connect to either, so no lifespan.
+        asyncio.run(
+            _until_signalled(_idle, first="scheduler: stopping", second="scheduler: stopping")
         )
+        print("scheduler: stopped", flush=True)
+        return
 
     async def serve() -> None:
         async with application.lifespan():
@@ -179,7 +184,13 @@ def failed(*, limit: int = 50, app_module: AppOption = None) -> None:
 
     letters = asyncio.run(read())
     if not letters:
-        print("No failed tasks.")
+        if application.settings.task_broker == "memory":
+            print(
+                "No failed tasks in this process: with TASK_BROKER=memory the dead letters "
+                "live in the app's own process (see core.tasks.dead_letters)."
+            )
+        else:
+            print("No failed tasks.")
         return
     rows = [("ID", "FAILED AT (UTC)", "REASON", "TASK", "QUEUE", "TASK ID", "ERROR")]
     for letter in letters:
@@ -243,6 +254,12 @@ async def _until_signalled(run: Callable[[], Awaitable[None]], *, first: str, se
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+async def _idle() -> None:
+    # Said once the signal handlers are in place: a SIGTERM after this line stops it cleanly.
+    print("scheduler: no periodic tasks declared by the app module; idle until stopped", flush=True)
+    await asyncio.Event().wait()
 
 
 def _core_app(app_module: str | None) -> Any:

@@ -95,9 +95,27 @@ async def create_superuser(application: Any, email: str, password: str) -> Any:
         raise ConfigurationError(
             f"The database refused the new user ({reason}); has `core migrate` run?"
         ) from exc
+    except OSError as exc:
+        # The driver's connect failed (refused, unknown host, timed out): no DBAPI error yet.
+        raise ConfigurationError(
+            f"Cannot reach the database at {_safe_url(application)}: {exc}"
+        ) from exc
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"The driver DATABASE_URL names is not installed ({exc})."
+        ) from exc
     finally:
         # A one-shot command: close the pool so no connection outlives asyncio.run's loop.
         await application.container.database.database().dispose()
+
+
+def _safe_url(application: Any) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(application.settings.database_url).render_as_string(hide_password=True)
+    except Exception:
+        return "DATABASE_URL"
 
 
 def _load(app_module: str | None) -> Any:

@@ -483,9 +483,11 @@ class OutboxRelay:
                 # Commits do not cut the wait short: the broker (or database) is what is down.
                 await self._wait(self._stopping, delay)
                 continue
-            if failures:
+            if failures and sent:
                 logger.info("Outbox relay recovered after %d failed attempt(s)", failures)
-                failures = 0
+            # A pass without failures (if only because every row waits out its backoff) ends
+            # the streak: the rows' own backoff paces them from here.
+            failures = 0
             if self.clock() >= next_cleanup:
                 next_cleanup = self.clock() + timedelta(seconds=self.cleanup_interval)
                 try:

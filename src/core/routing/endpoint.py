@@ -7,12 +7,22 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.context import current_container, reset_session, set_session
 from core.models.session import close, commit, rollback
 from core.views.base import ViewSet
+from core.views.body import (
+    LIMITED_KEY,
+    MAX_BODY_SIZE_KEY,
+    MAX_JSON_DEPTH_KEY,
+    CoreRequest,
+    limit_receive,
+    read_json,
+)
+from core.views.errors import InvalidBodyError
 
 __all__ = ("action_endpoint",)
 
@@ -26,12 +36,28 @@ def action_endpoint(
     passthrough: tuple[str, ...],
     action_permissions: tuple[Any, ...] | None,
     with_db: bool = True,
+    body_schema: type[BaseModel] | None = None,
 ) -> Callable[..., Any]:
-    """The FastAPI endpoint for one action: unit of work, user, permissions, handler, one JSON
-    pass."""
+    """The FastAPI endpoint for one action: unit of work, user, permissions, body, handler, one
+    JSON pass.
+
+    The body is read only once the user is known and allowed: a refused caller gets its 401
+    or 403 whatever it sent, and nothing it sent is parsed.
+    """
 
     async def endpoint(request: Request, **params: Any) -> Response:
         container = current_container()
+        if view_class.max_body_size is not None:
+            request.scope[MAX_BODY_SIZE_KEY] = view_class.max_body_size
+        if LIMITED_KEY not in request.scope:
+            # Served by a host app (`CoreApp.attach`) without Core's middleware: count here.
+            settings = container.settings()
+            request.scope.setdefault(MAX_JSON_DEPTH_KEY, settings.request_max_json_depth)
+            request._receive = limit_receive(
+                request.scope, request.receive, settings.request_max_body_size
+            )
+        # Handlers' `await request.json()` parses strictly, within the limits.
+        request.__class__ = CoreRequest
         view = view_class()
         view.request = request
         view.action = action
@@ -44,8 +70,10 @@ def action_endpoint(
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
             await view.check_throttles()
-            handler = getattr(view, handler_name)
             values = {name: params[name] for name in passthrough}
+            if body_schema is not None:
+                values["data"] = await _validated_body(view_class, request, body_schema)
+            handler = getattr(view, handler_name)
             result = await (
                 handler(request, db, **values) if with_db else handler(request, **values)
             )
@@ -70,3 +98,16 @@ def action_endpoint(
     endpoint.__name__ = f"{view_class.__name__}.{action}"
     endpoint.__doc__ = inspect.getdoc(getattr(view_class, handler_name)) or ""
     return endpoint
+
+
+async def _validated_body(
+    view_class: type[ViewSet], request: Request, schema: type[BaseModel]
+) -> BaseModel:
+    raw = await read_json(request)
+    if raw is ...:
+        raise InvalidBodyError([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        write_only = getattr(view_class, "write_only_fields", ())
+        raise InvalidBodyError.from_validation(exc, schema, write_only) from None

@@ -9,15 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Body, Path, Query
+from fastapi import Path, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from core.models import lookups
+from core.permissions import can_refuse, resolve_permissions
 from core.routing.endpoint import action_endpoint
 from core.views import schemas
 from core.views.actions import actions_of
-from core.views.base import APIView, ViewSet
+from core.views.base import APIView, ViewSet, permissions_for_action
 from core.views.errors import error_responses
 from core.views.pagination import MAX_OFFSET, MAX_PAGE
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
@@ -36,14 +37,15 @@ _CRUD = (
 )
 
 
-# Error statuses each CRUD action can answer (documented in OpenAPI).
+# Error statuses each CRUD action can answer besides 401/403 (documented in OpenAPI; 401 and
+# 403 only where the action's permissions can refuse).
 _ERRORS = {
-    "list": (400, 401, 403, 404, 422),
-    "create": (400, 401, 403, 422),
-    "retrieve": (401, 403, 404, 422),
-    "update": (400, 401, 403, 404, 422),
-    "partial_update": (400, 401, 403, 404, 422),
-    "destroy": (400, 401, 403, 404, 422),
+    "list": (400, 404, 422),
+    "create": (400, 413, 415, 422),
+    "retrieve": (404, 422),
+    "update": (400, 404, 413, 415, 422),
+    "partial_update": (400, 404, 413, 415, 422),
+    "destroy": (400, 404, 422),
 }
 
 
@@ -64,6 +66,21 @@ class RouteSpec:
 def join(*parts: str) -> str:
     path = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
     return "/" + path if path else ""
+
+
+def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI `requestBody` of a route that reads its body itself, after the permissions."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.inline_json_schema(schema)}},
+        }
+    }
+
+
+def _refusals(permissions: Any) -> tuple[int, ...]:
+    """401 and 403 when one of `permissions` can refuse, else nothing (AllowAny)."""
+    return (401, 403) if any(can_refuse(p) for p in resolve_permissions(permissions)) else ()
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -92,7 +109,19 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
             low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
-            params.append(_keyword(name, int | None, Query(None, ge=low, le=high)))
+            if name in ("page_size", "limit"):
+                # Larger values are capped at max_page_size: document the real maximum.
+                query = Query(
+                    None,
+                    ge=1,
+                    description=f"Objects per page, at most {view.max_page_size} "
+                    f"(larger values are capped); {view.page_size} by default.",
+                    json_schema_extra={"maximum": view.max_page_size},
+                )
+                params.append(_keyword(name, int, query))
+                continue
+            query = Query(None, ge=low, le=high)
+            params.append(_keyword(name, int | None, query))
     if view.search_fields:
         params.append(
             _keyword(
@@ -134,21 +163,22 @@ def viewset_routes(
             continue
         params: list[inspect.Parameter] = []
         passthrough: tuple[str, ...] = ()
+        permissions = permissions_for_action(view, handler)
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
             "summary": handler.replace("_", " ").capitalize(),
-            "responses": error_responses(*_ERRORS[handler]),
+            "responses": error_responses(*sorted({*_ERRORS[handler], *_refusals(permissions)})),
         }
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
+        body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
-            schema: type[BaseModel] = view.resolved_input_schema()
+            body = view.resolved_input_schema()
             if handler == "partial_update":
-                schema = schemas.partial_schema_for(schema)
-            params.append(_keyword("data", schema, Body()))
-            passthrough = (*passthrough, "data")
+                body = schemas.partial_schema_for(body)
+            options["openapi_extra"] = _request_body(body)
         if handler == "list":
             params.extend(_list_parameters(view))
             options["response_model"] = (
@@ -167,8 +197,10 @@ def viewset_routes(
                 name=f"{basename}-{handler}",
                 action=handler,
                 view=view,
-                permissions=view.permission_classes_by_action.get(handler, view.permission_classes),  # type: ignore[arg-type]
-                endpoint=action_endpoint(view, handler, handler, status, params, passthrough, None),
+                permissions=tuple(permissions),
+                endpoint=action_endpoint(
+                    view, handler, handler, status, params, passthrough, None, body_schema=body
+                ),
                 options=options,
             )
         )
@@ -196,13 +228,16 @@ def _action_routes(
         params.extend(extra)
         passthrough = tuple(p.name for p in params)
         status = info.status_code or 200
+        permissions = info.permission_classes
+        declared = (
+            permissions if permissions is not None else permissions_for_action(view, info.name)
+        )
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
-            "responses": error_responses(400, 401, 403, 404, 422),
+            "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
             **info.route_options,
         }
-        permissions = info.permission_classes
         specs.append(
             RouteSpec(
                 path=path,
@@ -210,9 +245,7 @@ def _action_routes(
                 name=f"{basename}-{info.url_name}",
                 action=info.name,
                 view=view,
-                permissions=permissions
-                if permissions is not None
-                else view.permission_classes_by_action.get(info.name, view.permission_classes),  # type: ignore[arg-type]
+                permissions=tuple(declared),
                 endpoint=action_endpoint(
                     view, info.name, info.name, status, params, passthrough, permissions
                 ),
@@ -236,6 +269,8 @@ def apiview_routes(
     for method in view.http_methods:
         if not hasattr(view, method):
             continue
+        permissions = permissions_for_action(view, method)
+        refusals = _refusals(permissions)
         specs.append(
             RouteSpec(
                 path=base,
@@ -243,13 +278,14 @@ def apiview_routes(
                 name=f"{basename}-{method}",
                 action=method,
                 view=view,
-                permissions=tuple(
-                    view.permission_classes_by_action.get(method, view.permission_classes)
-                ),
+                permissions=tuple(permissions),
                 endpoint=action_endpoint(
                     view, method, method, 200, params, passthrough, None, with_db=False
                 ),
-                options={"tags": tags, "responses": error_responses(400, 401, 403, 404, 422)},
+                options={
+                    "tags": tags,
+                    "responses": error_responses(*sorted({400, 404, 413, 422, *refusals})),
+                },
             )
         )
     specs.extend(_action_routes(view, base, base, basename, list(tags), None))

@@ -39,13 +39,17 @@ class ViewSet:
     name), `container` (the running app's root container) and `kwargs` (path values).
 
     Permission precedence: `@action(permission_classes=...)` > `permission_classes_by_action`
-    > `permission_classes`. Entries may be classes or instances.
+    > `permission_classes`. Entries may be classes or instances. `partial_update` takes
+    `update`'s entry unless it has its own: PATCH is an update.
+
+    `max_body_size` (bytes) overrides REQUEST_MAX_BODY_SIZE for this view's routes.
 
     Throttles (`core.throttling`) run after the permissions: `throttle_classes`, else the
     THROTTLE_DEFAULT_CLASSES setting; `throttle_scope` names the rate of `ScopedRateThrottle`.
     """
 
     permission_classes: ClassVar[Sequence[Any]] = (AllowAny,)
+    max_body_size: ClassVar[int | None] = None
     permission_classes_by_action: ClassVar[dict[str, Sequence[Any]]] = {}
     tags: ClassVar[list[str] | None] = None
     output_schema: ClassVar[type[BaseModel] | None] = None
@@ -150,12 +154,20 @@ def _permissions(
     if found is None:
         if from_action is not None:
             chosen: Any = from_action
-        elif action in cls.permission_classes_by_action:
-            chosen = cls.permission_classes_by_action[action]
         else:
-            chosen = cls.permission_classes
+            chosen = permissions_for_action(cls, action)
         found = _permission_cache[key] = resolve_permissions(chosen)
     return found
+
+
+def permissions_for_action(cls: type[ViewSet], action: str) -> Sequence[Any]:
+    """The declared permissions of a CRUD or APIView action (not an @action's own)."""
+    by_action = cls.permission_classes_by_action
+    if action in by_action:
+        return by_action[action]
+    if action == "partial_update" and "update" in by_action:
+        return by_action["update"]
+    return cls.permission_classes
 
 
 class APIView(ViewSet):

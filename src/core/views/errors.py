@@ -1,19 +1,34 @@
-"""Exception handlers: every error a client can cause becomes a clear 4xx JSON body."""
+"""Exception handlers: every error becomes one JSON envelope, `{"detail": ..., "code": ...}`.
+
+`detail` is a sentence, or for a 422 the list of field errors, or for a lookup value of the
+wrong type the spec's `invalid_lookup_value` object; `code` is a stable machine-readable name.
+A field error never carries a secret's value and carries at most a short excerpt of any other
+(see docs/errors.md).
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
+from starlette.exceptions import HTTPException
 
 from core.errors import CoreError, IntegrityViolationError
+from core.views.body import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_JSON_DEPTH,
+    BodyLimitMiddleware,
+    MalformedBodyError,
+)
 
 # Pydantic error types for a path value that does not convert, and the name users read.
 _EXPECTED = {
@@ -33,13 +48,46 @@ _EXPECTED = {
     "datetime_from_date_parsing": "datetime",
 }
 
+# The code of an HTTPException (FastAPI's, Starlette's or a handler's own) by status.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "throttled",
+    500: "error",
+    503: "service_unavailable",
+}
+
+# Field names whose values are never echoed back, whatever the schema says.
+_SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential|authorization|otp",
+    re.IGNORECASE,
+)
+EXCERPT_LENGTH = 32
+_MESSAGE_LENGTH = 200
+
 
 class ErrorBody(BaseModel):
-    """A 4xx answer: what went wrong, a stable code, and the field when one is to blame."""
+    """The error envelope: what went wrong, a stable code, and the field when one is to blame."""
 
     detail: Any
-    code: str | None = None
+    code: str
     field: str | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
 
 
 class LookupErrorDetail(BaseModel):
@@ -53,83 +101,185 @@ class LookupErrorDetail(BaseModel):
 class ValidationErrorBody(BaseModel):
     """422: the field errors of the body or query, or a path value of the wrong type."""
 
-    detail: list[dict[str, Any]] | LookupErrorDetail
+    detail: list[FieldError] | LookupErrorDetail
+    code: str
+
+
+_DESCRIBED = {
+    400: "Malformed body, invalid input or a constraint violated",
+    401: "Not authenticated",
+    403: "Permission denied",
+    404: "Not found",
+    413: "Request body too large",
+    415: "Body is not JSON",
+    422: "Validation error",
+}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route can answer."""
-    described = {
-        400: "Invalid input or a constraint violated",
-        401: "Not authenticated",
-        403: "Permission denied",
-        404: "Not found",
-        422: "Validation error",
-    }
     return {
         status: {
             "model": ValidationErrorBody if status == 422 else ErrorBody,
-            "description": described[status],
+            "description": _DESCRIBED[status],
         }
         for status in statuses
     }
 
 
-def _errors(errors: Any) -> list[dict[str, Any]]:
-    # The errors' `ctx` may hold exception objects; make them JSON.
-    return [
-        {k: v for k, v in error.items() if k != "url"}
-        for error in to_jsonable_python(errors, fallback=str)
-    ]
+# -- field errors without secrets -------------------------------------------------------------
+def _annotation_is_secret(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_annotation_is_secret(arg) for arg in getattr(annotation, "__args__", ()) or ())
+
+
+@cache
+def secret_fields(schema: type[BaseModel]) -> frozenset[str]:
+    """Fields of `schema` whose values an error never echoes: `SecretStr`/`SecretBytes` ones,
+    those marked `json_schema_extra={"write_only": True}`, and secret-sounding names."""
+    found = set()
+    for name, field in schema.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if (
+            _annotation_is_secret(field.annotation)
+            or extra.get("write_only")
+            or _SECRET_NAME.search(name)
+            or (field.alias and _SECRET_NAME.search(field.alias))
+        ):
+            found.update({name, field.alias or name})
+    return frozenset(found)
+
+
+def _excerpt(value: Any) -> Any:
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        text = str(value)
+        return value if len(text) <= EXCERPT_LENGTH else text[:EXCERPT_LENGTH] + "…"
+    if isinstance(value, str):
+        return value if len(value) <= EXCERPT_LENGTH else value[:EXCERPT_LENGTH] + "…"
+    return None  # objects and arrays are never echoed: they may hold anything
+
+
+def _is_secret(loc: Iterable[Any], secrets: frozenset[str]) -> bool:
+    return any(
+        isinstance(part, str) and (part in secrets or _SECRET_NAME.search(part)) for part in loc
+    )
+
+
+def field_errors(
+    errors: Iterable[Any], *, prefix: tuple[str, ...] = (), secrets: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Pydantic errors as the envelope's field errors: `loc`, `msg`, `type`, and `input`/`ctx`
+    only when they are no secret, cut to a short excerpt."""
+    result = []
+    for error in errors:
+        loc = [*prefix, *error.get("loc", ())]
+        secret = _is_secret(loc, secrets)
+        item: dict[str, Any] = {
+            "loc": loc,
+            "msg": str(error.get("msg", ""))[:_MESSAGE_LENGTH],
+            "type": error.get("type", "value_error"),
+        }
+        if not secret and error.get("type") != "missing":
+            value = _excerpt(error.get("input"))
+            if value is not None:
+                item["input"] = value
+        ctx = error.get("ctx")
+        if ctx and not secret:
+            # ctx holds the schema's limits and validators' messages, not the input: cut only
+            # what is too long to be either.
+            item["ctx"] = {
+                key: value[:_MESSAGE_LENGTH] if isinstance(value, str) else value
+                for key, value in to_jsonable_python(ctx, fallback=str).items()
+            }
+        result.append(item)
+    return result
+
+
+class InvalidBodyError(CoreError, ValueError):
+    """The body does not fit the input schema (422); `detail` is the list of field errors."""
+
+    status_code = 422
+    code = "validation_error"
+
+    @classmethod
+    def from_validation(
+        cls, exc: ValidationError, schema: type[BaseModel], extra_secrets: Iterable[str] = ()
+    ) -> InvalidBodyError:
+        secrets = secret_fields(schema) | frozenset(extra_secrets)
+        return cls(field_errors(exc.errors(), prefix=("body",), secrets=secrets))
+
+
+# -- handlers -----------------------------------------------------------------------------------
+def envelope(
+    detail: Any,
+    code: str,
+    status_code: int,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail, "code": code, **extra}
+    headers = dict(headers or {})
+    if status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status_code, headers=headers or None)
 
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
-    body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
+    extra = {}
     if isinstance(exc, IntegrityViolationError) and exc.field:
-        body["field"] = exc.field
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        extra["field"] = exc.field
+    detail = exc.detail
+    if not isinstance(detail, str | list | dict):
+        detail = str(detail)
+    return envelope(detail, exc.code, exc.status_code, exc.headers, **extra)
+
+
+async def http_exception(_: Request, exc: HTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return envelope(exc.detail, code, exc.status_code, exc.headers)
 
 
 async def request_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors:
         loc = error.get("loc", ())
         if len(loc) == 2 and loc[0] == "path":
-            field, value = str(loc[1]), error.get("input")
+            field = str(loc[1])
             expected = _EXPECTED.get(error.get("type", ""), "value")
-            return JSONResponse(
+            return envelope(
                 {
-                    "detail": {
-                        "error": "invalid_lookup_value",
-                        "message": f"Invalid {field} format. Expected {expected}.",
-                        "field": field,
-                        "value": value,
-                        "expected_type": expected,
-                    }
+                    "error": "invalid_lookup_value",
+                    "message": f"Invalid {field} format. Expected {expected}.",
+                    "field": field,
+                    "value": _excerpt(error.get("input")),
+                    "expected_type": expected,
                 },
-                status_code=422,
+                "invalid_lookup_value",
+                422,
             )
-    return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
+        if error.get("type") == "json_invalid":
+            # FastAPI's own body parsing on a plain route: a malformed body is a 400.
+            return envelope(MalformedBodyError.default_detail, MalformedBodyError.code, 400)
+    return envelope(field_errors(errors), "validation_error", 422)
 
 
 async def pydantic_validation_error(_: Request, exc: ValidationError) -> JSONResponse:
     # Raised by a handler validating its own input (`Schema.model_validate(body)`).
-    errors = [{**e, "loc": ["body", *e.get("loc", ())]} for e in exc.errors()]
-    return JSONResponse({"detail": _errors(errors)}, status_code=422)
+    return envelope(field_errors(exc.errors(), prefix=("body",)), "validation_error", 422)
 
 
 async def json_decode_error(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
-    # Raised by `await request.json()` in a handler on a malformed body.
-    return JSONResponse(
-        {
-            "detail": [
-                {
-                    "loc": ["body", exc.pos],
-                    "msg": f"JSON decode error: {exc.msg}",
-                    "type": "json_invalid",
-                }
-            ]
-        },
-        status_code=422,
-    )
+    # Raised by a handler's own `json.loads` on a malformed body.
+    return envelope(f"Malformed JSON body: {exc.msg}.", MalformedBodyError.code, 400)
+
+
+async def server_error(_: Request, exc: Exception) -> JSONResponse:
+    # The server logs it with its traceback (Starlette re-raises it after this answer); the
+    # client learns nothing about the cause.
+    return envelope(CoreError.default_detail, CoreError.code, 500)
 
 
 _Handler = Callable[[Request, Any], Awaitable[Any]]
@@ -138,11 +288,14 @@ _Handler = Callable[[Request, Any], Awaitable[Any]]
 def install_on_host(app: FastAPI, owns: Callable[[Request], bool]) -> None:
     """Register the framework's handlers on a host app that serves Core routes beside its own.
 
-    CoreErrors get Core's body everywhere. Validation and malformed-JSON errors get Core's body
-    on the routes `owns` accepts; on the host's own routes its handler answers, as before.
+    CoreErrors get Core's body everywhere. HTTP, validation and malformed-JSON errors get
+    Core's body on the routes `owns` accepts; on the host's own routes its handler answers, as
+    before. The body limit is not installed on the host: Core's routes enforce it themselves
+    (see `core.views.body.limit_receive`), and the host's own routes keep theirs.
     """
     app.add_exception_handler(CoreError, core_error)  # type: ignore[arg-type]
     for exc_class, handler in (
+        (HTTPException, http_exception),
         (RequestValidationError, request_validation_error),
         (ValidationError, pydantic_validation_error),
         (json.JSONDecodeError, json_decode_error),
@@ -167,8 +320,20 @@ def _for_core_routes(
 
 
 def install(app: FastAPI) -> None:
-    """Register the framework's handlers on a FastAPI app."""
+    """Register the framework's handlers and request-body limits on a FastAPI app.
+
+    The limits come from the settings of the CoreApp that owns `app` (`REQUEST_MAX_BODY_SIZE`,
+    `REQUEST_MAX_JSON_DEPTH`), else the defaults.
+    """
+    settings = getattr(getattr(app.state, "core_app", None), "settings", None)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_size=getattr(settings, "request_max_body_size", DEFAULT_MAX_BODY_SIZE),
+        max_json_depth=getattr(settings, "request_max_json_depth", DEFAULT_MAX_JSON_DEPTH),
+    )
     app.add_exception_handler(CoreError, core_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, request_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, pydantic_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(json.JSONDecodeError, json_decode_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, server_error)

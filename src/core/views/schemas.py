@@ -3,6 +3,8 @@ variants."""
 
 from __future__ import annotations
 
+import copy
+import datetime
 from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, create_model
@@ -20,17 +22,52 @@ def _columns(model: type[Any]) -> list[tuple[str, Any, Any]]:
 
 
 @typed_cache
-def output_schema_for(model: type[Any]) -> type[BaseModel]:
+def output_schema_for(model: type[Any], exclude: frozenset[str] = frozenset()) -> type[BaseModel]:
     """Every column of the model, read from attributes (`from_attributes`), except those marked
-    `info={"write_only": True}` (a password hash never goes out)."""
+    `info={"write_only": True}` (a password hash never goes out) and those in `exclude` (a
+    ViewSet's `write_only_fields`)."""
     fields: dict[str, Any] = {
         name: (Optional[py] if column.nullable else py, ...)  # noqa: UP045
         for name, py, column in _columns(model)
-        if not column.info.get("write_only")
+        if not column.info.get("write_only") and name not in exclude
     }
+    suffix = "" if not exclude else "_" + "_".join(sorted(exclude))
     return create_model(
-        f"{model.__name__}Output", __config__=ConfigDict(from_attributes=True), **fields
+        f"{model.__name__}Output{suffix}", __config__=ConfigDict(from_attributes=True), **fields
     )
+
+
+# Columns a client never sets through a derived input schema: the server owns them (account
+# flags and credentials change through dedicated code paths, not a generic write).
+SERVER_OWNED_NAMES = frozenset(
+    {
+        "password",
+        "password_hash",
+        "hashed_password",
+        "is_superuser",
+        "is_staff",
+        "is_active",
+        "last_login",
+        "groups",
+        "user_permissions",
+        "permissions",
+    }
+)
+
+
+def server_owned(model: type[Any], name: str, column: Any) -> bool:
+    """Whether a column is the server's to set: keys, credentials, account flags, timestamps the
+    database or the model stamps."""
+    if column.primary_key and _generated(column, model):
+        return True
+    if name in SERVER_OWNED_NAMES or column.info.get("write_only"):
+        return True
+    if column.onupdate is not None or column.server_onupdate is not None:
+        return True
+    python_type = lookups.column_types(model).get(name)
+    if column.server_default is not None and python_type in (datetime.datetime, datetime.date):
+        return True
+    return _generated(column, model)
 
 
 def _generated(column: Any, model: type[Any]) -> bool:
@@ -57,17 +94,27 @@ def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
 
 
 @typed_cache
-def input_schema_for(model: type[Any]) -> type[BaseModel]:
-    """The columns a client may write; those with a default or NULL allowed are optional."""
+def input_schema_for(
+    model: type[Any],
+    read_only: frozenset[str] = frozenset(),
+    write_only: frozenset[str] = frozenset(),
+) -> type[BaseModel]:
+    """The columns a client may write; those with a default or NULL allowed are optional.
+
+    Server-owned columns (`server_owned`) and `read_only` are left out; `write_only` names
+    columns to accept even so (DRF's `write_only_fields`: written, never read back).
+    """
     fields: dict[str, Any] = {}
     for name, py, column in _columns(model):
-        if _generated(column, model):
+        if name in read_only or (server_owned(model, name, column) and name not in write_only):
             continue
         annotation = _constrained(model, name, py, column)
         if column.nullable:
             fields[name] = (Optional[annotation], None)  # noqa: UP045
-        elif column.default is not None:
+        elif column.default is not None and not column.default.is_callable:
             fields[name] = (annotation, column.default.arg)
+        elif column.default is not None or column.server_default is not None:
+            fields[name] = (annotation, None)
         else:
             fields[name] = (annotation, ...)
     return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
@@ -75,12 +122,63 @@ def input_schema_for(model: type[Any]) -> type[BaseModel]:
 
 @typed_cache
 def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
-    """The same fields, all optional, for PATCH: only what the client sends is applied."""
-    fields: dict[str, Any] = {
-        name: (Optional[field.annotation], None)  # noqa: UP045
-        for name, field in schema.model_fields.items()
+    """`schema` for PATCH: every field optional, each with its own constraints and field
+    validators, so a value PATCH accepts is one POST and PUT accept too.
+
+    Only what the client sends is validated and applied (`model_dump(exclude_unset=True)`).
+    Sending `null` is refused where the field itself refuses it. Model validators see a whole
+    object, so they are left out here: `UpdateModelMixin.update` runs them on the object as it
+    will be once the fields sent are applied.
+    """
+    namespace: dict[str, Any] = {
+        "__module__": schema.__module__,
+        "__doc__": f"{schema.__name__}, every field optional (PATCH).",
+        "__annotations__": {},
+        # A default is never validated here, so an unsent field stays unset and harmless.
+        "model_config": {**schema.model_config, "validate_default": False},
     }
-    return create_model(f"{schema.__name__}Partial", __config__=schema.model_config, **fields)
+    for name, field in schema.model_fields.items():
+        info = copy.copy(field)
+        info.default = None
+        info.default_factory = None
+        info.validate_default = None
+        namespace["__annotations__"][name] = field.annotation
+        namespace[name] = info
+    metaclass: Any = type(schema)
+    partial: type[BaseModel] = metaclass(f"{schema.__name__}Partial", (schema,), namespace)
+    if partial.__pydantic_decorators__.model_validators:
+        partial.__pydantic_decorators__.model_validators.clear()
+        partial.model_rebuild(force=True)
+    return partial
+
+
+def has_model_validators(schema: type[BaseModel]) -> bool:
+    return bool(schema.__pydantic_decorators__.model_validators)
+
+
+@typed_cache
+def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """`schema`'s JSON schema with every `$defs` reference inlined: an OpenAPI document can
+    hold it anywhere, with no component to register. A recursive reference becomes `{}`."""
+    document = schema.model_json_schema(mode="validation")
+    definitions: dict[str, Any] = document.pop("$defs", {})
+
+    def inline(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                if name in seen or name not in definitions:
+                    return {}
+                rest = {k: inline(v, seen) for k, v in node.items() if k != "$ref"}
+                return {**inline(definitions[name], seen | {name}), **rest}
+            return {k: inline(v, seen) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(document, frozenset())
+    return inlined
 
 
 @typed_cache

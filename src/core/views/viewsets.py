@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,10 +15,12 @@ from starlette.responses import Response
 from core.errors import NotFoundError, UniqueViolationError, ValidationFailedError
 from core.models import Model, Q, QuerySet, lookups
 from core.models.lookups import typed_cache
-from core.permissions import Permission, checks_objects
+from core.permissions import Permission, checks_objects, owner_fields
 from core.ports.repository import LOOKUPS
 from core.views import schemas
+from core.views.actions import actions_of
 from core.views.base import JSONBytesResponse, ViewSet, list_adapter
+from core.views.errors import InvalidBodyError
 from core.views.pagination import PageNumberPagination, Pagination
 
 SEARCH_PARAM = "search"
@@ -38,6 +40,14 @@ class GenericViewSet(ViewSet):
         filterset_fields: columns clients may filter on (`?is_published=true`, `?views__gte=10`).
         search_fields: columns `?search=` looks in (case-insensitive contains, any of them).
         ordering_fields / ordering: what `?ordering=-created_at,title` may name / the default.
+        read_only_fields / write_only_fields: adjust the derived schemas (DRF's names): read-only
+            columns are left out of the input, write-only ones are accepted even when the
+            server owns them by default and never appear in the output or in an error.
+        owner_field: the column holding the owner's id (for IsOwner); server-owned.
+
+    A derived input schema never holds server-owned columns: generated keys, password hashes,
+    `is_superuser`/`is_staff`/`is_active`, `last_login`, groups and permissions, stamped
+    timestamps, and the owner field IsOwner checks (`create` fills it with the user's id).
     """
 
     model: ClassVar[type[Model]]
@@ -52,15 +62,28 @@ class GenericViewSet(ViewSet):
     ordering_fields: ClassVar[Sequence[str]] = ()
     ordering: ClassVar[Sequence[str]] = ()
     owner_field: ClassVar[str | None] = None
+    read_only_fields: ClassVar[Sequence[str]] = ()
+    write_only_fields: ClassVar[Sequence[str]] = ()
 
     # -- schemas ----------------------------------------------------------------------------
     @classmethod
     def resolved_output_schema(cls) -> type[BaseModel]:
-        return cls.output_schema or schemas.output_schema_for(cls.model)
+        return cls.output_schema or schemas.output_schema_for(
+            cls.model, frozenset(cls.write_only_fields)
+        )
 
     @classmethod
     def resolved_input_schema(cls) -> type[BaseModel]:
-        return cls.input_schema or schemas.input_schema_for(cls.model)
+        return cls.input_schema or schemas.input_schema_for(
+            cls.model,
+            frozenset(cls.read_only_fields) | _owned_fields(cls),
+            frozenset(cls.write_only_fields),
+        )
+
+    @classmethod
+    def owned_fields(cls) -> frozenset[str]:
+        """The owner columns (IsOwner's, or `owner_field`) a create fills with the user's id."""
+        return _owned_fields(cls)
 
     def get_output_schema(self) -> type[BaseModel]:
         return self.resolved_output_schema()
@@ -82,11 +105,19 @@ class GenericViewSet(ViewSet):
             raise TypeError(
                 f"get_object() needs the lookup value {self.lookup_field}=..."
             ) from None
-        obj = await self.get_queryset(db).get_or_none(**{self.lookup_field: value})
+        queryset = self.scope_queryset(self.get_queryset(db))
+        obj = await queryset.get_or_none(**{self.lookup_field: value})
         if obj is None:
             raise NotFoundError(f"{self.model.__name__} not found.")
         await self.check_object_permissions(obj)
         return obj
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """`queryset` limited by the action's permissions (`Permission.filter_queryset`, e.g.
+        `IsOwner(scope=True)`)."""
+        for permission in self.get_permissions():
+            queryset = permission.filter_queryset(self.request, self, queryset)
+        return queryset
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Apply `?<filter>=`, `?search=` and `?ordering=` from the request; unknown names are a
@@ -156,6 +187,35 @@ class GenericViewSet(ViewSet):
             return None
         known = lookups.column_types(self.model)
         return columns if all(name in known for name in values) else None
+
+    def owner_values(self) -> dict[str, Any]:
+        """The owner columns of a new object, set to the requesting user's id."""
+        user = getattr(self.request.state, "user", None)
+        user_id = getattr(user, "id", None)
+        if user_id is None:
+            return {}
+        # A token user's id is the token's `sub`, a string: give the column its own type.
+        return {
+            name: lookups.convert_value(self.model, name, user_id) for name in self.owned_fields()
+        }
+
+    def validated_update(self, data: BaseModel, instance: Any) -> dict[str, Any]:
+        """The fields a PATCH sent, once the whole object they make passes the input schema's
+        model validators (the fields themselves were validated on the way in)."""
+        sent = data.model_dump(exclude_unset=True)
+        schema = self.resolved_input_schema()
+        if not schemas.has_model_validators(schema):
+            return sent
+        current = {
+            name: getattr(instance, name)
+            for name in schema.model_fields
+            if name not in sent and hasattr(instance, name)
+        }
+        try:
+            whole = schema.model_validate({**current, **sent})
+        except ValidationError as exc:
+            raise InvalidBodyError.from_validation(exc, schema, self.write_only_fields) from None
+        return {name: value for name, value in whole.model_dump().items() if name in sent}
 
     async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
         """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
@@ -230,6 +290,17 @@ class GenericViewSet(ViewSet):
 
 
 @typed_cache
+def _owned_fields(cls: type[GenericViewSet]) -> frozenset[str]:
+    names = lookups.column_types(cls.model)
+    declared = [cls.permission_classes, *cls.permission_classes_by_action.values()]
+    declared += [info.permission_classes or () for info in actions_of(cls)]
+    found = {f for permissions in declared for f in owner_fields(permissions, cls, names)}
+    if cls.owner_field:
+        found.add(cls.owner_field)
+    return frozenset(f for f in found if f in names)
+
+
+@typed_cache
 def _renders_rows(cls: type[GenericViewSet], permissions: tuple[Permission, ...]) -> bool:
     return (
         cls.get_object is GenericViewSet.get_object
@@ -272,7 +343,8 @@ def _json_str(value: str | None) -> bytes:
 class ListModelMixin:
     async def list(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """GET /things/ — a page of objects, filtered, searched and ordered by query parameters."""
-        return await self.paginated_response(self.filter_queryset(self.get_queryset(db)))
+        queryset = self.scope_queryset(self.get_queryset(db))
+        return await self.paginated_response(self.filter_queryset(queryset))
 
 
 class RetrieveModelMixin:
@@ -284,7 +356,8 @@ class RetrieveModelMixin:
         if columns is None:
             return await self.get_object(db, **kwargs)
         # Nothing needs the instance (see `_row_columns`): the row goes straight to JSON.
-        queryset = self.get_queryset(db).filter(**{self.lookup_field: kwargs[self.lookup_field]})
+        queryset = self.scope_queryset(self.get_queryset(db))
+        queryset = queryset.filter(**{self.lookup_field: kwargs[self.lookup_field]})
         rows = await queryset[:2].values_list(*columns)
         if not rows:
             raise NotFoundError(f"{self.model.__name__} not found.")
@@ -299,7 +372,7 @@ class CreateModelMixin:
     async def create(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """POST /things/ — validate the input schema and insert; 201 with the object."""
         data: BaseModel = kwargs["data"]
-        values = data.model_dump(exclude_unset=True)
+        values = {**self.owner_values(), **data.model_dump(exclude_unset=True)}
         columns = (
             self._insert_columns(values) if type(self).create is CreateModelMixin.create else None
         )
@@ -314,16 +387,24 @@ class CreateModelMixin:
 
 class UpdateModelMixin:
     async def update(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
-        """PUT /things/{lookup}/ — replace the writable fields."""
+        """PUT /things/{lookup}/ — replace the writable fields.
+
+        With `partial=True` (PATCH, as DRF's `partial_update` calls it) only the fields sent
+        change; the input schema's model validators still see the whole object.
+        """
+        partial = bool(kwargs.pop("partial", False))
         data: BaseModel = kwargs.pop("data")
         instance = await self.get_object(db, **kwargs)
-        return await self.perform_update(db, instance, data.model_dump())
+        values = self.validated_update(data, instance) if partial else data.model_dump()
+        return await self.perform_update(db, instance, values)
 
     async def partial_update(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
-        """PATCH /things/{lookup}/ — change only the fields sent."""
-        data: BaseModel = kwargs.pop("data")
-        instance = await self.get_object(db, **kwargs)
-        return await self.perform_update(db, instance, data.model_dump(exclude_unset=True))
+        """PATCH /things/{lookup}/ — change only the fields sent.
+
+        It is `update` with `partial=True`, as in DRF: a ViewSet that overrides `update`
+        (to disable it, say) changes PATCH the same way.
+        """
+        return await self.update(request, db, partial=True, **kwargs)
 
 
 class DestroyModelMixin:

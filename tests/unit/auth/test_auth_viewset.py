@@ -148,7 +148,8 @@ async def test_register_and_login_refuse_malformed_json(http: httpx.AsyncClient)
         response = await http.post(
             f"{AUTH}/{path}/", content=b"{not json", headers={"content-type": "application/json"}
         )
-        assert response.status_code == 422, path
+        assert response.status_code == 400, path
+        assert response.json()["code"] == "parse_error", path
 
 
 async def test_login_needs_an_identifier(http: httpx.AsyncClient) -> None:

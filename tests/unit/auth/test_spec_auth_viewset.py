@@ -104,15 +104,20 @@ class AuthViewSet(ModelViewSet):
 
 
 @pytest.fixture
-async def client(hasher: FastHasher) -> AsyncIterator[httpx.AsyncClient]:
+async def spec_app(hasher: FastHasher) -> AsyncIterator[CoreApp]:
     router = AutoRouter()
     router.register("/auth", AuthViewSet)
     app = CoreApp(settings=test_settings(), routers=[router])
     async with app.lifespan():
         await app.create_all()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+        yield app
+
+
+@pytest.fixture
+async def client(spec_app: CoreApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=spec_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
 
 
 async def test_the_specs_auth_viewset_works_as_written(client: httpx.AsyncClient) -> None:
@@ -156,3 +161,32 @@ def verifies_outside_the_app(token: str) -> bool:
     declared key, so the app's token verifies there too."""
     payload = verify_token(token, token_type="access")
     return payload is not None and payload["email"] == "ann@example.com"
+
+
+async def test_the_specs_auth_viewset_lets_no_anonymous_caller_change_a_user(
+    client: httpx.AsyncClient, spec_app: CoreApp
+) -> None:
+    # The spec disables update (404) but says nothing of partial_update: PATCH is update with
+    # partial=True, so it is disabled too, and the derived input schema holds no account flag
+    # and no password.
+    credentials = {"email": "ann@example.com", "password": "correct horse battery"}
+    user = (await client.post("/auth/register/", json=credentials)).json()
+    path = f"/auth/{user['id']}/"
+
+    for body in (
+        {"is_superuser": True},
+        {"is_staff": True, "is_active": False},
+        {"password": "plaintext"},
+        {"email": "mallory@example.com"},
+        {"name": "Mallory"},
+    ):
+        for method in ("PATCH", "PUT"):
+            response = await client.request(method, path, json=body)
+            assert response.status_code in (404, 422), (method, body, response.text)
+            assert "plaintext" not in response.text
+
+    async with spec_app.session() as db:
+        stored = await User.get_by_email("ann@example.com", db)
+    assert stored is not None and not stored.is_superuser and not stored.is_staff
+    assert stored.is_active and stored.password != "plaintext"
+    assert (await client.post("/auth/login/", json=credentials)).status_code == 200

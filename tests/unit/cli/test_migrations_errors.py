@@ -183,16 +183,6 @@ def test_unreachable_database(tmp_path: Path) -> None:
     assert error.endswith("unable to open database file\n")
 
 
-def test_makemigrations_before_migrate_asks_for_migrate(tmp_path: Path) -> None:
-    project = CoreProject(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
-    project.write_models(MODELS_V1)
-    project.core("makemigrations")
-
-    error = project.core("makemigrations", ok=False).stderr
-
-    assert "Target database is not up to date. Run `core migrate` first" in error
-
-
 def test_python_dash_m_lists_the_migration_commands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "core.cli", "--help"], capture_output=True, text=True, check=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -95,13 +96,34 @@ def test_core_worker_refuses_the_in_process_memory_queue(tmp_path: Path) -> None
     assert "TASK_BROKER=memory" in out.stderr and "TASK_BROKER=redis" in out.stderr
 
 
-def test_core_scheduler_without_periodic_tasks_says_so(tmp_path: Path) -> None:
+def test_core_scheduler_without_periodic_tasks_stays_up_idle(tmp_path: Path) -> None:
+    # A scheduler Deployment (or PM2 process) that exited would be restarted in a loop.
     env = _project(tmp_path, "from core import CoreApp\napp = CoreApp()\n")
+    process = subprocess.Popen(
+        [*core_command(), "scheduler"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        # Up and idle once it has said so: still running.
+        assert first == (
+            "scheduler: no periodic tasks declared by the app module; idle until stopped\n"
+        )
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
-    out = _core(tmp_path, env, "scheduler")
-
-    assert out.returncode == 1
-    assert "No periodic tasks" in out.stderr
+    assert process.returncode == 0
+    assert out.splitlines() == ["scheduler: stopped"]
 
 
 def test_core_tasks_with_no_tasks_says_so(tmp_path: Path) -> None:
@@ -122,3 +144,12 @@ def test_the_container_graph_shows_the_task_queue_adapter() -> None:
         assert selector is not None and selector.selected == picked
     assert "core.adapters.taskiq.queue.TaskiqTaskQueue" in render_text(redis)
     assert "tasks.lifecycle" in redis
+
+
+def test_tasks_failed_on_the_memory_queue_says_where_the_dead_letters_live(
+    tmp_path: Path,
+) -> None:
+    env = _project(tmp_path)
+    out = _core(tmp_path, env, "tasks", "failed")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("No failed tasks in this process: with TASK_BROKER=memory")

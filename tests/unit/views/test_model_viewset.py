@@ -97,7 +97,8 @@ async def test_invalid_lookup_value_body(client: httpx.AsyncClient) -> None:
             "field": "id",
             "value": "abc",
             "expected_type": "integer",
-        }
+        },
+        "code": "invalid_lookup_value",
     }
     response = await client.get("/api/v1/documents/not-a-uuid/")
     assert response.status_code == 422 and response.json()["detail"]["expected_type"] == "uuid"
@@ -133,7 +134,7 @@ async def test_create_is_201_and_validates(
         content=b"{not json",
         headers={**H_ANN, "content-type": "application/json"},
     )
-    assert malformed.status_code == 422
+    assert malformed.status_code == 400 and malformed.json()["code"] == "parse_error"
 
 
 async def test_unique_and_foreign_key_violations_are_400(
@@ -199,7 +200,7 @@ async def test_actions(client: httpx.AsyncClient, app: CoreApp, seeded: dict[str
         content=b"{",
         headers={"x-user": "editor", "content-type": "application/json"},
     )
-    assert malformed.status_code == 422
+    assert malformed.status_code == 400 and malformed.json()["code"] == "parse_error"
 
 
 async def test_failed_request_rolls_back(

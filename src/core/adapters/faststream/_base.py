@@ -202,6 +202,18 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
         async with self._lock:
             await self._close()
 
+    async def ping(self) -> None:
+        """Raise BrokerUnavailableError unless the broker answers (GET /health/ready)."""
+        try:
+            broker = self._broker or await self._connect_once()
+            answered = await broker.ping(timeout=self.connect_timeout)
+        except self.driver_errors as exc:
+            raise BrokerUnavailableError(f"{self.technology} is unreachable ({exc})") from exc
+        if not answered:
+            raise BrokerUnavailableError(
+                f"{self.technology} did not answer within {self.connect_timeout}s"
+            )
+
     async def publish(
         self,
         message: Message,

@@ -5,8 +5,9 @@ a single provider.
 
 `build_graph(container)` returns a `ContainerGraph`; `render_text`, `render_mermaid` and
 `render_dot` draw it. `core container graph` prints it. The modules: `model` (what a graph is),
-`table` (the declared adapter table), `walk` (reading a container), `ports` (the adapters in use),
-`users` (who resolves what), `text`, `mermaid` and `dot` (the renderers).
+`table` (the declared adapter table), `walk` (reading a container), `describe` (one provider),
+`ports` (the adapters in use), `users` (who resolves what), `text`, `mermaid` and `dot` (the
+renderers).
 """
 
 from core.containers.graph.dot import render_dot

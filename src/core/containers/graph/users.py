@@ -16,8 +16,13 @@ from core.containers.graph.model import ProviderUser
 
 #: Said of an action whose handler the project wrote.
 PROJECT_HANDLER: Final = "(its own code may resolve more)"
-#: Every ViewSet and APIView route: the request's unit of work, then `request.user`.
+#: Every ViewSet and APIView route: the request's unit of work, then `request.user`; then its
+#: throttles, if it has any.
 ROUTE: Final = ("database.database", "auth.authenticator")
+#: A throttle counting a request: the client's address, the rate, the count.
+THROTTLE: Final = ("throttling.trusted_proxies", "throttling.rates", "throttling.rate_limiter")
+#: A view without `throttle_classes` of its own reads THROTTLE_DEFAULT_CLASSES.
+DEFAULT_THROTTLES: Final = "throttling.default_throttle_classes"
 #: A consumer's message: the broker feeds it, the runtime dispatches it in a unit of work.
 CONSUMER: Final = ("messaging.broker", "messaging.runtime", "database.database")
 #: A task: sent and retried through the queue, run in a unit of work.
@@ -50,16 +55,27 @@ HANDLERS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def find_users(app: Any | None) -> tuple[ProviderUser, ...]:
+def find_users(app: Any | None, config: Mapping[str, Any]) -> tuple[ProviderUser, ...]:
     """The ViewSet actions of `app`'s AutoRouters, then the declared consumers and tasks.
 
     Args:
         app: A CoreApp (its `routes`), or None when there is no app: consumers and tasks only.
+        config: The container's configuration values (which throttles views get by default).
     """
-    return (*_viewset_users(app), *_consumer_users(), *_task_users())
+    return (*_viewset_users(app, config), *_consumer_users(), *_task_users())
 
 
-def _viewset_users(app: Any | None) -> list[ProviderUser]:
+def _throttles(view: type, action: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+    own = getattr(view, "throttle_classes", None)
+    resolved: tuple[str, ...] = () if own is not None else (DEFAULT_THROTTLES,)
+    throttles = own if own is not None else config.get("throttle_default_classes")
+    # AuthViewSet throttles its `throttled_actions` itself, per address and per account.
+    if throttles or action in getattr(view, "throttled_actions", ()):
+        resolved += THROTTLE
+    return resolved
+
+
+def _viewset_users(app: Any | None, config: Mapping[str, Any]) -> list[ProviderUser]:
     users: list[ProviderUser] = []
     for spec in getattr(app, "routes", None) or ():
         handler = getattr(spec.view, spec.action, None)
@@ -68,7 +84,8 @@ def _viewset_users(app: Any | None) -> list[ProviderUser]:
         detail = f"{' '.join(spec.methods)} {spec.path}"
         if own is None:
             detail += f" {PROJECT_HANDLER}"
-        resolved = tuple(dict.fromkeys((*ROUTE, *(own or ()))))
+        throttles = _throttles(spec.view, spec.action, config)
+        resolved = tuple(dict.fromkeys((*ROUTE, *throttles, *(own or ()))))
         users.append(
             ProviderUser(
                 kind="viewset",

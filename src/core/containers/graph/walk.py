@@ -4,14 +4,21 @@ edge from each provider to what it injects. Reads declarations and configuration
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from dependency_injector import providers
 
+from core.containers.graph.describe import (
+    builds,
+    children_of,
+    container_class_name,
+    describe,
+    has_injections,
+    kind,
+    target,
+)
 from core.containers.graph.model import (
     CONFIGURATION_OPTION,
     ContainerGraph,
@@ -20,17 +27,9 @@ from core.containers.graph.model import (
     SelectorState,
 )
 from core.containers.graph.ports import resolve_ports
-from core.containers.graph.table import ADAPTERS, BUILDERS
 from core.containers.graph.users import find_users
 
 __all__ = ("build_graph",)
-
-# Selector branch path -> the adapter class the table says it builds.
-_BRANCH_ADAPTERS = {
-    f"{entry.provider}.{value}": adapter.cls
-    for entry in ADAPTERS
-    for value, adapter in entry.adapters.items()
-}
 
 
 def build_graph(container: Any, *, app: Any | None = None, users: bool = False) -> ContainerGraph:
@@ -79,7 +78,7 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
         nodes=nodes,
         edges=graph.edges,
         ports=ports,
-        users=find_users(app) if users else (),
+        users=find_users(app, config) if users else (),
     )
 
 
@@ -99,106 +98,6 @@ def _config_values(container: Any) -> dict[str, Any]:
     except Exception:  # an undefined strict option; the Selectors report it themselves
         return {}
     return dict(values) if isinstance(values, Mapping) else {}
-
-
-# --------------------------------------------------------------------------- building
-
-
-def _kind(provider: Any) -> str:
-    if isinstance(provider, providers.ConfigurationOption | providers.TypedConfigurationOption):
-        return CONFIGURATION_OPTION
-    return type(provider).__name__
-
-
-def _qualified_name(obj: Any) -> str:
-    if isinstance(obj, functools.partial):
-        return f"functools.partial({_qualified_name(obj.func)})"
-    qualname = getattr(obj, "__qualname__", None)
-    if not isinstance(qualname, str):
-        kind = type(obj)
-        return f"{_qualified_name(kind)} instance"
-    module = getattr(obj, "__module__", None)
-    return f"{module}.{qualname}" if module and module != "builtins" else qualname
-
-
-def _target(provider: Any) -> str | None:
-    if isinstance(provider, providers.Container):
-        inner = provider.container
-        return None if inner is None else _container_class_name(inner)
-    if isinstance(provider, providers.Dependency):
-        instance_of = provider.instance_of
-        return None if instance_of is object else _qualified_name(instance_of)
-    if isinstance(
-        provider,
-        providers.Configuration | providers.ConfigurationOption | providers.DependenciesContainer,
-    ):
-        return None
-    if isinstance(provider, providers.TypedConfigurationOption):
-        return None
-    if isinstance(provider, providers.Object):
-        value = provider.provides
-        # The value itself may be a secret (a URL with a password); its type is enough.
-        return _qualified_name(value if isinstance(value, type) else type(value)) + (
-            "" if isinstance(value, type) else " instance"
-        )
-    provides = getattr(provider, "provides", None) if _has_injections(provider) else None
-    if provides is None or providers.is_provider(provides):
-        return None
-    return _qualified_name(provides)
-
-
-def _container_class_name(container: Any) -> str:
-    cls = getattr(container, "declarative_parent", None)
-    if cls is None:
-        cls = container if isinstance(container, type) else type(container)
-    return _qualified_name(cls)
-
-
-def _has_injections(provider: Any) -> bool:
-    # The providers with args/kwargs/attributes; asking a Selector or Container for `.args`
-    # would look up a branch or a child provider of that name instead.
-    return isinstance(
-        provider,
-        providers.Factory
-        | providers.BaseSingleton
-        | providers.Callable
-        | providers.BaseResource
-        | providers.List
-        | providers.Dict
-        | providers.MethodCaller,
-    ) and not isinstance(provider, providers.TypedConfigurationOption)
-
-
-def _builds(provider: Any, path: str, use_table: bool) -> tuple[str, ...]:
-    # What a builder function constructs is read from the declared adapter table, never from
-    # its source: calling it would build the adapter, importing it could need a missing extra.
-    declared = (_BRANCH_ADAPTERS.get(path) or BUILDERS.get(path)) if use_table else None
-    if declared is not None:
-        return () if declared == _target(provider) else (declared,)
-    if not _has_injections(provider) or isinstance(provider, providers.List | providers.Dict):
-        return ()
-    provides = getattr(provider, "provides", None)
-    if isinstance(provides, functools.partial):
-        provides = provides.func
-    owner = getattr(provides, "__self__", None)
-    if isinstance(owner, type) and inspect.ismethod(provides):
-        # An alternate constructor (`InMemoryRepository.for_session`) builds its own class.
-        return (_qualified_name(owner),)
-    return ()
-
-
-def _children_of(provider: providers.Container[Any]) -> dict[str, Any]:
-    inner = provider.container
-    return {} if inner is None else dict(inner.providers)
-
-
-def _describe(provider: Any, paths: Mapping[int, str]) -> str:
-    path = paths.get(id(provider))
-    if path is not None:
-        return path
-    kind = _kind(provider)
-    target = _target(provider)
-    return f"{kind}({target})" if target else kind
 
 
 class _GraphBuilder:
@@ -225,7 +124,7 @@ class _GraphBuilder:
         self._name(declared, prefix="", area="")
         self._bind_configurations()
         self._add_declared(declared, prefix="", owner=None, area="")
-        cls_name = _container_class_name(container)
+        cls_name = container_class_name(container)
         return ContainerGraph(
             name=cls_name.rsplit(".", 1)[-1],
             target=cls_name,
@@ -247,7 +146,7 @@ class _GraphBuilder:
             if isinstance(provider, providers.Selector):
                 self._name(provider.providers, prefix=f"{path}.", area=node_area)
             elif isinstance(provider, providers.Container):
-                self._name(_children_of(provider), prefix=f"{path}.", area=node_area)
+                self._name(children_of(provider), prefix=f"{path}.", area=node_area)
             elif isinstance(provider, providers.DependenciesContainer):
                 self._name(provider.providers, prefix=f"{path}.", area=node_area)
 
@@ -281,7 +180,7 @@ class _GraphBuilder:
             self._add(provider, path, owner=owner, area=node_area)
             if isinstance(provider, providers.Container):
                 self._add_declared(
-                    _children_of(provider), prefix=f"{path}.", owner=path, area=node_area
+                    children_of(provider), prefix=f"{path}.", owner=path, area=node_area
                 )
             elif isinstance(provider, providers.DependenciesContainer):
                 # What an area needs from another, each a Dependency the root supplies.
@@ -295,7 +194,7 @@ class _GraphBuilder:
         if path in self._nodes:
             return
         # Reserve the path first: a cycle through inline providers must not recurse forever.
-        self._nodes[path] = GraphNode(path=path, kind=_kind(provider), area=area, owner=owner)
+        self._nodes[path] = GraphNode(path=path, kind=kind(provider), area=area, owner=owner)
         dependencies = tuple(
             self._dependency_path(dependency, label, owner=path, area=area)
             for label, dependency in self._labelled_dependencies(provider)
@@ -308,11 +207,11 @@ class _GraphBuilder:
         overridden_by, bound_to, supplied_by = self._overrides(provider, path)
         self._nodes[path] = GraphNode(
             path=path,
-            kind=_kind(provider),
+            kind=kind(provider),
             area=area,
             owner=owner,
-            target=_target(provider),
-            builds=_builds(provider, path, self._use_table),
+            target=target(provider),
+            builds=builds(provider, path, self._use_table),
             branch=branch,
             selector=selector,
             dependencies=dependencies,
@@ -349,7 +248,7 @@ class _GraphBuilder:
             selector = provider.selector
             return [("selector", selector)] if providers.is_provider(selector) else []
         labels: dict[int, str] = {}
-        if _has_injections(provider):
+        if has_injections(provider):
             for index, value in enumerate(provider.args):
                 labels.setdefault(id(value), f"arg{index}")
             for key, value in provider.kwargs.items():
@@ -393,7 +292,7 @@ class _GraphBuilder:
         root = option._get_root()
         root_path = self._config_path(self._paths.get(id(root), root.get_name()))
         segments = [
-            "{" + _describe(segment, self._paths) + "}"
+            "{" + describe(segment, self._paths) + "}"
             if providers.is_provider(segment)
             else segment
             for segment in option.get_name_segments()
@@ -417,7 +316,7 @@ class _GraphBuilder:
         if isinstance(reads, providers.ConfigurationOption):
             setting = self._option_node(reads)
         else:
-            setting = _describe(reads, self._paths) if reads is not None else "(no selector)"
+            setting = describe(reads, self._paths) if reads is not None else "(no selector)"
         note: str | None = None
         value: Any = None
         readable = isinstance(
@@ -427,7 +326,7 @@ class _GraphBuilder:
             note = "the Selector has no selector"
         elif not readable:
             # Anything but a config value could do work (a Callable), so it is not called.
-            note = f"not evaluated: the selector is a {_kind(reads)}"
+            note = f"not evaluated: the selector is a {kind(reads)}"
         else:
             try:
                 value = selector.selector()  # a config lookup: no adapter is touched
@@ -464,10 +363,10 @@ class _GraphBuilder:
             # which may apply the same provider more than once); any other override is a test's.
             if overriding:
                 supplier = overriding[0]
-                supplied = _describe(supplier, self._paths)
+                supplied = describe(supplier, self._paths)
                 others = [p for p in overriding[1:] if p is not supplier]
-                return tuple(_describe(p, self._paths) for p in others), None, supplied
+                return tuple(describe(p, self._paths) for p in others), None, supplied
             default = provider.default
-            supplied = None if default is None else f"default {_describe(default, self._paths)}"
+            supplied = None if default is None else f"default {describe(default, self._paths)}"
             return (), None, supplied
-        return tuple(_describe(p, self._paths) for p in overriding), None, None
+        return tuple(describe(p, self._paths) for p in overriding), None, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,15 +17,23 @@ from core.scaffold.yaml import dump
 APP_UID = 10001
 DATA_DIR = "/app/data"
 REQUIREMENTS = "requirements.txt"
+# Passwords and URLs compose's services share: written once with random passwords, git-ignored.
+ENV_FILE = ".env.docker"
+# Where compose mounts the key files a project signs tokens with (AUTH_*_KEY_FILE).
+KEYS_DIR = "/run/secrets"
 
 _HEADER = """Written by `core deploy {target}`. Edit freely: running it again leaves an edited file
 alone (`core deploy {target} --force` writes it again)."""
 
 DOCKERIGNORE = """\
-# Kept out of the image: secrets, local state, and what the image does not run.
+# Kept out of the image: secrets, local state, and what the image does not run. Settings and
+# key files reach the containers at run time (env_file, secrets in docker-compose.yml).
 .git
 .venv
-.env
+**/.env*
+**/*.pem
+**/*.key
+keys
 *.db
 *.db-journal
 __pycache__
@@ -52,13 +61,66 @@ _SERVICE_NAMES = {"postgres": "db", "redis": "redis", "rabbitmq": "rabbitmq", "k
 
 
 def docker_files(plan: DeployPlan, *, python_version: str) -> dict[str, str]:
-    """The files to write (relative path -> text); REQUIREMENTS is only written when missing."""
+    """The files to write (relative path -> text); REQUIREMENTS and ENV_FILE are only written
+    when missing."""
     return {
         "Dockerfile": dockerfile(plan, python_version=python_version),
-        ".dockerignore": DOCKERIGNORE,
+        ".dockerignore": dockerignore(plan),
         "docker-compose.yml": compose(plan),
         "wheels/.gitkeep": "",
     }
+
+
+def dockerignore(plan: DeployPlan) -> str:
+    """DOCKERIGNORE, plus the project's key files wherever they live."""
+    extra = [
+        path.removeprefix("./")
+        for path in key_files(plan).values()
+        if not path.startswith("/") and not path.endswith((".pem", ".key"))
+    ]
+    return DOCKERIGNORE + "".join(f"{path}\n" for path in extra)
+
+
+def key_files(plan: DeployPlan) -> dict[str, str]:
+    """`{"AUTH_PRIVATE_KEY_FILE": "keys/private.pem", ...}`: the key files the settings name."""
+    settings = plan.settings
+    files = {
+        "AUTH_PRIVATE_KEY_FILE": settings.auth_private_key_file,
+        "AUTH_PUBLIC_KEY_FILE": settings.auth_public_key_file,
+    }
+    return {name: path for name, path in files.items() if path}
+
+
+def env_file(plan: DeployPlan) -> dict[str, str]:
+    """ENV_FILE's variables: the backing services' credentials, fresh and random, and the URLs
+    the processes reach them with."""
+    variables: dict[str, str] = {}
+    if "postgres" in plan.services:
+        user, database = _postgres_names(plan)
+        password = secrets.token_hex(24)
+        driver = make_url(plan.settings.database_url).drivername
+        variables |= {
+            "POSTGRES_USER": user,
+            "POSTGRES_PASSWORD": password,
+            "POSTGRES_DB": database,
+            "DATABASE_URL": f"{driver}://{user}:{password}@db:5432/{database}",
+        }
+    if "rabbitmq" in plan.services:
+        password = secrets.token_hex(24)
+        variables |= {
+            "RABBITMQ_DEFAULT_USER": "app",
+            "RABBITMQ_DEFAULT_PASS": password,
+            "RABBITMQ_URL": f"amqp://app:{password}@rabbitmq:5672/",
+        }
+    return variables
+
+
+def env_file_text(variables: dict[str, str]) -> str:
+    header = (
+        "# Written once by `core deploy docker`: the passwords of docker-compose.yml's\n"
+        "# services, random. Keep it out of git and out of the image (.gitignore, .dockerignore).\n"
+    )
+    return header + "".join(f"{name}={value}\n" for name, value in variables.items())
 
 
 def dockerfile(plan: DeployPlan, *, python_version: str) -> str:
@@ -102,7 +164,7 @@ RUN groupadd --system --gid {APP_UID} app \\
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY . .
-# Files the app writes (a SQLite database) go to {DATA_DIR}, a volume in docker-compose.yml.
+# Files the app writes go to {DATA_DIR} (mount a volume there).
 RUN mkdir -p {DATA_DIR} && chown app:app {DATA_DIR}
 USER {APP_UID}:{APP_UID}
 EXPOSE {HTTP_PORT}
@@ -132,16 +194,22 @@ def compose(plan: DeployPlan) -> str:
         services[name], volume = _BACKING[service](plan)
         if volume:
             volumes[volume] = {}
-    if plan.database_dialect == "sqlite":
-        volumes["data"] = {}
     document: dict[str, Any] = {"services": services}
     if volumes:
         document["volumes"] = volumes
+    keys = key_files(plan)
+    if keys:
+        # Mounted at run time, never copied into the image (.dockerignore keeps them out).
+        document["secrets"] = {
+            _secret_name(name): {"file": path if path.startswith("/") else f"./{path}"}
+            for name, path in keys.items()
+        }
     scale = "\n  docker compose up -d --scale worker=4" if "worker" in services else ""
     comment = (
         _HEADER.format(target="docker")
         + f"\n\n  docker compose up -d{scale}\n\n"
-        + "Settings come from .env; `environment:` points them at the services below."
+        + f"Settings come from .env, then {ENV_FILE} (the services' random passwords, written\n"
+        + "once); `environment:` points them at the services below."
     )
     return dump(document, comment=comment)
 
@@ -168,11 +236,12 @@ def _app_service(
         "build": ".",
         "image": f"{plan.name}:latest",
         "command": ["core", *args],
-        "env_file": [{"path": ".env", "required": False}],
+        "env_file": [{"path": ".env", "required": False}, ENV_FILE],
         "environment": dict(environment),
     }
-    if plan.database_dialect == "sqlite":
-        service["volumes"] = [f"data:{DATA_DIR}"]
+    keys = key_files(plan)
+    if keys:
+        service["secrets"] = [_secret_name(name) for name in keys]
     if ready:
         service["depends_on"] = dict(ready)
     return service
@@ -182,27 +251,26 @@ def _environment(plan: DeployPlan) -> dict[str, str]:
     """Settings that differ inside compose: production, and the services' addresses."""
     settings = plan.settings
     environment = {"ENVIRONMENT": "production"}
-    if "postgres" in plan.services:
-        user, database = _postgres_names(plan)
-        environment["DATABASE_URL"] = (
-            f"{make_url(settings.database_url).drivername}://${{POSTGRES_USER:-{user}}}:"
-            f"${{POSTGRES_PASSWORD:-change-me}}@db:5432/${{POSTGRES_DB:-{database}}}"
-        )
-    elif plan.database_dialect == "sqlite":
-        filename = (make_url(settings.database_url).database or "app.db").rsplit("/", 1)[-1]
-        environment["DATABASE_URL"] = f"sqlite+aiosqlite:///{DATA_DIR}/{filename}"
+    # What promotion changed (or the project set) and .env may say otherwise; the URLs with
+    # passwords (DATABASE_URL, RABBITMQ_URL) come from ENV_FILE.
+    environment["TASK_BROKER"] = settings.task_broker
+    environment["MESSAGE_BROKER"] = settings.message_broker
+    environment["AUTH_TOKEN_STORE"] = settings.auth_token_store
     if "redis" in plan.services:
         database = urlsplit(settings.redis_url).path.strip("/") or "0"
         environment["REDIS_URL"] = f"redis://redis:6379/{database}"
         if settings.auth_token_store_url:
             environment["AUTH_TOKEN_STORE_URL"] = environment["REDIS_URL"]
-    if "rabbitmq" in plan.services:
-        environment["RABBITMQ_URL"] = (
-            "amqp://${RABBITMQ_USER:-app}:${RABBITMQ_PASSWORD:-change-me}@rabbitmq:5672/"
-        )
     if "kafka" in plan.services:
         environment["KAFKA_BOOTSTRAP_SERVERS"] = "kafka:9092"
+    for name in key_files(plan):
+        environment[name] = f"{KEYS_DIR}/{_secret_name(name)}"
     return environment
+
+
+def _secret_name(setting: str) -> str:
+    """`AUTH_PRIVATE_KEY_FILE` -> `auth_private_key`."""
+    return setting.lower().removesuffix("_file")
 
 
 def _postgres_names(plan: DeployPlan) -> tuple[str, str]:
@@ -212,15 +280,10 @@ def _postgres_names(plan: DeployPlan) -> tuple[str, str]:
 
 
 def _postgres(plan: DeployPlan) -> tuple[dict[str, Any], str]:
-    # Compose fills ${VAR:-default} from the shell or .env: set POSTGRES_PASSWORD there.
-    user, database = _postgres_names(plan)
+    # POSTGRES_USER, _PASSWORD and _DB come from ENV_FILE, as DATABASE_URL does.
     return {
         "image": IMAGES["postgres"],
-        "environment": {
-            "POSTGRES_USER": f"${{POSTGRES_USER:-{user}}}",
-            "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:-change-me}",
-            "POSTGRES_DB": f"${{POSTGRES_DB:-{database}}}",
-        },
+        "env_file": [ENV_FILE],
         "volumes": ["pgdata:/var/lib/postgresql/data"],
         "healthcheck": {
             "test": ["CMD-SHELL", 'pg_isready -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'],
@@ -249,11 +312,9 @@ def _redis(plan: DeployPlan) -> tuple[dict[str, Any], str]:
 def _rabbitmq(plan: DeployPlan) -> tuple[dict[str, Any], str]:
     return {
         "image": IMAGES["rabbitmq"],
-        "environment": {
-            # The default `guest` user may only connect from inside its own container.
-            "RABBITMQ_DEFAULT_USER": "${RABBITMQ_USER:-app}",
-            "RABBITMQ_DEFAULT_PASS": "${RABBITMQ_PASSWORD:-change-me}",
-        },
+        # RABBITMQ_DEFAULT_USER and _PASS from ENV_FILE: the default `guest` user may only
+        # connect from inside its own container.
+        "env_file": [ENV_FILE],
         "volumes": ["rabbitmqdata:/var/lib/rabbitmq"],
         "healthcheck": {
             "test": ["CMD", "rabbitmq-diagnostics", "-q", "ping"],

@@ -24,6 +24,8 @@ from core.settings import Settings
 Service = Literal["postgres", "redis", "rabbitmq", "kafka"]
 HTTP_PORT = 8000
 HEALTH_PATH = "/health"
+LIVE_PATH = "/health/live"
+READY_PATH = "/health/ready"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class DeployPlan:
         extras: The core-framework extras those services need.
         framework: Where the running framework was installed from.
         has_migrations: Whether the project has a migrations folder to apply on deploy.
+        promoted: `(setting, from, to)` for each embedded default replaced for production
+            (`settings` already holds the replacements).
     """
 
     root: Path
@@ -75,6 +79,7 @@ class DeployPlan:
     extras: tuple[str, ...]
     framework: FrameworkSource
     has_migrations: bool
+    promoted: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def database_dialect(self) -> str:
@@ -83,7 +88,11 @@ class DeployPlan:
 
     def summary(self) -> list[str]:
         """Lines telling what the deployment runs and what it leaves out."""
-        lines = [f"processes: {', '.join(p.name for p in self.processes)}"]
+        lines = []
+        if self.promoted:
+            changes = ", ".join(f"{name} {old} -> {new}" for name, old, new in self.promoted)
+            lines.append(f"promoted for production: {changes}")
+        lines.append(f"processes: {', '.join(p.name for p in self.processes)}")
         lines += [f"left out: {name} ({reason})" for name, reason in self.left_out]
         if self.services:
             lines.append(f"services the settings name: {', '.join(self.services)}")
@@ -102,12 +111,15 @@ def plan_deployment(root: Path | None = None, *, app_module: str | None = None) 
     root = root or Path.cwd()
     settings = read_settings()
     import_app_module(app_module or settings.app_module, root=root)
+    name = project_name(root)
+    settings, promoted = promote(settings, name)
     processes, left_out = _processes(settings)
     services = _services(settings)
     return DeployPlan(
         root=root,
-        name=project_name(root),
+        name=name,
         settings=settings,
+        promoted=promoted,
         processes=processes,
         left_out=left_out,
         services=services,
@@ -115,6 +127,36 @@ def plan_deployment(root: Path | None = None, *, app_module: str | None = None) 
         framework=_framework(),
         has_migrations=(root / settings.migrations_dir / "env.py").is_file(),
     )
+
+
+def promote(settings: Settings, name: str) -> tuple[Settings, tuple[tuple[str, str, str], ...]]:
+    """The settings with the embedded defaults replaced by what runs behind several replicas.
+
+    SQLite (or `memory://`) becomes PostgreSQL, and the in-memory task queue, event broker and
+    token store become Redis: a file or a process's memory is not shared between replicas.
+    Returns the new settings and `(setting, from, to)` per change.
+    """
+    update: dict[str, str] = {}
+    promoted: list[tuple[str, str, str]] = []
+    dialect = _dialect(settings.database_url)
+    if dialect in ("sqlite", "memory"):
+        # The host and password are the deploy target's to fill in: compose's `db`, a
+        # cluster's service; the role and database are named after the project.
+        role = re.sub(r"[^a-z0-9_]", "_", name)
+        update["database_url"] = f"postgresql+asyncpg://{role}@localhost:5432/{role}"
+        before = "SQLite" if dialect == "sqlite" else "memory"
+        promoted.append(("DATABASE_URL", before, "PostgreSQL"))
+    for setting, label in (
+        ("task_broker", "TASK_BROKER"),
+        ("message_broker", "MESSAGE_BROKER"),
+        ("auth_token_store", "AUTH_TOKEN_STORE"),
+    ):
+        if getattr(settings, setting) == "memory":
+            update[setting] = "redis"
+            promoted.append((label, "memory", "Redis"))
+    if not update:
+        return settings, ()
+    return settings.model_copy(update=update), tuple(promoted)
 
 
 def project_name(root: Path) -> str:
@@ -142,12 +184,9 @@ def python_version(root: Path, requested: str | None) -> str:
 
 
 def _processes(settings: Settings) -> tuple[tuple[Process, ...], tuple[tuple[str, str], ...]]:
-    processes = [API]
+    # Always a worker: `.delay()` from the API needs one to run the task.
+    processes = [API, WORKER]
     left_out: list[tuple[str, str]] = []
-    if settings.task_broker == "memory":
-        left_out.append(("worker", "TASK_BROKER=memory runs tasks inside the API process"))
-    else:
-        processes.append(WORKER)
     if _declares_periodic_tasks():
         processes.append(SCHEDULER)
     else:
