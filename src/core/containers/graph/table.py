@@ -185,7 +185,12 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
 BUILDERS: Final[Mapping[str, str]] = {
     "auth.password_policy": "core.auth.passwords.PasswordPolicy",
     "auth.refresh_tokens": "core.auth.refresh.RefreshTokens",
+    "messaging.outbox": "core.messaging.outbox.Outbox",
+    "messaging.relay": "core.messaging.outbox.OutboxRelay",
+    "messaging.retry_policy": "core.messaging.consumers.RetryPolicy",
     "messaging.runtime": "core.messaging.runtime.MessagingRuntime",
+    "tasks.runner": "core.tasks.binding.TaskRunner",
+    "tasks.binder": "core.tasks.binding.TaskBinder",
 }
 
 #: Settings a `configure_auth` keyword overrides: Settings field -> keyword.
