@@ -33,7 +33,7 @@ class ArticleCursor(ModelViewSet):
     pagination_class = CursorPagination
     page_size = 3
     ordering = ["-views", "id"]
-    ordering_fields = ["views", "id", "title", "slug", "rating"]
+    ordering_fields = ["views", "id", "title", "slug", "rating", "created_at"]
     filterset_fields = ["is_published"]
 
 
@@ -178,6 +178,15 @@ async def cursor_forward_and_back(app: CoreApp, base: str) -> None:
         # A client's ordering that ends in a unique column pages by it.
         by_slug, _ = await walk(http, f"/{base}/?ordering=-slug", "next")
         assert by_slug == sorted(order, reverse=True)
+        # Timestamps travel in the cursor too (ties broken by the primary key).
+        async with app.session() as db:
+            rows = (
+                await Article.objects.using(db).order_by("-created_at", "-id").values_list("slug")
+            )
+        by_time, bodies = await walk(http, f"/{base}/?ordering=-created_at,-id", "next")
+        assert by_time == [slug for (slug,) in rows]
+        back, _ = await walk(http, bodies[-1]["previous"], "previous")
+        assert back == list(reversed(by_time[: len(by_time) - len(bodies[-1]["results"])]))
 
 
 async def cursor_stable_under_inserts(app: CoreApp, base: str, author_id: int) -> None:
