@@ -181,14 +181,18 @@ def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
+# The page links: absolute URLs (documented as such; the page is rendered without parsing them).
+_Link = Annotated[str, PydanticField(json_schema_extra={"format": "uri"})]
+
+
 @typed_cache
 def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     """DRF's page envelope around a list of `schema` (documentation of the list route)."""
     return create_model(
         f"{schema.__name__}Page",
         count=(int, ...),
-        next=(Optional[str], None),  # noqa: UP045
-        previous=(Optional[str], None),  # noqa: UP045
+        next=(Optional[_Link], None),  # noqa: UP045
+        previous=(Optional[_Link], None),  # noqa: UP045
         results=(list[schema], ...),  # type: ignore[valid-type]
     )
 
