@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from core.errors import ConfigurationError
@@ -149,7 +150,12 @@ class _Route(APIRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.allowed and self.methods and scope["method"] not in self.methods:
-            raise HTTPException(status_code=405, headers={"Allow": ", ".join(self.allowed)})
+            headers = {"Allow": ", ".join(self.allowed)}
+            if "app" in scope:  # inside an app: its exception handlers answer (Core's envelope)
+                raise HTTPException(status_code=405, headers=headers)
+            response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+            await response(scope, receive, send)
+            return
         await super().handle(scope, receive, send)
 
 

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from openapi_spec_validator import validate
+from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.routing import Router
 
 from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
 from core.auth.views import AuthViewSet
@@ -233,3 +235,25 @@ async def test_a_405_allows_every_method_of_its_path(client: httpx.AsyncClient) 
     assert read_only.status_code == 405 and read_only.headers["allow"] == "GET"
     action_route = await client.get("/api/v1/articles/1/publish/")
     assert action_route.status_code == 405 and action_route.headers["allow"] == "POST"
+
+
+def test_a_host_app_gets_the_scheme_its_core_operations_name() -> None:
+    host = FastAPI(title="Host")
+    _app().attach(host)
+    document = host.openapi()
+    assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    assert document["paths"]["/api/v1/auth/me/"]["get"]["security"] == [{"BearerAuth": []}]
+    validate(document)
+
+
+async def test_a_bare_router_answers_its_405_with_the_allow_header() -> None:
+    # An AutoRouter's routes served by Starlette alone (no FastAPI app around them).
+    router = AutoRouter(prefix="/api")
+    router.register("/ping", PingView)
+    router.register("/reports", ReportViewSet, basename="report")
+    bare = Router(routes=router.api_router().routes)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bare), base_url="http://test"
+    ) as client:
+        response = await client.delete("/api/reports/")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
