@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from openapi_spec_validator import validate
 from fastapi import FastAPI
+from openapi_spec_validator import validate
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.routing import Router
