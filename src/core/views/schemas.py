@@ -186,11 +186,22 @@ _Link = Annotated[str, PydanticField(json_schema_extra={"format": "uri"})]
 
 
 @typed_cache
-def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
-    """DRF's page envelope around a list of `schema` (documentation of the list route)."""
+def page_schema_for(schema: type[BaseModel], count: str = "number") -> type[BaseModel]:
+    """DRF's page envelope around a list of `schema` (documentation of the list route); its
+    `count` is a `"number"`, `"nullable"` (a pagination that may not count) or `"absent"`
+    (a cursor page)."""
+    fields: dict[str, Any] = {}
+    name = f"{schema.__name__}Page"
+    if count == "number":
+        fields["count"] = (int, ...)
+    elif count == "nullable":
+        fields["count"] = (Optional[int], None)  # noqa: UP045
+        name = f"{schema.__name__}UncountedPage"
+    else:
+        name = f"{schema.__name__}CursorPage"
     return create_model(
-        f"{schema.__name__}Page",
-        count=(int, ...),
+        name,
+        **fields,
         next=(Optional[_Link], None),  # noqa: UP045
         previous=(Optional[_Link], None),  # noqa: UP045
         results=(list[schema], ...),  # type: ignore[valid-type]
