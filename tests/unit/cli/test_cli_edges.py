@@ -7,6 +7,7 @@ terminal shows: exit code 1 and one `error:` line, never a traceback.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -51,16 +52,22 @@ def without_asyncpg(tmp_path: Path) -> str:
 # -- core topics: the settings are enough -----------------------------------------------------
 
 
+# A directory with settings (a private SECRET_KEY, as `core init` writes) but no app module.
+KEY = secrets.token_urlsafe(48)
+
+
 def test_topics_need_no_app_module(tmp_path: Path) -> None:
     # No src/main.py here: the settings alone decide the broker.
-    error = one_line_error(run_core(tmp_path, "topics", "list", MESSAGE_BROKER="memory"))
+    error = one_line_error(
+        run_core(tmp_path, "topics", "list", MESSAGE_BROKER="memory", SECRET_KEY=KEY)
+    )
 
     assert error.startswith("`core topics` is not applicable to MESSAGE_BROKER=memory")
 
 
 def test_topics_create_needs_no_app_module(tmp_path: Path) -> None:
     error = one_line_error(
-        run_core(tmp_path, "topics", "create", "orders", MESSAGE_BROKER="memory")
+        run_core(tmp_path, "topics", "create", "orders", MESSAGE_BROKER="memory", SECRET_KEY=KEY)
     )
 
     assert "MESSAGE_BROKER=memory" in error

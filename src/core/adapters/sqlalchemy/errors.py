@@ -161,25 +161,26 @@ def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
 
 
 class _Outages:
-    """Which databases (engines) are down, so an outage is logged once, not per request."""
+    """Which databases (engines) are down, so an outage is reported once, not per request."""
 
     def __init__(self) -> None:
         self._down: dict[int, str] = {}
 
     async def failed(self, bind: Any, exc: BaseException) -> DatabaseUnavailableError:
         key = id(bind)
-        cause = str(_chain(exc)[-1]).splitlines()[0] if str(_chain(exc)[-1]) else type(exc).__name__
+        driver_error = _chain(exc)[-1]
+        cause = str(driver_error).splitlines()[0] if str(driver_error) else ""
+        error = DatabaseUnavailableError(cause or type(driver_error).__name__)
         if key not in self._down:
             name = _name(bind)
             self._down[key] = name
-            logger.error(
-                "Database %s is unavailable (%s: %s); requests answer 503 until it is back.",
-                name,
-                type(_chain(exc)[-1]).__name__,
-                cause,
+            # The first error of an outage says so; whoever answers it (the HTTP error handler)
+            # logs it once. A command-line tool prints its own one-line error instead.
+            error.outage = (
+                f"Database {name} is unavailable ({type(driver_error).__name__}: {cause})"
             )
             await _empty_pool(bind)
-        return DatabaseUnavailableError(cause)
+        return error
 
     def answered(self, bind: Any) -> None:
         if self._down:
