@@ -10,8 +10,8 @@ import pytest
 
 from core import CoreApp, Model
 from core.auth import add_to_group, configure_auth, grant_permission
-from core.auth.registry import isolated_registries
 from core.settings import Settings
+from core.testing import isolated_declarations
 from tests import services
 from tests.unit.auth.models import Post, User
 from tests.unit.auth.support import PASSWORD, SECRET, bearer, build_auth_app, claims_of
@@ -23,7 +23,7 @@ AUTH = "/api/v1/auth"
 
 @pytest.fixture
 def declared() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         configure_auth(secret_key=SECRET, user_model=User, password_hasher="pbkdf2_sha256")
         yield
 

@@ -20,13 +20,12 @@ from core.messaging import (
     ConsumerSelection,
     Event,
     consumer,
-    consumers,
     flush_events,
     on_event,
     publish_event,
 )
 from core.ports.broker import EventBroker
-from core.testing import test_settings
+from core.testing import isolated_declarations, test_settings
 from tests.integration import test_brokers
 
 WITHIN = 30.0  # seconds: Tansu's group joins take a few
@@ -38,10 +37,8 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _declarations() -> Iterator[None]:
-    saved = dict(consumers._declarations)
-    yield
-    consumers._declarations.clear()
-    consumers._declarations.update(saved)
+    with isolated_declarations():
+        yield
 
 
 @pytest.fixture(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped
 from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.adapters.faststream.kafka import KafkaEventBroker
 from core.context import use_container
+from core.declarations import declarations
 from core.errors import BrokerUnavailableError, ValidationFailedError
 from core.messaging import (
     ConsumerSelection,
@@ -26,7 +27,6 @@ from core.messaging import (
     OutboxMessage,
     already_processed,
     consumer,
-    consumers,
     event,
     on_event,
     publish_event,
@@ -112,7 +112,7 @@ async def outbox_until(app: CoreApp, *, count: int = 1, **lookups: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _declarations() -> Iterator[None]:
-    saved = dict(consumers._declarations)
+    saved = declarations().snapshot()
 
     @consumer(GROUP, topics=[TOPIC])
     class OrderEvents:
@@ -130,8 +130,7 @@ def _declarations() -> Iterator[None]:
 
     deliveries.clear()
     yield
-    consumers._declarations.clear()
-    consumers._declarations.update(saved)
+    declarations().restore(saved)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from faststream import Context
 
 from core.adapters.faststream.rabbitmq import RabbitMqEventBroker
 from core.context import use_container
-from core.messaging import Event, consumer, consumers, on_event, publish_event
+from core.messaging import Event, consumer, on_event, publish_event
+from core.testing import isolated_declarations
 from tests.integration import test_messaging_brokers as brokers
 
 WITHIN = 30.0
@@ -36,10 +37,8 @@ POISON: list[tuple[bytes, str]] = [
 
 @pytest.fixture(autouse=True)
 def _declarations() -> Iterator[None]:
-    saved = dict(consumers._declarations)
-    yield
-    consumers._declarations.clear()
-    consumers._declarations.update(saved)
+    with isolated_declarations():
+        yield
 
 
 @pytest.fixture(

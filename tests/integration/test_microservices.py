@@ -36,8 +36,8 @@ import pytest
 import yaml
 
 from core.auth import configure_auth, create_access_token
-from core.auth.registry import isolated_registries
 from core.settings import Settings
+from core.testing import isolated_declarations
 from tests.migration_roundtrip import core_command
 from tests.services import create_database, drop_database, free_port
 
@@ -288,7 +288,7 @@ async def _spec_flow(
 
     # Synchronous call: the order API fetches the user from the user API with the caller's
     # token, here one minted by `create_access_token` wherever SECRET_KEY is known.
-    with isolated_registries():
+    with isolated_declarations():
         configure_auth(secret_key=secret)
         minted = create_access_token(user_id=user["id"], extra_claims={"email": email})
     combined = await http.get(

@@ -27,7 +27,7 @@ from core import CoreApp
 from core.ports.tasks import TaskResult, TaskStatus
 from core.settings import Settings
 from core.tasks import Task, task, wait_for_result
-from core.tasks import registry as task_registry
+from core.testing import isolated_declarations
 from tests.migration_roundtrip import core_command
 
 pytestmark = pytest.mark.redis
@@ -86,10 +86,8 @@ PROJECT = """
 @pytest.fixture
 def declared() -> Iterator[None]:
     """This process's declarations are forgotten after the test."""
-    saved = dict(task_registry._declared)
-    yield
-    task_registry._declared.clear()
-    task_registry._declared.update(saved)
+    with isolated_declarations():
+        yield
 
 
 @pytest.fixture

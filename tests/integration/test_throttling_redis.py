@@ -16,9 +16,8 @@ from starlette.requests import Request
 from core import AutoRouter, CoreApp
 from core.adapters.redis.ratelimit import RedisRateLimiter
 from core.auth import configure_auth, register_password_hasher
-from core.auth.registry import isolated_registries
 from core.errors import RateLimiterUnavailableError
-from core.testing import RateLimiterContract, test_settings
+from core.testing import RateLimiterContract, isolated_declarations, test_settings
 from core.throttling import AnonRateThrottle
 from core.views import APIView
 from tests.unit.auth.models import User
@@ -120,7 +119,7 @@ async def test_two_apps_sharing_redis_share_one_count(redis_url: str, prefix: st
 
 @pytest.fixture
 def declared() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         register_password_hasher(FastHasher())
         configure_auth(secret_key=SECRET, user_model=User, password_hasher="fast_sha256")
         yield

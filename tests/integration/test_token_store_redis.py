@@ -13,9 +13,8 @@ from redis.asyncio import Redis
 
 from core.adapters.redis.tokens import RedisTokenStore
 from core.auth import configure_auth, register_password_hasher
-from core.auth.registry import isolated_registries
 from core.errors import TokenStoreUnavailableError
-from core.testing import TokenStoreContract, test_settings
+from core.testing import TokenStoreContract, isolated_declarations, test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app, login
 
@@ -77,7 +76,7 @@ async def test_a_client_given_to_the_store_stays_open(redis_url: str, prefix: st
 
 @pytest.fixture
 def declared() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         register_password_hasher(FastHasher())
         configure_auth(secret_key=SECRET, user_model=User, password_hasher="fast_sha256")
         yield

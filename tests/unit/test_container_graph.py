@@ -18,11 +18,7 @@ from dependency_injector import containers, providers
 from sqlalchemy.orm import Mapped
 
 from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
-from core.auth.registry import (
-    isolated_registries,
-    register_password_hasher,
-    register_token_backend,
-)
+from core.auth.registry import register_password_hasher, register_token_backend
 from core.cli.container import container_app
 from core.containers import CoreContainer, build_container
 from core.containers.graph import (
@@ -37,6 +33,7 @@ from core.errors import ConfigurationError
 from core.ports.hashing import PasswordHasher
 from core.ports.tokens import TokenBackend
 from core.settings import Settings
+from core.testing import isolated_declarations
 
 AREAS = ("database", "auth", "messaging", "tasks", "throttling")
 SQLITE_URL = "sqlite+aiosqlite:///./never-created.db"
@@ -122,7 +119,7 @@ class CustomTokens(TokenBackend):
 
 @pytest.fixture
 def registries() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         yield
 
 
@@ -176,9 +173,10 @@ def test_text_groups_the_settings_by_area_instead_of_a_line_per_option() -> None
 
     assert "config.database_url" not in text
     assert re.search(r"^    \d+ options read, by area:$", text, re.MULTILINE)
-    assert re.search(r"^      database: database_backend, database_url,", text, re.MULTILINE)
-    assert re.search(r"^      shared: redis_url$", text, re.MULTILINE)
-    assert len(text.splitlines()) < 140
+    assert re.search(r"^      database: database_url, database_echo,", text, re.MULTILINE)
+    # The outbox reads the database backend too (it tracks uncommitted rows in memory).
+    assert re.search(r"^      shared: database_backend, redis_url$", text, re.MULTILINE)
+    assert len(text.splitlines()) < 200  # a few lines per provider, not one per option
 
 
 def test_postgresql_and_argon2_show_their_effective_values_with_the_password_masked() -> None:
@@ -265,6 +263,20 @@ def test_registered_hasher_and_token_backend_are_named_by_name_and_class(
         assert "PasslibPasswordHasher" not in picture
 
 
+def test_the_graph_reads_the_declarations_its_container_was_given(registries: None) -> None:
+    from core.declarations import Declarations
+
+    own = Declarations()
+    own.password_hashers["custom_sha512"] = CustomHasher()
+    container = build_container(settings(auth_password_hasher="custom_sha512"), declarations=own)
+
+    hasher = build_graph(container).port("auth.password_hasher")
+
+    # Registered in that app's declarations only, not the process's: still named.
+    assert (hasher.adapter, hasher.registered) == (f"{__name__}.CustomHasher", True)
+    assert isinstance(container.auth.password_hasher(), CustomHasher)
+
+
 def test_configure_auth_wins_over_the_setting_and_says_so(registries: None) -> None:
     from core.auth import configure_auth
 
@@ -349,17 +361,8 @@ class NoteViewSet(ModelViewSet):
 @pytest.fixture
 def declarations() -> Iterator[None]:
     """Only the consumers and tasks a test declares are there, and are forgotten after it."""
-    from core.messaging import consumers
-    from core.tasks import registry
-
-    saved_consumers, saved_tasks = dict(consumers._declarations), dict(registry._declared)
-    consumers._declarations.clear()
-    registry._declared.clear()
-    yield
-    consumers._declarations.clear()
-    consumers._declarations.update(saved_consumers)
-    registry._declared.clear()
-    registry._declared.update(saved_tasks)
+    with isolated_declarations(empty=True):
+        yield
 
 
 def users_app(registries: None, declarations: None) -> CoreApp:
@@ -497,6 +500,7 @@ def test_edges_run_from_a_provider_to_what_it_injects_config_options_included() 
     assert set(graph.readers("config.database_backend")) == {
         "database.database",
         "database.repository",
+        "messaging.outbox",  # tracks uncommitted rows on the in-memory database
     }
     branch_edges = {
         (edge.target, edge.selected) for edge in graph.edges if edge.source == "database.database"

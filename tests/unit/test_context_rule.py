@@ -13,10 +13,10 @@ import pytest
 import core
 from core import CoreApp, context
 from core.context import current_container, use_container
+from core.declarations import declarations
 from core.errors import AmbiguousContainerError, ConfigurationError
-from core.messaging import Event, consumer, consumers, on_event, producer, publish_event
+from core.messaging import Event, consumer, on_event, publish_event
 from core.settings import Settings
-from core.tasks import registry as task_registry
 from core.tasks import task, wait_for_result
 from core.testing import test_settings
 from tests.asgi import served
@@ -26,11 +26,7 @@ from tests.scripts import DEFAULT_ACROSS_LOOPS, run_script
 @pytest.fixture
 def declared() -> Iterator[dict[str, Any]]:
     """A task and an in-process consumer, declared for one test and forgotten afterwards."""
-    saved = (
-        dict(consumers._declarations),
-        dict(producer._declarations),
-        dict(task_registry._declared),
-    )
+    saved = declarations().snapshot()
     received: list[Event] = []
     arrived = asyncio.Event()
 
@@ -46,13 +42,7 @@ def declared() -> Iterator[dict[str, Any]]:
         return n * 2
 
     yield {"task": double, "received": received, "arrived": arrived}
-    for registry, before in zip(
-        (consumers._declarations, producer._declarations, task_registry._declared),
-        saved,
-        strict=True,
-    ):
-        registry.clear()
-        registry.update(before)  # type: ignore[attr-defined]
+    declarations().restore(saved)
 
 
 async def test_code_outside_any_request_uses_the_one_running_app(

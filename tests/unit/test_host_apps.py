@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Mapped
 
 from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
+from core.declarations import declarations
 from core.errors import ConfigurationError
-from core.messaging import consumer, consumers, event, on_event, producer
-from core.tasks import registry as task_registry
+from core.messaging import consumer, event, on_event
 from core.tasks import task, wait_for_result
 from core.testing import test_settings
 from tests.asgi import served
@@ -63,11 +63,7 @@ class Seen:
 @pytest.fixture
 def seen() -> Iterator[Seen]:
     """Declares the task and the consumer for one test; forgets them afterwards."""
-    saved = (
-        dict(consumers._declarations),
-        dict(producer._declarations),
-        dict(task_registry._declared),
-    )
+    saved = declarations().snapshot()
     record = Seen()
 
     @consumer("host-readers", topics=[TOPIC])
@@ -84,13 +80,7 @@ def seen() -> Iterator[Seen]:
 
     record.task = remind  # type: ignore[attr-defined]
     yield record
-    for registry, before in zip(
-        (consumers._declarations, producer._declarations, task_registry._declared),
-        saved,
-        strict=True,
-    ):
-        registry.clear()
-        registry.update(before)  # type: ignore[attr-defined]
+    declarations().restore(saved)
 
 
 def core_app(seen: Seen, **settings: Any) -> CoreApp:

@@ -84,6 +84,8 @@ class RequestAuthenticator:
             override of the container's `auth.user_model` takes effect at once.
         sessions: refuses revoked access tokens (logout, password change); None trusts every
             well-signed token until it expires.
+        custom_backends: returns the registered auth backends, in chain order; called per use,
+            so a backend registered after the app was built still joins the chain.
 
     Example:
         >>> authenticator = app.container.auth.authenticator()  # doctest: +SKIP
@@ -95,9 +97,11 @@ class RequestAuthenticator:
         token_backend: TokenBackend,
         user_model: Callable[[], type[Any] | None] = lambda: None,
         sessions: RefreshTokens | None = None,
+        custom_backends: Callable[[], tuple[AuthBackend, ...]] = registered_auth_backends,
     ) -> None:
         self.token_backend = token_backend
         self._user_model = user_model
+        self._custom_backends = custom_backends
         self.model_backend = ModelAuthBackend(user_model)
         self.bearer_backend = TokenAuthBackend(
             token_backend,
@@ -112,9 +116,7 @@ class RequestAuthenticator:
 
     def backends(self) -> tuple[AuthBackend, ...]:
         """The chain, in the order it is asked."""
-        # The registry is read per call (a tuple copy) so a backend registered after the app
-        # was built still joins the chain.
-        return (self.bearer_backend, self.model_backend, *registered_auth_backends())
+        return (self.bearer_backend, self.model_backend, *self._custom_backends())
 
     def backend(self, name: str) -> AuthBackend | None:
         """The backend of the chain called `name`, or None."""
@@ -178,7 +180,7 @@ class RequestAuthenticator:
         return TokenUser(payload)
 
     def _custom_backend(self, name: str) -> AuthBackend | None:
-        for backend in registered_auth_backends():
+        for backend in self._custom_backends():
             if backend.name == name:
                 return backend
         return None

@@ -9,44 +9,13 @@ setting, so `configure_auth(user_model=User)` changes nothing else.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
+from core.declarations import AuthDeclaration, Declarations, PasswordValidator, declarations
 from core.errors import ConfigurationError
 
-__all__ = ("AuthDeclaration", "auth_declaration", "configure_auth")
-
-_T = TypeVar("_T")
-
-#: A password validator: returns why `password` is refused, or None to accept it.
-PasswordValidator = Callable[[str, Any], "str | None"]
-
-
-@dataclass(frozen=True)
-class AuthDeclaration:
-    """What `configure_auth` recorded; None means "not declared, use the setting"."""
-
-    secret_key: str | None = None
-    access_token_expire_minutes: int | None = None
-    refresh_token_expire_days: int | None = None
-    password_hasher: str | None = None
-    token_backend: str | None = None
-    algorithm: str | None = None
-    user_model: type[Any] | None = None
-    password_min_length: int | None = None
-    password_max_length: int | None = None
-    password_validators: tuple[PasswordValidator, ...] | None = None
-
-    def value(self, name: str, setting: _T) -> _T:
-        """The declared value of `name` when there is one, else `setting`."""
-        declared = getattr(self, name)
-        return setting if declared is None else declared
-
-
-_declaration = AuthDeclaration()
-_lock = threading.Lock()
+__all__ = ("AuthDeclaration", "auth_declaration", "configure_auth", "declared_user_model")
 
 
 def configure_auth(
@@ -102,7 +71,6 @@ def configure_auth(
         ...     user_model=User,
         ... )
     """
-    global _declaration
     changes: dict[str, Any] = {}
     for name, value in (
         ("secret_key", secret_key),
@@ -130,26 +98,20 @@ def configure_auth(
                     f"configure_auth(password_validators=...) takes callables, got {validator!r}."
                 )
         changes["password_validators"] = validators
-    with _lock:
-        _declaration = dataclasses.replace(_declaration, **changes)
-        return _declaration
+    declared = declarations()
+    with declared.lock:
+        declared.auth = dataclasses.replace(declared.auth, **changes)
+        return declared.auth
 
 
-def auth_declaration() -> AuthDeclaration:
-    """The current declaration (an immutable snapshot)."""
-    return _declaration
+def auth_declaration(declared: Declarations | None = None) -> AuthDeclaration:
+    """What `configure_auth` recorded in `declared` (the process's by default); immutable."""
+    return (declared if declared is not None else declarations()).auth
 
 
-def declared_user_model() -> type[Any] | None:
+def declared_user_model(declared: Declarations | None = None) -> type[Any] | None:
     """The user model `configure_auth(user_model=...)` declared, or None."""
-    return _declaration.user_model
-
-
-def _restore_declaration(declaration: AuthDeclaration) -> None:
-    # For `isolated_registries()`: tests put back the declaration they started with.
-    global _declaration
-    with _lock:
-        _declaration = declaration
+    return auth_declaration(declared).user_model
 
 
 def _non_empty_str(name: str, value: object) -> str:

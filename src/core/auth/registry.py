@@ -1,17 +1,16 @@
-"""Process-wide registries of password hashers, token backends and auth backends.
+"""Registering password hashers, token backends and auth backends, and looking them up.
 
-`register_*` only records a declaration, like Celery's task registry; each container looks the
-configured name up when it builds its provider (`containers/auth.py`). The built-in names are
-listed here but built by the container, so importing this module imports no adapter.
+`register_*` only records a declaration in the process's `Declarations` (see
+`core.declarations`), like Celery's task registry; each container looks the configured name up in
+the `Declarations` it was given when it builds its provider (`containers/auth.py`). The built-in
+names are listed here but built by the container, so importing this module imports no adapter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Final, TypeVar
 
-from core.auth.config import _restore_declaration, auth_declaration
+from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError
 from core.ports.auth import AuthBackend
 from core.ports.hashing import PasswordHasher
@@ -23,11 +22,6 @@ BUILTIN_PASSWORD_HASHERS: Final = ("pbkdf2_sha256", "argon2", "bcrypt", "scrypt"
 BUILTIN_TOKEN_BACKENDS: Final = ("jwt",)
 #: Names of the framework's own auth backends (Bearer token, email and password).
 BUILTIN_AUTH_BACKENDS: Final = ("token", "model")
-
-_password_hashers: dict[str, PasswordHasher] = {}
-_token_backends: dict[str, TokenBackend] = {}
-# Insertion-ordered: the auth chain asks backends in the order they were registered.
-_auth_backends: dict[str, AuthBackend] = {}
 
 _T = TypeVar("_T")
 
@@ -55,7 +49,11 @@ def register_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
         >>> register_password_hasher(CustomHasher())  # then AUTH_PASSWORD_HASHER=custom_sha512
     """
     _register(
-        _password_hashers, hasher, PasswordHasher, BUILTIN_PASSWORD_HASHERS, "password hasher"
+        declarations().password_hashers,
+        hasher,
+        PasswordHasher,
+        BUILTIN_PASSWORD_HASHERS,
+        "password hasher",
     )
     return hasher
 
@@ -78,7 +76,13 @@ def register_token_backend(backend: TokenBackend) -> TokenBackend:
     Example:
         >>> register_token_backend(CustomJWT())  # then AUTH_TOKEN_BACKEND=custom_jwt
     """
-    _register(_token_backends, backend, TokenBackend, BUILTIN_TOKEN_BACKENDS, "token backend")
+    _register(
+        declarations().token_backends,
+        backend,
+        TokenBackend,
+        BUILTIN_TOKEN_BACKENDS,
+        "token backend",
+    )
     return backend
 
 
@@ -99,67 +103,55 @@ def register_auth_backend(backend: AuthBackend) -> AuthBackend:
     Example:
         >>> register_auth_backend(LDAPBackend())
     """
-    _register(_auth_backends, backend, AuthBackend, BUILTIN_AUTH_BACKENDS, "auth backend")
+    # Insertion-ordered: the auth chain asks backends in the order they were registered.
+    _register(
+        declarations().auth_backends, backend, AuthBackend, BUILTIN_AUTH_BACKENDS, "auth backend"
+    )
     return backend
 
 
-def registered_password_hasher(name: str) -> PasswordHasher | None:
+def registered_password_hasher(
+    name: str, declared: Declarations | None = None
+) -> PasswordHasher | None:
     """The registered hasher called `name`, or None for a built-in name (the container builds
     those).
+
+    Args:
+        name: an AUTH_PASSWORD_HASHER value.
+        declared: where to look; the process's declarations by default.
 
     Raises:
         ConfigurationError: `name` is neither built in nor registered; the message lists both.
     """
-    return _lookup(_password_hashers, name, BUILTIN_PASSWORD_HASHERS, "AUTH_PASSWORD_HASHER")
+    registry = (declared or declarations()).password_hashers
+    return _lookup(registry, name, BUILTIN_PASSWORD_HASHERS, "AUTH_PASSWORD_HASHER")
 
 
-def registered_token_backend(name: str) -> TokenBackend | None:
+def registered_token_backend(
+    name: str, declared: Declarations | None = None
+) -> TokenBackend | None:
     """The registered token backend called `name`, or None for a built-in name.
 
     Raises:
         ConfigurationError: `name` is neither built in nor registered; the message lists both.
     """
-    return _lookup(_token_backends, name, BUILTIN_TOKEN_BACKENDS, "AUTH_TOKEN_BACKEND")
+    registry = (declared or declarations()).token_backends
+    return _lookup(registry, name, BUILTIN_TOKEN_BACKENDS, "AUTH_TOKEN_BACKEND")
 
 
-def registered_auth_backends() -> tuple[AuthBackend, ...]:
+def registered_auth_backends(declared: Declarations | None = None) -> tuple[AuthBackend, ...]:
     """The registered (custom) auth backends, in chain order."""
-    return tuple(_auth_backends.values())
+    return tuple((declared or declarations()).auth_backends.values())
 
 
-def password_hasher_names() -> tuple[str, ...]:
+def password_hasher_names(declared: Declarations | None = None) -> tuple[str, ...]:
     """Every value AUTH_PASSWORD_HASHER accepts now: built-in names, then registered ones."""
-    return (*BUILTIN_PASSWORD_HASHERS, *_password_hashers)
+    return (*BUILTIN_PASSWORD_HASHERS, *(declared or declarations()).password_hashers)
 
 
-def token_backend_names() -> tuple[str, ...]:
+def token_backend_names(declared: Declarations | None = None) -> tuple[str, ...]:
     """Every value AUTH_TOKEN_BACKEND accepts now: built-in names, then registered ones."""
-    return (*BUILTIN_TOKEN_BACKENDS, *_token_backends)
-
-
-@contextmanager
-def isolated_registries() -> Iterator[None]:
-    """Restore every registry, and the `configure_auth` declaration, on exit, so a test's
-    registrations and declarations do not leak into the next.
-
-    Example:
-        >>> with isolated_registries():
-        ...     register_password_hasher(CustomHasher())
-        ...     configure_auth(user_model=User)
-    """
-    hashers, tokens, auths = (
-        _password_hashers.copy(),
-        _token_backends.copy(),
-        _auth_backends.copy(),
-    )
-    declaration = auth_declaration()
-    try:
-        yield
-    finally:
-        _restore(_password_hashers, hashers)
-        _restore(_token_backends, tokens)
-        _restore(_auth_backends, auths)
-        _restore_declaration(declaration)
+    return (*BUILTIN_TOKEN_BACKENDS, *(declared or declarations()).token_backends)
 
 
 def _register(
@@ -194,9 +186,3 @@ def _lookup(
     except KeyError:
         known = ", ".join((*builtin, *registry))
         raise ConfigurationError(f"Unknown {setting} {name!r}; known: {known}.") from None
-
-
-def _restore(registry: dict[str, _T], before: dict[str, _T]) -> None:
-    # In place: other modules may hold a reference to the registry dict.
-    registry.clear()
-    registry.update(before)

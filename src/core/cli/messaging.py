@@ -94,7 +94,7 @@ async def _consume(application: Any, group: str | None, topics: list[str]) -> No
         groups=frozenset([group]) if group else None,
         topics=frozenset(topics) if topics else None,
     )
-    chosen = selection.apply(declared_consumers())
+    chosen = selection.apply(declared_consumers(application.container.declarations()))
     if not chosen:
         raise ConfigurationError(
             "No consumers to run: the app declares no @consumer class (import the modules "

@@ -57,7 +57,7 @@ def worker(
         )
     from core.tasks import declared_tasks
 
-    declared = declared_tasks()
+    declared = declared_tasks(application.container.declarations())
     queues = list(
         dict.fromkeys(
             queue or [settings.task_default_queue, *(t.queue for t in declared if t.queue)]
@@ -139,7 +139,7 @@ def tasks(*, app_module: AppOption = None) -> None:
     application = _core_app(app_module)
     from core.tasks import PeriodicTask, Scheduler, declared_tasks
 
-    declared = declared_tasks()
+    declared = declared_tasks(application.container.declarations())
     if not declared:
         print("No tasks: the app module declares no @task or @periodic_task.")
         return

@@ -1,7 +1,8 @@
 """AuthContainer: hasher, token backend, token store, password policy, authenticator and
-refresh-token rotation, from the AUTH_* settings and the `configure_auth` declaration.
+refresh-token rotation, from the AUTH_* settings and the `Declarations` the root gives it
+(`configure_auth`, `register_*`).
 
-Every builder reads the declaration when it runs (on first use), and a declared value wins over
+Every builder reads the declarations when it runs (on first use), and a declared value wins over
 its setting: `configure_auth(secret_key=...)` over SECRET_KEY, and so on.
 """
 
@@ -16,21 +17,25 @@ from dependency_injector import containers, providers
 
 from core.adapters.memory.tokens import InMemoryTokenStore
 from core.auth.authentication import RequestAuthenticator
-from core.auth.config import auth_declaration, declared_user_model
 from core.auth.hashing import bounded_queue
 from core.auth.passwords import PasswordPolicy
 from core.auth.refresh import RefreshTokens
-from core.auth.registry import registered_password_hasher, registered_token_backend
+from core.auth.registry import (
+    registered_auth_backends,
+    registered_password_hasher,
+    registered_token_backend,
+)
+from core.declarations import Declarations
 from core.errors import ConfigurationError, MissingDependencyError
 from core.ports.hashing import PasswordHasher
 from core.ports.tokens import TokenBackend, TokenStore
 
 
-def _password_hasher(name: str) -> PasswordHasher:
-    name = auth_declaration().value("password_hasher", name)
+def _password_hasher(name: str, declarations: Declarations) -> PasswordHasher:
+    name = declarations.auth.value("password_hasher", name)
     # Registered names come from user code (`register_password_hasher`), so this is a registry
     # lookup rather than a Selector, which only knows the branches it declares.
-    hasher = registered_password_hasher(name)
+    hasher = registered_password_hasher(name, declarations)
     if hasher is not None:
         return hasher
     # Imported here so `import core` never imports passlib.
@@ -42,6 +47,7 @@ def _password_hasher(name: str) -> PasswordHasher:
 def _token_backend(
     name: str,
     *,
+    declarations: Declarations,
     secret_key: str,
     algorithm: str,
     access_token_expire_minutes: int,
@@ -52,8 +58,8 @@ def _token_backend(
     audience: str | None,
     leeway_seconds: float,
 ) -> TokenBackend:
-    declared = auth_declaration()
-    backend = registered_token_backend(declared.value("token_backend", name))
+    declared = declarations.auth
+    backend = registered_token_backend(declared.value("token_backend", name), declarations)
     if backend is not None:
         return backend
     from core.adapters.jwt.tokens import JwtTokenBackend
@@ -84,8 +90,10 @@ def _read_key(path: str | None, setting: str) -> bytes | None:
         raise ConfigurationError(f"{setting}={path!r} cannot be read: {exc.strerror}.") from exc
 
 
-def _password_policy(min_length: int, max_length: int) -> PasswordPolicy:
-    declared = auth_declaration()
+def _password_policy(
+    min_length: int, max_length: int, declarations: Declarations
+) -> PasswordPolicy:
+    declared = declarations.auth
     return PasswordPolicy(
         declared.value("password_min_length", min_length),
         declared.value("password_max_length", max_length),
@@ -102,6 +110,10 @@ def _redis_token_store(url: str | None, fallback_url: str, prefix: str) -> Token
             raise MissingDependencyError("redis", "redis") from exc
         raise
     return RedisTokenStore(url or fallback_url, prefix=prefix)
+
+
+def _declared_user_model(declarations: Declarations) -> type[Any] | None:
+    return declarations.auth.user_model
 
 
 def _database_token_store(database: Any) -> TokenStore:
@@ -131,8 +143,9 @@ def _refresh_tokens(
     refresh_token_expire_days: int,
     family_lifetime_days: float,
     grace_seconds: float,
+    declarations: Declarations,
 ) -> RefreshTokens:
-    days = auth_declaration().value("refresh_token_expire_days", refresh_token_expire_days)
+    days = declarations.auth.value("refresh_token_expire_days", refresh_token_expire_days)
     return RefreshTokens(
         token_backend,
         token_store,
@@ -148,27 +161,34 @@ class AuthContainer(containers.DeclarativeContainer):
     All but `user_model` are Singletons: built on first use, once per container, so two apps
     in one process never share a hasher, a key or a token store. Override them before first
     use: `with app.container.auth.password_hasher.override(FakeHasher()): ...`.
-    `user_model` is read from the declaration at every call, so
+    `user_model` and `auth_backends` are read from the declarations at every call, so
     `app.container.auth.user_model.override(providers.Object(User))` works at any time.
     """
 
     config = providers.Configuration(strict=True)
     # The app's database, for AUTH_TOKEN_STORE=database (given by the root).
     database: providers.Dependency[Any] = providers.Dependency()
+    declarations = providers.Dependency(instance_of=Declarations)  # given by the root
 
-    user_model = providers.Callable(declared_user_model)
+    user_model = providers.Callable(_declared_user_model, declarations)
 
-    password_hasher = providers.Singleton(_password_hasher, name=config.auth_password_hasher)
+    auth_backends = providers.Callable(registered_auth_backends, declarations)
+
+    password_hasher = providers.Singleton(
+        _password_hasher, name=config.auth_password_hasher, declarations=declarations
+    )
 
     password_policy = providers.Singleton(
         _password_policy,
         min_length=config.auth_password_min_length,
         max_length=config.auth_password_max_length,
+        declarations=declarations,
     )
 
     token_backend = providers.Singleton(
         _token_backend,
         name=config.auth_token_backend,
+        declarations=declarations,
         secret_key=config.secret_key,
         algorithm=config.auth_algorithm,
         access_token_expire_minutes=config.auth_access_token_expire_minutes,
@@ -206,6 +226,7 @@ class AuthContainer(containers.DeclarativeContainer):
         refresh_token_expire_days=config.auth_refresh_token_expire_days,
         family_lifetime_days=config.auth_refresh_family_lifetime_days,
         grace_seconds=config.auth_refresh_grace_seconds,
+        declarations=declarations,
     )
 
     # The authenticator gets the user-model *provider* (`.provider`), not its value, so it asks
@@ -214,5 +235,6 @@ class AuthContainer(containers.DeclarativeContainer):
         RequestAuthenticator,
         token_backend=token_backend,
         user_model=user_model.provider,
+        custom_backends=auth_backends.provider,
         sessions=refresh_tokens,
     )

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
-from core.auth.config import auth_declaration
 from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.messaging import MessagingContainer
 from core.containers.tasks import TasksContainer
 from core.containers.throttling import ThrottlingContainer
+from core.declarations import Declarations
+from core.declarations import declarations as process_declarations
 from core.settings import Settings
 
 
 class CoreContainer(containers.DeclarativeContainer):
-    """The root container: settings, and one nested container per area.
+    """The root container: settings, declarations, and one nested container per area.
+
+    Each area declares what it needs from the others (`providers.Dependency` /
+    `providers.DependenciesContainer`) and is wired here; none reaches up to this container.
+    Given by `build_container`: `settings`, `declarations` (what `@task`, `@consumer`,
+    `register_*` and `configure_auth` recorded) and `context` (this container itself: the
+    app context that task runs, consumer messages and relay passes make ambient).
 
     Override a provider at the path the framework resolves, before first use:
     `with app.container.database.repository.override(fake): ...`.
@@ -22,27 +29,49 @@ class CoreContainer(containers.DeclarativeContainer):
 
     config = providers.Configuration(strict=True)
     settings = providers.Dependency(instance_of=Settings)
+    declarations = providers.Dependency(instance_of=Declarations)
+    context = providers.Dependency(instance_of=containers.Container)
 
     database = providers.Container(DatabaseContainer, config=config)
-    auth = providers.Container(AuthContainer, config=config, database=database.database)
-    messaging = providers.Container(MessagingContainer, config=config)
-    tasks = providers.Container(TasksContainer, config=config)
+    auth = providers.Container(
+        AuthContainer, config=config, database=database.database, declarations=declarations
+    )
+    messaging = providers.Container(
+        MessagingContainer,
+        config=config,
+        database=database,
+        declarations=declarations,
+        context=context,
+    )
+    tasks = providers.Container(
+        TasksContainer, config=config, declarations=declarations, context=context
+    )
     throttling = providers.Container(ThrottlingContainer, config=config)
 
 
-def build_container(settings: Settings | None = None) -> CoreContainer:
+def build_container(
+    settings: Settings | None = None, *, declarations: Declarations | None = None
+) -> CoreContainer:
     """Build the root container from settings (read from the environment and `.env` when None).
+
+    Args:
+        settings: what to build from; `Settings()` when None.
+        declarations: the declared tasks, events, consumers and auth adapters to bind; the
+            process's (where the decorators record) when None.
 
     Raises:
         ConfigurationError: the settings must not run (e.g. production with the default SECRET_KEY).
     """
     settings = settings if settings is not None else Settings()
+    declared = declarations if declarations is not None else process_declarations()
     # `configure_auth(secret_key=...)` overrides SECRET_KEY: the key that will sign is checked.
-    declared = auth_declaration()
     settings.check(
-        declared.value("secret_key", settings.secret_key),
-        declared.value("algorithm", settings.auth_algorithm),
+        declared.auth.value("secret_key", settings.secret_key),
+        declared.auth.value("algorithm", settings.auth_algorithm),
     )
-    container = CoreContainer(settings=settings)
+    container = CoreContainer(settings=settings, declarations=declared)
+    # The app context is this container itself; given after construction, as nothing can name
+    # an instance before it exists.
+    container.context.override(providers.Object(container))
     container.config.from_dict(settings.as_config())
     return container

@@ -1,19 +1,21 @@
 """MessagingContainer: which event broker serves, chosen by MESSAGE_BROKER, and the messaging
-runtime (outbox relay, in-process consumers) its lifecycle runs."""
+runtime (outbox, relay, consumer retry policy, in-process consumers) its lifecycle runs."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
 from core.adapters.memory.broker import InMemoryEventBroker
+from core.declarations import Declarations
 from core.errors import MissingDependencyError
 from core.ports.broker import EventBroker
 
 if TYPE_CHECKING:
+    from core.messaging.consumers import RetryPolicy
+    from core.messaging.outbox import Outbox, OutboxRelay
     from core.messaging.runtime import MessagingRuntime
 
 # Each builder imports its adapter when called, so `import core` works without the broker's
@@ -44,32 +46,56 @@ def _rabbitmq(url: str) -> EventBroker:
     return RabbitMqEventBroker(url)
 
 
-def _root(container: Any) -> Any:
-    # A nested container's parent is the `providers.Container` holding it, whose parent is the
-    # enclosing container: the top of that chain is the app's root (its database and settings).
-    while getattr(container, "parent", None) is not None:
-        container = container.parent
-    return container
+# The builders below import `core.messaging` when called: it declares the outbox tables on the
+# models' metadata, which an app that never uses messaging must not get.
 
 
-def _runtime(container: Any) -> MessagingRuntime:
-    # Imported when first used: `core.messaging` declares the outbox tables, which an app that
-    # never imports it must not get.
+def _outbox(database_backend: str) -> Outbox:
+    from core.messaging.outbox import Outbox
+
+    # The in-memory database has no isolation between units of work: the relay must not see
+    # rows whose unit of work has not committed yet.
+    return Outbox(track_in_flight=database_backend == "memory")
+
+
+def _relay(**collaborators: Any) -> OutboxRelay:
+    from core.messaging.outbox import OutboxRelay
+
+    return OutboxRelay(**collaborators)
+
+
+def _retry_policy(**options: Any) -> RetryPolicy:
+    from core.messaging.consumers import RetryPolicy
+
+    return RetryPolicy(**options)
+
+
+def _runtime(**collaborators: Any) -> MessagingRuntime:
     from core.messaging.runtime import MessagingRuntime
 
-    return MessagingRuntime(_root(container))
+    return MessagingRuntime(**collaborators)
 
 
-def _messaging_in_use() -> bool:
-    # Events and consumers are declared through `core.messaging` (which also declares the outbox
-    # table): until something imports it, there is nothing to relay or consume.
-    return "core.messaging" in sys.modules
+# `core.messaging.models.OutboxMessage.__tablename__`, named here so checking for it imports
+# nothing.
+OUTBOX_TABLE = "core_outbox"
+
+
+def messaging_declared(declarations: Declarations) -> bool:
+    """Whether this app has events to relay or consume: declared `@event`s or `@consumer`s, or
+    the outbox table on the models' metadata (`publish_event` comes with it)."""
+    if declarations.events or declarations.consumers:
+        return True
+    from core.models import Model
+
+    return OUTBOX_TABLE in Model.metadata.tables
 
 
 async def _lifecycle(
-    broker: EventBroker, runtime: providers.Provider[Any]
+    broker: EventBroker, runtime: providers.Provider[Any], declarations: Declarations
 ) -> AsyncIterator[EventBroker]:
-    if not _messaging_in_use():
+    if not messaging_declared(declarations):
+        # Nothing to relay or consume: the broker alone, for direct publishes.
         await broker.start()
         yield broker
         await broker.stop()
@@ -81,12 +107,26 @@ async def _lifecycle(
 
 
 class MessagingContainer(containers.DeclarativeContainer):
-    """The event broker (`broker`, a Selector on MESSAGE_BROKER), the messaging runtime
-    (`runtime`: the outbox, its relay, the consumers this process runs) and `lifecycle`, the
-    resource that binds the consumers, starts the broker and the relay, and stops them."""
+    """The event broker and the messaging runtime of one app.
 
-    __self__ = providers.Self()
+    - `broker`: the EventBroker adapter (a Selector on MESSAGE_BROKER).
+    - `outbox`: writes events in the caller's unit of work (`Outbox`).
+    - `relay`: publishes committed outbox rows to `broker` (`OutboxRelay`).
+    - `retry_policy`: how a failing consumer handler is retried (`RetryPolicy`; a Factory, so
+      a group's `max_retries` can change one value).
+    - `runtime`: the outbox, the relay and the consumers this process runs (`MessagingRuntime`).
+    - `lifecycle`: the resource that binds the consumers, starts the broker and the relay, and
+      stops them.
+
+    Given by the root: `database` (the database container, whose `database` the runtime checks
+    before starting a relay), `declarations` (events and consumers), and `context`, the app
+    container that relay passes and consumer messages make ambient.
+    """
+
     config = providers.Configuration(strict=True)
+    database = providers.DependenciesContainer()
+    declarations = providers.Dependency(instance_of=Declarations)
+    context = providers.Dependency(instance_of=containers.Container)
 
     broker = providers.Selector(
         config.message_broker,
@@ -100,6 +140,47 @@ class MessagingContainer(containers.DeclarativeContainer):
         rabbitmq=providers.Singleton(_rabbitmq, url=config.rabbitmq_url),
     )
 
-    runtime = providers.Singleton(_runtime, container=__self__)
+    outbox = providers.Singleton(_outbox, database_backend=config.database_backend)
 
-    lifecycle = providers.Resource(_lifecycle, broker, runtime=runtime.provider)
+    # `broker.provider`: the relay resolves the broker per pass, so an override made after it
+    # was built takes effect.
+    relay = providers.Singleton(
+        _relay,
+        container=context,
+        outbox=outbox,
+        broker=broker.provider,
+        batch_size=config.outbox_batch_size,
+        poll_interval=config.outbox_poll_interval,
+        backoff_max=config.outbox_retry_backoff_max,
+        max_attempts=config.outbox_max_attempts,
+        retention=config.outbox_retention,
+        processed_retention=config.processed_events_retention,
+    )
+
+    retry_policy = providers.Factory(
+        _retry_policy,
+        max_retries=config.consumer_max_retries,
+        backoff=config.consumer_retry_backoff,
+        backoff_max=config.consumer_retry_backoff_max,
+        dead_letter_suffix=config.consumer_dead_letter_suffix,
+        unhandled=config.consumer_unhandled_events,
+    )
+
+    runtime = providers.Singleton(
+        _runtime,
+        container=context,
+        outbox=outbox,
+        relay=relay,
+        broker=broker.provider,
+        database=database.database.provider,
+        declarations=declarations,
+        retry_policy=retry_policy.provider,
+        source=config.app_name,
+        message_broker=config.message_broker,
+        consumers_in_process=config.consumers_in_process,
+        run_relay=config.outbox_relay_in_process,
+    )
+
+    lifecycle = providers.Resource(
+        _lifecycle, broker, runtime=runtime.provider, declarations=declarations
+    )

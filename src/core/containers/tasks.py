@@ -1,15 +1,23 @@
-"""TasksContainer: which task queue serves, chosen by TASK_BROKER, and its start/stop resource."""
+"""TasksContainer: which task queue serves, chosen by TASK_BROKER, what runs each declared task
+on it, and the start/stop resource that binds them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
 from core.adapters.memory.tasks import InMemoryTaskQueue
+from core.declarations import Declarations
 from core.errors import MissingDependencyError
 from core.ports.tasks import TaskQueue
+
+if TYPE_CHECKING:
+    from core.tasks.binding import TaskBinder, TaskRunner
+
+# The builders import `core.tasks` when called, so `import core` does not import the
+# user-facing tasks package.
 
 
 def _redis(url: str, key_prefix: str, redelivery_timeout: float) -> TaskQueue:
@@ -23,36 +31,51 @@ def _redis(url: str, key_prefix: str, redelivery_timeout: float) -> TaskQueue:
     return TaskiqTaskQueue(url, key_prefix=key_prefix, redelivery_timeout=redelivery_timeout)
 
 
-async def _queue_lifecycle(queue: TaskQueue, container: Any) -> AsyncIterator[TaskQueue]:
-    # Imported here so `import core` does not import the user-facing tasks package.
-    from core.tasks.binding import bind_declared_tasks
+def _runner(**collaborators: Any) -> TaskRunner:
+    from core.tasks.binding import TaskRunner
 
-    # Every `@task` declared so far (process-wide) becomes runnable on this container's queue,
-    # running with this container; tasks declared later are bound on their first `.delay()`.
-    bind_declared_tasks(queue, _root(container))
+    return TaskRunner(**collaborators)
+
+
+def _binder(
+    queue: Callable[[], TaskQueue],
+    runner: Callable[..., TaskRunner],
+    default_queue: str,
+    declarations: Declarations,
+) -> TaskBinder:
+    from core.tasks.binding import TaskBinder
+
+    return TaskBinder(
+        queue=queue, runner=runner, default_queue=default_queue, declarations=declarations
+    )
+
+
+async def _queue_lifecycle(queue: TaskQueue, binder: TaskBinder) -> AsyncIterator[TaskQueue]:
+    # Every task declared so far becomes runnable on this container's queue; tasks declared
+    # later are bound on their first `.delay()`.
+    binder.bind_declared(queue)
     await queue.start()
     yield queue
     await queue.stop()
 
 
-def _root(container: Any) -> Any:
-    # A nested container's parent is the `providers.Container` holding it, whose parent is the
-    # enclosing container: the top of that chain is the app's root, which tasks run with (its
-    # database for their unit of work, its queue for their retries).
-    while getattr(container, "parent", None) is not None:
-        container = container.parent
-    return container
-
-
 class TasksContainer(containers.DeclarativeContainer):
     """The task queue: `memory` runs tasks inside the process, `redis` uses Taskiq workers.
 
-    `lifecycle` binds the declared tasks to the queue and starts it; CoreApp's lifespan and
-    `core worker` / `core scheduler` initialise it.
+    - `queue`: the TaskQueue adapter (a Selector on TASK_BROKER).
+    - `runner`: what the queue runs for one task (`TaskRunner`: retries, timeout, unit of
+      work), built per task by `binder`.
+    - `binder`: registers the declared tasks on the queue and sends runs to it.
+    - `lifecycle`: binds the declared tasks and starts the queue; CoreApp's lifespan and
+      `core worker` / `core scheduler` initialise it.
+
+    Given by the root: `declarations` (which tasks exist) and `context`, the app container a
+    run makes ambient for the task's own code and passes to its `container` parameter.
     """
 
-    __self__ = providers.Self()
     config = providers.Configuration(strict=True)
+    declarations = providers.Dependency(instance_of=Declarations)
+    context = providers.Dependency(instance_of=containers.Container)
 
     queue = providers.Selector(
         config.task_broker,
@@ -65,4 +88,16 @@ class TasksContainer(containers.DeclarativeContainer):
         ),
     )
 
-    lifecycle = providers.Resource(_queue_lifecycle, queue, container=__self__)
+    runner = providers.Factory(_runner, container=context)
+
+    # The queue and runner *providers*: a send resolves the queue per call, so an override of
+    # `tasks.queue` made after the binder was built still wins.
+    binder = providers.Singleton(
+        _binder,
+        queue=queue.provider,
+        runner=runner.provider,
+        default_queue=config.task_default_queue,
+        declarations=declarations,
+    )
+
+    lifecycle = providers.Resource(_queue_lifecycle, queue, binder=binder)

@@ -45,6 +45,7 @@ def asyncapi_document(app: Any) -> dict[str, Any]:
     messages: dict[str, dict[str, Any]] = {}
     channels: dict[str, dict[str, Any]] = {}
     operations: dict[str, dict[str, Any]] = {}
+    declared_here = app.container.declarations()
 
     def channel(topic: str, name: str, data: Any) -> tuple[str, str]:
         channel_id, message_id = _id(topic), _id(name)
@@ -54,7 +55,7 @@ def asyncapi_document(app: Any) -> dict[str, Any]:
         entry["messages"][message_id] = {"$ref": f"#/components/messages/{message_id}"}
         return channel_id, message_id
 
-    for declared in declared_events():
+    for declared in declared_events(declared_here):
         channel_id, message_id = channel(declared.topic, declared.name, declared.data_schema())
         operation: dict[str, Any] = {
             "action": "send",
@@ -66,7 +67,7 @@ def asyncapi_document(app: Any) -> dict[str, Any]:
             operation["x-message-key"] = declared.key
         operations[_id(f"send.{declared.topic}.{declared.name}")] = operation
 
-    for consumer in declared_consumers():
+    for consumer in declared_consumers(declared_here):
         for topic in consumer.topics:
             for name, method in consumer.handlers.items():
                 channel_id, message_id = channel(topic, name, None)

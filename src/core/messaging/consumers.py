@@ -1,7 +1,8 @@
 """Consuming: `@consumer` classes with `@on_event` handlers, and how they run per message.
 
-Declarations are process-wide (like Celery's task registry); `MessagingRuntime` binds the
-selected ones to its container's broker when an app or `core consumer` starts.
+Declarations are process-wide (like Celery's task registry, in `core.declarations`);
+`MessagingRuntime` binds the selected ones to its container's broker when an app or
+`core consumer` starts.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from core.context import use_container
+from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError
 from core.messaging.events import Event, handling
 from core.models.session import unit_of_work
-from core.ports.broker import Message
+from core.ports.broker import EventBroker, Message
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -71,18 +73,15 @@ class ConsumerDeclaration:
         return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
 
-# Keyed by the class's dotted name: re-running a module (a reload, a test) replaces its entry.
-_declarations: dict[str, ConsumerDeclaration] = {}
-
-
-def declared_consumers() -> list[ConsumerDeclaration]:
-    """Every `@consumer` class declared in this process, in declaration order.
+def declared_consumers(declared: Declarations | None = None) -> list[ConsumerDeclaration]:
+    """Every `@consumer` class declared (in the process's `Declarations` by default), in
+    declaration order.
 
     Example:
         >>> [(d.group, d.topics) for d in declared_consumers()]  # doctest: +SKIP
         [('notification-service', ('user-events', 'order-events'))]
     """
-    return list(_declarations.values())
+    return list((declared or declarations()).consumers.values())
 
 
 def on_event(name: str) -> Callable[[F], F]:
@@ -164,7 +163,8 @@ def consumer(
                 f"@consumer({group!r}) class {cls.__qualname__} has no @on_event method"
             )
         declaration = ConsumerDeclaration(cls, group, tuple(topics), handlers, max_retries)
-        _declarations[declaration.name] = declaration
+        # Keyed by the class's dotted name: re-running a module (a reload, a test) replaces it.
+        declarations().consumers[declaration.name] = declaration
         cls.__core_consumer__ = declaration  # type: ignore[attr-defined]
         return cls
 
@@ -242,6 +242,11 @@ class Dispatcher:
     reason in their headers. It returns normally in every case, so the broker acknowledges; it
     raises only when the dead-letter topic cannot be reached, leaving the message to the
     broker's own redelivery.
+
+    Args:
+        container: the app container a message's handling runs in (made ambient; its
+            database gives the unit of work; handlers reach it as `self.container`).
+        broker: gives the broker dead letters are published to.
     """
 
     def __init__(
@@ -251,8 +256,11 @@ class Dispatcher:
         topic: str,
         handlers: Mapping[str, Handler],
         policy: RetryPolicy,
+        *,
+        broker: Callable[[], EventBroker],
     ) -> None:
         self.container = container
+        self.broker = broker
         self.group = group
         self.topic = topic
         self.handlers = dict(handlers)
@@ -366,7 +374,7 @@ class Dispatcher:
             _reason(error),
         )
         headers = self._reason_headers(error, attempts=1)
-        broker = self.container.messaging.runtime().broker()
+        broker = self.broker()
         publish_body = getattr(broker, "publish_body", None)
         if publish_body is not None:
             await publish_body(body, topic=self.dead_letter_topic, headers=headers)
@@ -393,7 +401,7 @@ class Dispatcher:
             # sees it in `event.headers`.
             body = {**body, "headers": {**event.headers, **reason}}
             transport.update(event=event.name, event_id=str(event.id))
-        broker = self.container.messaging.runtime().broker()
+        broker = self.broker()
         await broker.publish(body, topic=self.dead_letter_topic, headers=transport)
 
 

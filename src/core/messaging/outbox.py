@@ -28,6 +28,7 @@ from core.models.session import on_commit, unit_of_work
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
+    from core.ports.broker import EventBroker
 
 logger = logging.getLogger("core.messaging.outbox")
 
@@ -143,9 +144,11 @@ class OutboxRelay:
       `processed_retention` seconds after processing.
 
     Args:
-        container: the root container whose database and broker it uses (resolved per pass,
-            so overriding `container.messaging.broker` takes effect).
+        container: the app container a pass runs in: its database holds the outbox, and it is
+            made ambient for the pass.
         outbox: the container's Outbox, whose commits wake the relay.
+        broker: gives the broker to publish to; called per pass, so giving the provider
+            (`container.messaging.broker`) lets an override take effect.
         clock: the current UTC time (tests pass a fake).
 
     Example:
@@ -159,6 +162,7 @@ class OutboxRelay:
         container: CoreContainer,
         outbox: Outbox,
         *,
+        broker: Callable[[], EventBroker],
         batch_size: int = 100,
         poll_interval: float = 1.0,
         backoff_base: float = 0.5,
@@ -171,6 +175,7 @@ class OutboxRelay:
     ) -> None:
         self.container = container
         self.outbox = outbox
+        self.broker = broker
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
@@ -211,7 +216,7 @@ class OutboxRelay:
                 failed, its error recorded).
         """
         async with self._lock:
-            broker = self.container.messaging.runtime().broker()
+            broker = self.broker()
             failures: list[tuple[OutboxMessage, BaseException]] = []
             with use_container(self.container):
                 sent = await self._pass(broker, failures, due_only=due_only)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from core.context import ambient_session, current_container, is_running
+from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError, NotRunningError
 from core.messaging.events import Event, use_correlation_id
 from core.ports.broker import EncodedEventBroker
@@ -39,18 +40,15 @@ class EventDeclaration:
         return _return_schema(self.function) if self.function is not None else None
 
 
-# Process-wide, like a Celery task registry: declarations only, bound to nothing.
-_declarations: dict[tuple[str, str, str], EventDeclaration] = {}
-
-
-def declared_events() -> list[EventDeclaration]:
-    """Every `@event` declared in this process, in declaration order (AsyncAPI reads them).
+def declared_events(declared: Declarations | None = None) -> list[EventDeclaration]:
+    """Every `@event` declared (in the process's `Declarations` by default), in declaration
+    order (AsyncAPI reads them).
 
     Example:
         >>> [(d.name, d.topic) for d in declared_events()]  # doctest: +SKIP
         [('order.created', 'order-events')]
     """
-    return list(_declarations.values())
+    return list((declared or declarations()).events.values())
 
 
 async def publish_event(
@@ -183,7 +181,8 @@ def event(name: str, *, topic: str, key: KeySpec = None, schema: Any = None) -> 
             raise ConfigurationError(
                 f"@event({name!r}) decorates coroutine functions; {function.__qualname__} is not"
             )
-        _declarations[(name, topic, function.__qualname__)] = EventDeclaration(
+        # Process-wide, like a Celery task registry: declarations only, bound to nothing.
+        declarations().events[(name, topic, function.__qualname__)] = EventDeclaration(
             name=name,
             topic=topic,
             emitter=f"{function.__module__}.{function.__qualname__}",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from core.declarations import Declarations
 from core.errors import BrokerUnavailableError, ConfigurationError
 from core.messaging._sql import shares_one_connection
 from core.messaging.consumers import (
@@ -17,6 +19,7 @@ from core.messaging.consumers import (
 )
 from core.messaging.outbox import Outbox, OutboxRelay
 from core.ports.broker import EventBroker
+from core.ports.repository import Database
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -32,8 +35,10 @@ _DEFAULT: Any = object()
 class MessagingRuntime:
     """The messaging side of one container: its outbox, its relay, its bound consumers.
 
-    `container.messaging.runtime()` gives it; `container.messaging.lifecycle` (started by the
-    app's lifespan, `core consumer` and `core outbox relay`) runs it:
+    `container.messaging.runtime()` gives it, built from its collaborators (the container's
+    `messaging.outbox`, `messaging.relay`, `messaging.broker`, `messaging.retry_policy`, the
+    database, the declarations and settings values); `container.messaging.lifecycle` (started
+    by the app's lifespan, `core consumer` and `core outbox relay`) runs it:
 
     - `consumers` (a `ConsumerSelection`, or None for none) says which declared consumers this
       process runs. By default: all of them with `MESSAGE_BROKER=memory` (one process, nothing
@@ -47,26 +52,34 @@ class MessagingRuntime:
         >>> runtime.consumers = ConsumerSelection(groups=frozenset({"users"}))  # doctest: +SKIP
     """
 
-    def __init__(self, container: CoreContainer) -> None:
+    def __init__(
+        self,
+        *,
+        container: CoreContainer,
+        outbox: Outbox,
+        relay: OutboxRelay,
+        broker: Callable[[], EventBroker],
+        database: Callable[[], Database],
+        declarations: Declarations,
+        retry_policy: Callable[..., RetryPolicy],
+        source: str,
+        message_broker: str,
+        consumers_in_process: bool,
+        run_relay: bool,
+    ) -> None:
         self.container = container
-        settings = container.settings()
-        self.source = settings.app_name
+        self.source = source
+        self.outbox = outbox
+        self.relay = relay
+        self.declarations = declarations
+        self.retry_policy = retry_policy
+        self._database = database
         self._broker: EventBroker | None = None
         # The provider object is fixed for the container's life; overriding changes its state.
-        self._broker_provider = container.messaging.broker
-        self.outbox = Outbox(track_in_flight=settings.database_backend == "memory")
-        self.relay = OutboxRelay(
-            container,
-            self.outbox,
-            batch_size=settings.outbox_batch_size,
-            poll_interval=settings.outbox_poll_interval,
-            backoff_max=settings.outbox_retry_backoff_max,
-            max_attempts=settings.outbox_max_attempts,
-            retention=settings.outbox_retention,
-            processed_retention=settings.processed_events_retention,
-        )
+        self._broker_provider = broker
+        self._consume_in_process = message_broker == "memory" or consumers_in_process
         self.consumers: ConsumerSelection | None = _DEFAULT
-        self.run_relay: bool = settings.outbox_relay_in_process
+        self.run_relay: bool = run_relay
         self.dispatchers: list[Dispatcher] = []
         self._bound: list[EventBroker] = []
 
@@ -78,18 +91,15 @@ class MessagingRuntime:
         is checked on every call and wins at once, as it would through the container.
         """
         provider = self._broker_provider
-        if provider.overridden:
-            return provider()  # type: ignore[no-any-return]
+        if getattr(provider, "overridden", False):
+            return provider()
         if self._broker is None:
             self._broker = provider()
         return self._broker
 
     def default_consumers(self) -> ConsumerSelection | None:
         """What this process consumes when nobody chose: see the class docstring."""
-        settings = self.container.settings()
-        if settings.message_broker == "memory" or settings.consumers_in_process:
-            return ALL_CONSUMERS
-        return None
+        return ALL_CONSUMERS if self._consume_in_process else None
 
     def bind(self, broker: EventBroker, selection: ConsumerSelection) -> list[Dispatcher]:
         """Subscribe the selected consumers to `broker` (before it starts); once per broker.
@@ -100,11 +110,10 @@ class MessagingRuntime:
         """
         if any(known is broker for known in self._bound):
             return self.dispatchers
-        settings = self.container.settings()
         by_route: dict[tuple[str, str], dict[str, Handler]] = {}
         owners: dict[tuple[str, str], str] = {}
         retries: dict[str, int] = {}
-        for declaration, topics in selection.apply(declared_consumers()):
+        for declaration, topics in selection.apply(declared_consumers(self.declarations)):
             handlers = bound_handlers(declaration, self.container)
             if declaration.max_retries is not None:
                 retries[declaration.group] = declaration.max_retries
@@ -119,14 +128,14 @@ class MessagingRuntime:
                         )
                     route[name] = handler
         for (group, topic), handlers in by_route.items():
-            policy = RetryPolicy(
-                max_retries=retries.get(group, settings.consumer_max_retries),
-                backoff=settings.consumer_retry_backoff,
-                backoff_max=settings.consumer_retry_backoff_max,
-                dead_letter_suffix=settings.consumer_dead_letter_suffix,
-                unhandled=settings.consumer_unhandled_events,
+            policy = (
+                self.retry_policy(max_retries=retries[group])
+                if group in retries
+                else self.retry_policy()
             )
-            dispatcher = Dispatcher(self.container, group, topic, handlers, policy)
+            dispatcher = Dispatcher(
+                self.container, group, topic, handlers, policy, broker=self.broker
+            )
             # One subscription per topic, so a failing event is dead-lettered next to its own.
             broker.subscribe([topic], dispatcher, group=group)
             self.dispatchers.append(dispatcher)
@@ -147,7 +156,7 @@ class MessagingRuntime:
             # first use): an app must serve while its broker is down; events wait meanwhile.
             logger.warning("The event broker is unreachable at start-up: %s", exc)
         if self.run_relay:
-            database = self.container.database.database()
+            database = self._database()
             if shares_one_connection(database):
                 logger.warning(
                     "Outbox relay not started: an in-memory SQLite database shares one "

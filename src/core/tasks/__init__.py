@@ -16,7 +16,7 @@ from core.tasks.registry import declared_tasks, periodic_tasks
 from core.tasks.results import get_result, get_status, wait_for_result
 from core.tasks.scheduler import Scheduler
 from core.tasks.schedules import Cron, Interval, Schedule
-from core.tasks.task import Task, TaskTimeoutError, task
+from core.tasks.task import Task, TaskOptions, TaskTimeoutError, task
 
 __all__ = (
     "Cron",
@@ -25,6 +25,7 @@ __all__ = (
     "Schedule",
     "Scheduler",
     "Task",
+    "TaskOptions",
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",

@@ -1,35 +1,33 @@
 """Binding declared tasks to one container's task queue, and what a worker runs for each.
 
 Declarations are process-wide; what runs them is per container. When a container's queue
-starts, every declared task is registered on it as a `TaskRunner` holding that container, so
-a run uses that app's database, queue and settings and never another app's. A task declared
-after the queue started is bound on its first `delay()`.
+starts, its `TaskBinder` registers every declared task on it as a `TaskRunner`, which holds that
+container's queue and app context, so a run uses that app's database, queue and settings and
+never another app's. A task declared after the queue started is bound on its first `delay()`.
+Both are providers of `TasksContainer` (`tasks.binder`, `tasks.runner`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from core.context import reset_container, set_container
+from core.declarations import Declarations
 from core.ports.tasks import TaskQueue, describe_error
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
 
-__all__ = ("RETRIED_KEY", "TaskRunner", "bind", "bind_declared_tasks", "send")
+__all__ = ("RETRIED_KEY", "TaskBinder", "TaskRunner", "send")
 
 logger = logging.getLogger("core.tasks")
 
 # The result a failed attempt leaves when it handed over to a retry: the retry's task id.
 # `get_result` follows these links, so the first id reports the last attempt's outcome.
 RETRIED_KEY = "__core_retried_as__"
-
-# Queue -> {task name: (the Task bound, its home queue)}. Weak keys: a queue (and its app) is
-# forgotten with its container; the values hold no reference back to the queue.
-_bindings: WeakKeyDictionary[TaskQueue, dict[str, tuple[Task[Any], str]]] = WeakKeyDictionary()
 
 
 class TaskRunner:
@@ -40,6 +38,12 @@ class TaskRunner:
     attempt with a backoff countdown and returns a link to it instead of raising, so the
     engine stores a result that `get_result` follows; the last failure is raised and stored as
     the task's error.
+
+    Args:
+        task: the declared task.
+        container: the app container a run makes ambient and gives to a `container` parameter.
+        queue: the queue it is registered on, which its retries go to.
+        home: the task's home queue's name.
     """
 
     __slots__ = ("container", "home", "queue", "task")
@@ -96,32 +100,83 @@ class TaskRunner:
             reset_container(token)
 
 
-def bind(task: Task[Any], queue: TaskQueue, container: Any) -> str:
-    """Register `task` on `queue`, to run with `container`; return its home queue's name."""
-    home = task.queue or container.settings().task_default_queue
-    queue.register(task.name, TaskRunner(task, container, queue, home), queue=home)
-    bound = _bindings.get(queue)
-    if bound is None:
-        bound = _bindings[queue] = {}
-    bound[task.name] = (task, home)
-    return home
+class TaskBinder:
+    """Registers one container's tasks on its queue and sends their runs there.
 
+    Args:
+        queue: gives the container's task queue (its provider: resolved per send, so an
+            override wins).
+        runner: builds the `TaskRunner` for one task (`runner(task=, queue=, home=)`).
+        default_queue: the home queue of tasks that name none (TASK_DEFAULT_QUEUE).
+        declarations: where the declared tasks are.
+    """
 
-def bind_declared_tasks(queue: TaskQueue, container: Any) -> None:
-    """Register every declared task on `queue`, to run with `container` (before it starts)."""
-    for task in declared_tasks():
-        bind(task, queue, container)
+    def __init__(
+        self,
+        *,
+        queue: Callable[[], TaskQueue],
+        runner: Callable[..., TaskRunner],
+        default_queue: str,
+        declarations: Declarations,
+    ) -> None:
+        self.queue = queue
+        self.runner = runner
+        self.default_queue = default_queue
+        self.declarations = declarations
+        # Queue -> {task name: (the Task bound, its home queue)}. Weak keys: an overriding
+        # queue is forgotten with its test; the values hold no reference back to the queue.
+        self._bindings: WeakKeyDictionary[TaskQueue, dict[str, tuple[Task[Any], str]]] = (
+            WeakKeyDictionary()
+        )
 
+    def bind(self, task: Task[Any], queue: TaskQueue) -> str:
+        """Register `task` on `queue`; return its home queue's name."""
+        home = task.queue or self.default_queue
+        queue.register(task.name, self.runner(task=task, queue=queue, home=home), queue=home)
+        bound = self._bindings.get(queue)
+        if bound is None:
+            bound = self._bindings[queue] = {}
+        bound[task.name] = (task, home)
+        return home
 
-def home_queue(task: Task[Any], queue: TaskQueue, container: Any) -> str:
-    """`task`'s home queue on `queue`, binding it first when it is not (or no longer) bound."""
-    bound = _bindings.get(queue)
-    if bound is not None:
-        entry = bound.get(task.name)
-        # A task declared again under the same name (a reload) is bound again.
-        if entry is not None and entry[0] is task:
-            return entry[1]
-    return bind(task, queue, container)
+    def bind_declared(self, queue: TaskQueue) -> None:
+        """Register every declared task on `queue` (before it starts)."""
+        for task in declared_tasks(self.declarations):
+            self.bind(task, queue)
+
+    def home_queue(self, task: Task[Any], queue: TaskQueue) -> str:
+        """`task`'s home queue on `queue`, binding it first when it is not (or no longer)
+        bound."""
+        bound = self._bindings.get(queue)
+        if bound is not None:
+            entry = bound.get(task.name)
+            # A task declared again under the same name (a reload) is bound again.
+            if entry is not None and entry[0] is task:
+                return entry[1]
+        return self.bind(task, queue)
+
+    async def send(
+        self,
+        task: Task[Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+    ) -> str:
+        """Enqueue one run of `task` on the container's queue; return the task id."""
+        task_queue = self.queue()
+        home = self.home_queue(task, task_queue)
+        if queue is not None and queue != home:
+            # Retries go back to the queue the task was sent to, which the runner can't see.
+            kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, "queue": queue}}
+        try:
+            return await task_queue.enqueue(
+                task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown
+            )
+        except TypeError as exc:
+            raise TypeError(f"Cannot send task {task.name!r}: {exc}") from exc
 
 
 async def send(
@@ -135,14 +190,5 @@ async def send(
     queue: str | None = None,
 ) -> str:
     """Enqueue one run of `task` on `container`'s queue; return the task id."""
-    task_queue: TaskQueue = container.tasks.queue()
-    home = home_queue(task, task_queue, container)
-    if queue is not None and queue != home:
-        # Retries go back to the queue the task was sent to, which the runner can't see.
-        kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, "queue": queue}}
-    try:
-        return await task_queue.enqueue(
-            task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown
-        )
-    except TypeError as exc:
-        raise TypeError(f"Cannot send task {task.name!r}: {exc}") from exc
+    binder: TaskBinder = container.tasks.binder()
+    return await binder.send(task, args, kwargs, countdown=countdown, eta=eta, queue=queue)

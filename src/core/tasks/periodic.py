@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from core.tasks.schedules import Cron, Interval, Schedule
-from core.tasks.task import Task
+from core.tasks.task import Task, TaskOptions
 
 __all__ = ("PeriodicTask", "periodic_task")
 
@@ -79,19 +79,18 @@ def periodic_task(
     if (cron is None) == (interval is None):
         raise ValueError("@periodic_task needs one of cron='m h dom mon dow' or interval=seconds.")
     schedule: Schedule = Cron(cron) if cron is not None else Interval(interval or 0)
+    options = TaskOptions(
+        name=name,
+        queue=queue,
+        retry=retry,
+        timeout=timeout,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+        retry_on=retry_on,
+    )
 
     def declare_periodic(function: Callable[..., Awaitable[R]]) -> PeriodicTask[R]:
-        return PeriodicTask(
-            function,
-            schedule=schedule,
-            name=name,
-            queue=queue,
-            retry=retry,
-            timeout=timeout,
-            retry_backoff=retry_backoff,
-            retry_backoff_max=retry_backoff_max,
-            retry_jitter=retry_jitter,
-            retry_on=retry_on,
-        )
+        return PeriodicTask(function, schedule=schedule, options=options)
 
     return declare_periodic

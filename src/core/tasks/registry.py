@@ -1,14 +1,17 @@
-"""The process-wide registry of declared tasks, like Celery's: `@task` records, containers bind.
+"""Declared tasks, like Celery's registry: `@task` records, containers bind.
 
-Declaring records a name and a function, nothing else; each container's task queue gets every
-declared task when it starts (see `core.tasks.binding`), so two apps in one process share the
-declarations and nothing mutable.
+Declaring records a name and a function in the process's `Declarations` (`core.declarations`),
+nothing else; each container's task queue gets every task of the `Declarations` it was given
+when it starts (see `core.tasks.binding`), so two apps in one process share the declarations and
+nothing mutable.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+
+from core.declarations import Declarations, declarations
 
 if TYPE_CHECKING:
     from core.tasks.periodic import PeriodicTask
@@ -18,17 +21,16 @@ __all__ = ("declare", "declared_task", "declared_tasks", "periodic_tasks")
 
 logger = logging.getLogger("core.tasks")
 
-_declared: dict[str, Task[Any]] = {}
 
-
-def declare(task: Task[Any]) -> None:
+def declare(task: Task[Any], declared: Declarations | None = None) -> None:
     """Record `task` under its name; a later declaration of the same name replaces it.
 
     Replacing (rather than refusing) keeps `importlib.reload` and tests that declare a task
     again working; a different function taking a name already used is logged, since two
     functions under one name would run whichever was declared last, in every process.
     """
-    previous = _declared.get(task.name)
+    tasks = (declared or declarations()).tasks
+    previous = tasks.get(task.name)
     if previous is not None and _origin(previous.function) != _origin(task.function):
         logger.warning(
             "Task name %r was declared by %s and is now declared by %s; the latter wins. "
@@ -37,15 +39,15 @@ def declare(task: Task[Any]) -> None:
             _origin(previous.function),
             _origin(task.function),
         )
-    _declared[task.name] = task
+    tasks[task.name] = task
 
 
-def declared_task(name: str) -> Task[Any] | None:
+def declared_task(name: str, declared: Declarations | None = None) -> Task[Any] | None:
     """The task declared under `name`, or None."""
-    return _declared.get(name)
+    return (declared or declarations()).tasks.get(name)
 
 
-def declared_tasks() -> tuple[Task[Any], ...]:
+def declared_tasks(declared: Declarations | None = None) -> tuple[Task[Any], ...]:
     """Every declared task, periodic ones included, in declaration order.
 
     Example:
@@ -53,10 +55,10 @@ def declared_tasks() -> tuple[Task[Any], ...]:
         >>> [t.name for t in declared_tasks()]  # doctest: +SKIP
         ['src.main.send_email', 'src.main.daily_cleanup']
     """
-    return tuple(_declared.values())
+    return tuple((declared or declarations()).tasks.values())
 
 
-def periodic_tasks() -> tuple[PeriodicTask[Any], ...]:
+def periodic_tasks(declared: Declarations | None = None) -> tuple[PeriodicTask[Any], ...]:
     """The declared tasks that have a schedule (`@periodic_task`), in declaration order.
 
     Example:
@@ -64,9 +66,7 @@ def periodic_tasks() -> tuple[PeriodicTask[Any], ...]:
         >>> [(t.name, t.schedule.describe()) for t in periodic_tasks()]  # doctest: +SKIP
         [('src.main.daily_cleanup', 'cron 0 0 * * *'), ('src.main.sync_data', 'every 300s')]
     """
-    from core.tasks.periodic import PeriodicTask
-
-    return tuple(task for task in _declared.values() if isinstance(task, PeriodicTask))
+    return (declared or declarations()).periodic_tasks()
 
 
 def _origin(function: Any) -> str:

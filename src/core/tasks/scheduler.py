@@ -111,7 +111,7 @@ class Scheduler:
         if claim_ttl <= misfire_grace:
             raise ValueError("claim_ttl must exceed misfire_grace, or a late tick fires twice.")
         self.container = container
-        self.tasks = tuple(tasks) if tasks is not None else periodic_tasks()
+        self.tasks = tuple(tasks) if tasks is not None else periodic_tasks(container.declarations())
         self.clock: Clock = clock if clock is not None else _WallClock()
         self.misfire_grace = timedelta(seconds=misfire_grace)
         self.claim_ttl = claim_ttl

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
 from core.context import ambient_session, current_container, is_running
+from core.declarations import Declarations
 from core.errors import CoreError, NoActiveContextError, NotRunningError
 from core.models.session import unit_of_work
 from core.tasks.registry import declare
 
-__all__ = ("INJECTED_PARAMETERS", "Task", "TaskTimeoutError", "task")
+__all__ = ("INJECTED_PARAMETERS", "Task", "TaskOptions", "TaskTimeoutError", "task")
 
 R = TypeVar("R")
 
@@ -39,22 +42,77 @@ class TaskTimeoutError(CoreError, TimeoutError):
     code = "task_timeout"
 
 
-class Task(Generic[R]):
-    """A declared background job: awaitable inline, sendable to a worker with `delay`.
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How a task is sent and run: the options `@task`, `@periodic_task` and `Task` share.
 
-    Build it with `@task`. Declaring records the task process-wide; each app's task queue gets
-    every declared task when it starts, under `name`, on `queue`.
+    Checked when built, so a bad option fails at the decorator line, at import time.
 
     Attributes:
-        name: the name workers know it by; `module.qualname` unless given.
+        name: the name workers know the task by; None for the function's `module.qualname`.
         queue: the task's home queue; None means `TASK_DEFAULT_QUEUE` of the app sending it.
         retry: how many times a failed run is retried (so at most `retry + 1` runs).
         timeout: seconds one attempt may run before it is cancelled; None for no limit.
         retry_backoff: seconds before the first retry; each next one waits twice as long.
         retry_backoff_max: the longest wait between two attempts, in seconds.
-        retry_jitter: draw each wait at random between 0 and its value, as Celery does, so
-            tasks that failed together don't all retry at the same moment.
-        retry_on: the exception types that are retried; others fail the task at once.
+        retry_jitter: draw each wait at random between 0 and its value, as Celery does.
+        retry_on: the exception types that are retried (a tuple, however it was given).
+
+    Raises:
+        ValueError: a negative or non-integer `retry`, a `timeout` that is not positive, a
+            negative backoff, or an empty `name` or `queue`.
+        TypeError: `retry_on` holds something other than exception classes.
+
+    Example:
+        >>> from core.tasks import TaskOptions
+        >>> TaskOptions(queue="emails", retry=3, timeout=300).retry_on
+        (<class 'Exception'>,)
+    """
+
+    name: str | None = None
+    queue: str | None = None
+    retry: int = 0
+    timeout: float | None = None
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retry, bool) or not isinstance(self.retry, int) or self.retry < 0:
+            raise ValueError(f"retry must be a whole number >= 0, got {self.retry!r}.")
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or self.timeout <= 0
+        ):
+            raise ValueError(f"timeout must be positive seconds or None, got {self.timeout!r}.")
+        for value in (self.retry_backoff, self.retry_backoff_max):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError("retry_backoff and retry_backoff_max must be >= 0 seconds.")
+        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
+            raise ValueError("queue must be a non-empty name, or None for TASK_DEFAULT_QUEUE.")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise ValueError("name must be a non-empty string, or None for module.qualname.")
+        retry_on = self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
+        for kind in retry_on:
+            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+                raise TypeError(f"retry_on takes exception classes, got {kind!r}.")
+        object.__setattr__(self, "retry_on", retry_on)
+
+
+class Task(Generic[R]):
+    """A declared background job: awaitable inline, sendable to a worker with `delay`.
+
+    Build it with `@task(...)`, or `Task(function, **fields)` where `fields` are `TaskOptions`'
+    (or `options=TaskOptions(...)`). Declaring records the task in the process's
+    `Declarations` (or the `declarations=` given); each app's task queue gets the declared tasks
+    when it starts, under `name`, on `queue`. The options read through as attributes: `queue`,
+    `retry`, `timeout`, `retry_backoff`, `retry_backoff_max`, `retry_jitter`, `retry_on`.
+
+    Attributes:
+        name: the name workers know it by; `module.qualname` unless given.
+        options: the validated `TaskOptions`.
 
     Example:
         >>> from core.tasks import task
@@ -69,37 +127,22 @@ class Task(Generic[R]):
         self,
         function: Callable[..., Awaitable[R]],
         *,
-        name: str | None = None,
-        queue: str | None = None,
-        retry: int = 0,
-        timeout: float | None = None,
-        retry_backoff: float = 1.0,
-        retry_backoff_max: float = 600.0,
-        retry_jitter: bool = True,
-        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        options: TaskOptions | None = None,
+        declarations: Declarations | None = None,
+        **fields: Any,
     ) -> None:
         if not inspect.iscoroutinefunction(function):
             raise TypeError(
                 f"@task needs an `async def` function, got {function!r}: tasks run on the "
                 "event loop, in a worker or inline."
             )
-        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-            raise ValueError(f"retry must be a whole number >= 0, got {retry!r}.")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}.")
-        if retry_backoff < 0 or retry_backoff_max < 0:
-            raise ValueError("retry_backoff and retry_backoff_max must be >= 0 seconds.")
-        if queue is not None and not queue:
-            raise ValueError("queue must be a non-empty name, or None for TASK_DEFAULT_QUEUE.")
+        if options is None:
+            options = TaskOptions(**fields)
+        elif fields:
+            options = dataclasses.replace(options, **fields)
+        self.options = options
         self.function = function
-        self.name = name or f"{function.__module__}.{function.__qualname__}"
-        self.queue = queue
-        self.retry = retry
-        self.timeout = timeout
-        self.retry_backoff = retry_backoff
-        self.retry_backoff_max = retry_backoff_max
-        self.retry_jitter = retry_jitter
-        self.retry_on = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+        self.name = options.name or f"{function.__module__}.{function.__qualname__}"
         signature = inspect.signature(function)
         self.injects = frozenset(p for p in INJECTED_PARAMETERS if p in signature.parameters)
         # The call a sender makes: the function's parameters minus the injected ones, so
@@ -114,7 +157,42 @@ class Task(Generic[R]):
         }
         functools.update_wrapper(self, function)
         self._check_declaration()
-        declare(self)
+        declare(self, declarations)
+
+    @property
+    def queue(self) -> str | None:
+        """The home queue; None for `TASK_DEFAULT_QUEUE`."""
+        return self.options.queue
+
+    @property
+    def retry(self) -> int:
+        """Retries after a failed first run."""
+        return self.options.retry
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one attempt may run; None for no limit."""
+        return self.options.timeout
+
+    @property
+    def retry_backoff(self) -> float:
+        """Seconds before the first retry."""
+        return self.options.retry_backoff
+
+    @property
+    def retry_backoff_max(self) -> float:
+        """The longest wait between two attempts."""
+        return self.options.retry_backoff_max
+
+    @property
+    def retry_jitter(self) -> bool:
+        """Whether waits are drawn at random below their value."""
+        return self.options.retry_jitter
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """The exception types that are retried."""
+        return self.options.retry_on  # type: ignore[return-value]  # a tuple once built
 
     def _check_declaration(self) -> None:
         """Refuse a declaration before it is recorded; subclasses add their own rules."""
@@ -352,18 +430,19 @@ def task(
         >>> # await send_email.delay("user@example.com", "Hello", "World")    in a worker
     """
 
+    options = TaskOptions(
+        name=name,
+        queue=queue,
+        retry=retry,
+        timeout=timeout,
+        retry_backoff=retry_backoff,
+        retry_backoff_max=retry_backoff_max,
+        retry_jitter=retry_jitter,
+        retry_on=retry_on,
+    )
+
     def declare_task(fn: Callable[..., Awaitable[R]]) -> Task[R]:
-        return Task(
-            fn,
-            name=name,
-            queue=queue,
-            retry=retry,
-            timeout=timeout,
-            retry_backoff=retry_backoff,
-            retry_backoff_max=retry_backoff_max,
-            retry_jitter=retry_jitter,
-            retry_on=retry_on,
-        )
+        return Task(fn, options=options)
 
     if function is not None:
         return declare_task(function)

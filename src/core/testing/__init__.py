@@ -10,7 +10,7 @@ from core.adapters.memory.ratelimit import InMemoryRateLimiter
 from core.adapters.memory.repository import InMemoryRepository
 from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
 from core.adapters.memory.tokens import InMemoryTokenStore
-from core.testing.plugin import test_settings
+from core.testing.plugin import isolated_declarations, test_settings
 
 if TYPE_CHECKING:
     from core.testing.contracts import (
@@ -57,6 +57,7 @@ __all__ = (
     "TaskQueueHarness",
     "TokenBackendContract",
     "TokenStoreContract",
+    "isolated_declarations",
     "test_settings",
 )
 

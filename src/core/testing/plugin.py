@@ -1,4 +1,5 @@
-"""pytest plugin (auto-loaded): `core_settings`, `app` and `client` fixtures.
+"""pytest plugin (auto-loaded): `core_settings`, `app`, `client` and `isolated_declarations`
+fixtures.
 
 `app` is a fresh CoreApp per test with every backend in memory, so provider overrides and data
 never leak between tests. Point it at your project's app factory with the ini option
@@ -11,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from core import context
 from core.app import CoreApp
+from core.declarations import Declarations, declarations
 from core.settings import Settings
 
 
@@ -35,6 +38,40 @@ def test_settings(**overrides: Any) -> Settings:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
 
 
+@contextmanager
+def isolated_declarations(
+    declared: Declarations | None = None, *, empty: bool = False
+) -> Iterator[Declarations]:
+    """Forget, on exit, whatever was declared inside the block: tasks, events, consumers,
+    registered hashers, token and auth backends, and `configure_auth` values.
+
+    Args:
+        declared: the `Declarations` to restore; the process's (where the decorators and
+            `register_*` record) by default.
+        empty: start the block with nothing declared, so what it declares is all there is.
+
+    Yields:
+        That `Declarations`; declare into it freely.
+
+    Example:
+        >>> from core.auth import configure_auth
+        >>> with isolated_declarations() as declared:
+        ...     _ = configure_auth(password_hasher="argon2")
+        ...     declared.auth.password_hasher
+        'argon2'
+        >>> declarations().auth.password_hasher is None  # as before the block
+        True
+    """
+    target = declared if declared is not None else declarations()
+    saved = target.snapshot()
+    if empty:
+        target.restore(Declarations().snapshot())
+    try:
+        yield target
+    finally:
+        target.restore(saved)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "core_app_factory", "module:callable building the project's CoreApp from settings"
@@ -48,6 +85,14 @@ def _core_process_default() -> Iterator[None]:
     yield
     if context.has_default():
         asyncio.run(context.shutdown())
+
+
+@pytest.fixture(name="isolated_declarations")
+def isolated_declarations_fixture() -> Iterator[Declarations]:
+    """The process's `Declarations`, restored after the test: what a test declares (`@task`,
+    `@consumer`, `register_*`, `configure_auth`...) does not leak into the next."""
+    with isolated_declarations() as declared:
+        yield declared
 
 
 @pytest.fixture

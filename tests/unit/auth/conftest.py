@@ -10,8 +10,7 @@ import pytest
 
 from core import CoreApp
 from core.auth import configure_auth, register_password_hasher
-from core.auth.registry import isolated_registries
-from core.testing import test_settings
+from core.testing import isolated_declarations, test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app
 
@@ -19,7 +18,7 @@ from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app
 @pytest.fixture
 def hasher() -> Iterator[FastHasher]:
     """The fast hasher, registered and declared, with `User` as the user model."""
-    with isolated_registries():
+    with isolated_declarations():
         fast = FastHasher()
         register_password_hasher(fast)
         configure_auth(secret_key=SECRET, user_model=User, password_hasher=fast.name)

@@ -20,10 +20,9 @@ from core.auth import (
     create_access_token,
     register_auth_backend,
 )
-from core.auth.registry import isolated_registries
 from core.context import use_container
 from core.errors import ConfigurationError
-from core.testing import test_settings
+from core.testing import isolated_declarations, test_settings
 from tests.unit.auth.models import Post, User
 from tests.unit.auth.support import PASSWORD, SECRET, bearer, build_auth_app, claims_of
 
@@ -176,7 +175,7 @@ async def test_anonymous_requests_ask_no_backend(
 @pytest.fixture
 def stateless() -> Iterator[None]:
     """No `configure_auth(user_model=...)`: this process is a service without a user table."""
-    with isolated_registries():
+    with isolated_declarations():
         configure_auth(secret_key=SECRET)
         yield
 

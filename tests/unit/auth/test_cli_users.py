@@ -14,9 +14,9 @@ import pytest
 from cyclopts import App
 
 from core.auth import register_password_hasher
-from core.auth.registry import isolated_registries
 from core.cli import users
 from core.errors import ConfigurationError, ValidationFailedError
+from core.testing import isolated_declarations
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, FastHasher
 
@@ -37,7 +37,7 @@ PROJECT = """
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
     """A project module declaring the test user model (defining a model per test would leave
     its table in the shared metadata); returns its `module:app` and the module."""
-    with isolated_registries():
+    with isolated_declarations():
         register_password_hasher(FastHasher())
         name = f"users_cli_app_{uuid.uuid4().hex[:8]}"
         (tmp_path / f"{name}.py").write_text(
@@ -196,7 +196,7 @@ def test_interactive_without_a_terminal_says_what_to_do(
 def test_an_app_without_user_model_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with isolated_registries():
+    with isolated_declarations():
         name = f"users_cli_bare_{uuid.uuid4().hex[:8]}"
         (tmp_path / f"{name}.py").write_text(
             "from core import CoreApp\nfrom core.testing import test_settings\n"

@@ -24,12 +24,11 @@ from core.auth import (
     verify_token,
 )
 from core.auth.config import auth_declaration
-from core.auth.registry import isolated_registries
 from core.containers import build_container
 from core.context import use_container
 from core.errors import ConfigurationError
 from core.settings import Settings
-from core.testing import test_settings
+from core.testing import isolated_declarations, test_settings
 from tests.unit.auth.models import User
 from tests.unit.auth.support import FastHasher
 
@@ -39,7 +38,7 @@ KEY_B = "declared-key-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 @pytest.fixture(autouse=True)
 def _isolated() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         yield
 
 

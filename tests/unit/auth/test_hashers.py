@@ -14,10 +14,11 @@ from passlib.hash import argon2, pbkdf2_sha256  # type: ignore[import-untyped]
 from core.adapters.passlib.hashers import PasslibPasswordHasher
 from core.auth import PasswordHasher, register_password_hasher
 from core.auth.hashing import run_hasher
-from core.auth.registry import isolated_registries, password_hasher_names
+from core.auth.registry import password_hasher_names
 from core.containers import build_container
 from core.errors import ConfigurationError
 from core.settings import Settings
+from core.testing import isolated_declarations
 
 BUILTIN = ("pbkdf2_sha256", "argon2", "bcrypt", "scrypt")
 PASSWORD = "correct horse battery staple"
@@ -33,7 +34,7 @@ def hasher_for(name: str) -> PasswordHasher:
 
 @pytest.fixture(autouse=True)
 def _registries() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         yield
 
 

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from core.adapters.jwt.tokens import JwtTokenBackend
 from core.auth import TokenBackend, register_token_backend
-from core.auth.registry import isolated_registries
 from core.containers import build_container
 from core.errors import ConfigurationError
 from core.settings import Settings
+from core.testing import isolated_declarations
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256-and-more"
 
@@ -49,7 +49,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _registries() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         yield
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,18 @@ import pytest
 
 from core import CoreApp
 from core.adapters.memory.broker import InMemoryEventBroker
+from core.declarations import Declarations
 from core.errors import BrokerUnavailableError
-from core.messaging import consumers, producer
 from core.ports.broker import Handler, Message
 from tests.unit.messaging.shop import OrderEventsConsumer, build_app
 
 
 @pytest.fixture(autouse=True)
-def _declarations() -> Iterator[None]:
-    """Consumers and events a test declares are forgotten after it (the registries are global)."""
-    saved_consumers = dict(consumers._declarations)
-    saved_events = dict(producer._declarations)
+def _declarations(isolated_declarations: Declarations) -> Declarations:
+    """Consumers and events a test declares are forgotten after it (declarations are
+    process-wide)."""
     OrderEventsConsumer.handled = []
-    yield
-    consumers._declarations.clear()
-    consumers._declarations.update(saved_consumers)
-    producer._declarations.clear()
-    producer._declarations.update(saved_events)
+    return isolated_declarations
 
 
 @pytest.fixture(params=["memory", "sqlite"])

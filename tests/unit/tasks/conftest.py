@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
 from core.app import CoreApp
+from core.declarations import Declarations
 from core.ports.tasks import TaskResult
 from core.tasks import get_result
-from core.tasks import registry as task_registry
 from core.testing.plugin import test_settings
 
 
 @pytest.fixture(autouse=True)
-def declarations() -> Iterator[None]:
+def _isolated(isolated_declarations: Declarations) -> Declarations:
     """Tasks a test declares are forgotten after it, as if each test were its own process."""
-    saved = dict(task_registry._declared)
-    yield
-    task_registry._declared.clear()
-    task_registry._declared.update(saved)
+    return isolated_declarations
 
 
 @pytest.fixture

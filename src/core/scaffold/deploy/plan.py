@@ -201,20 +201,15 @@ def _processes(settings: Settings) -> tuple[tuple[Process, ...], tuple[tuple[str
 
 
 def _declares_periodic_tasks() -> bool:
-    if "core.tasks" not in sys.modules:
-        return False
-    from core.tasks.registry import periodic_tasks
+    from core.declarations import declarations
 
-    return bool(periodic_tasks())
+    return bool(declarations().periodic_tasks())
 
 
 def _declares_consumers() -> bool:
-    # Importing core.messaging declares the outbox tables: only look if the app imported it.
-    if "core.messaging" not in sys.modules:
-        return False
-    from core.messaging import declared_consumers
+    from core.declarations import declarations
 
-    return bool(declared_consumers())
+    return bool(declarations().consumers)
 
 
 _EXTRA: dict[Service, str] = {
