@@ -54,22 +54,16 @@ def without_asyncpg(tmp_path: Path) -> str:
 # -- core topics: the settings are enough -----------------------------------------------------
 
 
-# A directory with settings (a private SECRET_KEY, as `core init` writes) but no app module.
-KEY = secrets.token_urlsafe(48)
-
-
 def test_topics_need_no_app_module(tmp_path: Path) -> None:
     # No src/main.py here: the settings alone decide the broker.
-    error = one_line_error(
-        run_core(tmp_path, "topics", "list", MESSAGE_BROKER="memory", SECRET_KEY=KEY)
-    )
+    error = one_line_error(run_core(tmp_path, "topics", "list", MESSAGE_BROKER="memory"))
 
     assert error.startswith("`core topics` is not applicable to MESSAGE_BROKER=memory")
 
 
 def test_topics_create_needs_no_app_module(tmp_path: Path) -> None:
     error = one_line_error(
-        run_core(tmp_path, "topics", "create", "orders", MESSAGE_BROKER="memory", SECRET_KEY=KEY)
+        run_core(tmp_path, "topics", "create", "orders", MESSAGE_BROKER="memory")
     )
 
     assert "MESSAGE_BROKER=memory" in error
