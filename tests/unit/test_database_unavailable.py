@@ -31,8 +31,10 @@ class LampViewSet(ModelViewSet):
 
 
 async def test_a_database_that_cannot_be_opened_answers_503(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # `core createsuperuser`, run in-process by other tests, turns the outage log off.
+    monkeypatch.setattr(logging.getLogger("core.database"), "disabled", False)
     missing = tmp_path / "no-such-directory" / "app.db"
     router = AutoRouter(prefix="/api")
     router.register("/lamps", LampViewSet)

@@ -240,9 +240,6 @@ async def core_error(_: Request, exc: CoreError) -> JSONResponse:
         # hosts, files or settings, so it goes to the log and the client gets the generic text.
         if exc.status_code == 503:
             detail = type(exc).default_detail  # "try again shortly": the client can act on it
-            outage = getattr(exc, "outage", None)
-            if outage:  # the first 503 of a database outage: logged once, with its cause
-                logger.error("%s; requests answer 503 until it is back.", outage)
         else:
             logger.error("%s: %s", type(exc).__name__, exc.detail, exc_info=exc)
             detail = CoreError.default_detail

@@ -177,11 +177,12 @@ class _Outages:
         if key not in self._down:
             name = _name(bind)
             self._down[key] = name
-            # The first error of an outage says so; whoever answers it (the HTTP error handler)
-            # logs it once. A command-line tool prints its own one-line error instead.
             error.outage = (
                 f"Database {name} is unavailable ({type(driver_error).__name__}: {cause})"
             )
+            # Once per outage, with its cause. (A one-shot command reporting the error itself,
+            # like `core createsuperuser`, turns this logger off.)
+            logger.error("%s; requests answer 503 until it is back.", error.outage)
             await _empty_pool(bind)
         return error
 
