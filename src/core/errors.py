@@ -159,6 +159,8 @@ class DatabaseUnavailableError(CoreError, ConnectionError):
     code = "database_unavailable"
     default_detail = "The service is temporarily unavailable; try again shortly."
     headers = {"Retry-After": "5"}
+    #: Set on the first error of an outage: the line to log (which database, and why).
+    outage: str | None = None
 
 
 class TaskQueueUnavailableError(CoreError, ConnectionError):
