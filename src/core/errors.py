@@ -44,6 +44,16 @@ class ValidationFailedError(CoreError, ValueError):
     default_detail = "Invalid input."
 
 
+class InvalidFilterError(ValidationFailedError):
+    """A FilterSet query parameter's value does not convert (400); `field` names the parameter."""
+
+    code = "invalid_filter"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class ConfigurationError(CoreError, ValueError):
     """The settings or the wiring are wrong; raised at start-up, never per request."""
 

@@ -194,8 +194,9 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
             )
         )
     types = lookups.column_types(view.model)
+    declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
     for name in view.filterset_fields:
-        if "__" not in name and name in types:
+        if "__" not in name and name in types and name not in declared:
             params.append(_keyword(name, (types[name] or str) | None, Query(None)))
     return params
 
@@ -244,6 +245,10 @@ def viewset_routes(
             options["openapi_extra"].update(_request_body(body))
         if handler == "list":
             params.extend(_list_parameters(view))
+            if view.filterset_class is not None:
+                # Documented here, not declared on the endpoint: the FilterSet converts them
+                # itself, so a bad value is its 400 naming the parameter.
+                options["openapi_extra"] = {"parameters": view.filterset_class.openapi_parameters()}
             options["response_model"] = (
                 schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None
