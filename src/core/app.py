@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
+from core.api_docs import add_docs_routes
 from core.containers.core import CoreContainer, build_container
 from core.context import is_running, reset_container, running, set_container, use_container
 from core.errors import ConfigurationError, NotRunningError
@@ -70,17 +71,29 @@ class CoreApp:
         # The FastAPI routers included, in order: what `attach` includes into a host.
         self._api_routers: list[APIRouter] = []
         self._hosts: list[FastAPI] = []
+        # Core serves the docs pages itself (core.api_docs), so they work with no internet.
+        # DOCS_ENABLED, OPENAPI_SERVERS, OPENAPI_LICENSE_*; the caller's options win.
+        options = {**docs_options(self.settings), **fastapi_options}
+        docs_url = options.pop("docs_url", "/docs")
+        redoc_url = options.pop("redoc_url", "/redoc")
         self.fastapi = FastAPI(
             title=title or self.settings.app_name,
             version=version,
             description=description,
             debug=self.settings.debug,
             lifespan=self._lifespan,
-            # DOCS_ENABLED, OPENAPI_SERVERS, OPENAPI_LICENSE_*; the caller's options win.
-            **{**docs_options(self.settings), **fastapi_options},
+            docs_url=None,
+            redoc_url=None,
+            **options,
         )
         self.fastapi.state.core_app = self
         install_security_scheme(self.fastapi, self._login_path)
+        add_docs_routes(
+            self.fastapi,
+            docs_url=docs_url,
+            redoc_url=redoc_url,
+            assets=self.settings.docs_assets,
+        )
         errors.install(self.fastapi)
         if self.fastapi.openapi_url:
             self.fastapi.add_api_route(

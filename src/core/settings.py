@@ -106,6 +106,13 @@ class Settings(BaseSettings):
         description="How deep a JSON body may nest objects and arrays; deeper is a 400.",
     )
 
+    docs_assets: Literal["local", "cdn"] = Field(
+        default="local",
+        description="Where `/docs` and `/redoc` load Swagger UI's and ReDoc's scripts and "
+        "styles: `local` from the app itself (installed with the framework; works with no "
+        "internet), `cdn` from the public CDN FastAPI uses.",
+    )
+
     auth_access_token_expire_minutes: int = 30
     auth_refresh_token_expire_days: int = 7
     auth_password_hasher: str = "pbkdf2_sha256"
