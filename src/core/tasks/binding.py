@@ -10,6 +10,7 @@ Both are providers of `TasksContainer` (`tasks.binder`, `tasks.runner`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from weakref import WeakKeyDictionary
 
 from core.context import reset_container, set_container
 from core.declarations import Declarations
-from core.ports.tasks import TaskQueue, describe_error
+from core.ports.tasks import TaskQueue, describe_error, running_task_id
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
 
@@ -60,9 +61,13 @@ class TaskRunner:
         task = self.task
         # `use_container`, without a context manager's cost on every run.
         token = set_container(self.container)
+        started = time.perf_counter()
+        outcome = "failure"
         try:
             try:
-                return await task.run_attempt(self.container, args, kwargs)
+                result = await task.run_attempt(self.container, args, kwargs)
+                outcome = "success"
+                return result
             except Exception as exc:
                 if attempt >= task.retry or not isinstance(exc, task.retry_on):
                     if task.retry:
@@ -95,9 +100,32 @@ class TaskRunner:
                     delay,
                     next_id,
                 )
+                outcome = "retry"
                 return {RETRIED_KEY: next_id}
         finally:
             reset_container(token)
+            _log_run(task.name, attempt + 1, time.perf_counter() - started, outcome)
+
+
+def _log_run(name: str, attempt: int, seconds: float, outcome: str) -> None:
+    # One line per run, its fields also as `extra` for JSON logs: what `core worker` shows.
+    task_id = running_task_id.get()
+    duration_ms = round(seconds * 1000, 3)
+    logger.info(
+        "Task %s %s %s (attempt %d) in %.1fms",
+        name,
+        task_id or "-",
+        outcome,
+        attempt,
+        duration_ms,
+        extra={
+            "task": name,
+            "task_id": task_id,
+            "attempt": attempt,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+        },
+    )
 
 
 class TaskBinder:
