@@ -8,6 +8,7 @@ never at import, and adds Core's handler without touching a host application's o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.ports.tasks import running_task_id
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -32,6 +35,7 @@ __all__ = (
     "RequestIdMiddleware",
     "configure_logging",
     "core_handler",
+    "current_correlation_id",
     "current_request_id",
     "valid_request_id",
 )
@@ -49,7 +53,7 @@ _request_correlation: ContextVar[str | None] = ContextVar("core_request_correlat
 
 # The fields Core puts on records, and the attributes every LogRecord has: the rest of a
 # record's attributes came from `extra=` and are written as fields too.
-_ID_FIELDS = ("request_id", "correlation_id", "trace_id")
+_ID_FIELDS = ("request_id", "correlation_id", "trace_id", "task_id")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
@@ -90,10 +94,22 @@ def use_request_id(request_id: str) -> Iterator[None]:
         _request_id.reset(token)
 
 
-def _correlation_id() -> str | None:
+def current_correlation_id() -> str | None:
+    """The correlation id of the request, event or task being handled, or None."""
     events = sys.modules.get("core.messaging.events")
     ambient = events.current_correlation_id() if events is not None else None
     return ambient or _request_correlation.get()
+
+
+@contextmanager
+def use_log_ids(request_id: str | None, correlation_id: str | None) -> Iterator[None]:
+    """Run the block with these ids (None: leave as is), e.g. a task run with its sender's."""
+    with contextlib.ExitStack() as stack:
+        if request_id:
+            stack.enter_context(use_request_id(request_id))
+        if correlation_id:
+            stack.enter_context(_use_correlation_id(correlation_id))
+        yield
 
 
 @contextmanager
@@ -123,14 +139,14 @@ def _trace_id() -> str | None:
 
 
 class ContextFilter(logging.Filter):
-    """Put the current request id, correlation id and trace id on every record it sees.
+    """Put the current request id, correlation id, trace id and task id on every record.
 
     Core's handler carries one; add it to your own handlers to get the ids in your format
     (`handler.addFilter(ContextFilter())`). Ids set by the caller (`extra=`) are kept.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        values = (_request_id.get(), _correlation_id(), _trace_id())
+        values = (_request_id.get(), current_correlation_id(), _trace_id(), running_task_id.get())
         for name, value in zip(_ID_FIELDS, values, strict=True):
             if getattr(record, name, None) is None:
                 setattr(record, name, value)

@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 
 from core.context import reset_container, set_container
 from core.declarations import Declarations
+from core.logs import current_correlation_id, current_request_id, use_log_ids
 from core.ports.tasks import TaskQueue, describe_error, running_task_id
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
@@ -57,6 +58,10 @@ class TaskRunner:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
+        with use_log_ids(retry.get("request_id"), retry.get("correlation_id")):
+            return await self._run(retry, args, kwargs)
+
+    async def _run(self, retry: Mapping[str, Any], args: Any, kwargs: dict[str, Any]) -> Any:
         attempt = int(retry.get("attempt", 0))
         task = self.task
         # `use_container`, without a context manager's cost on every run.
@@ -80,7 +85,7 @@ class TaskRunner:
                     raise
                 delay = task.retry_delay(attempt + 1)
                 target = str(retry.get("queue") or self.home)
-                follow_up: dict[str, Any] = {"attempt": attempt + 1}
+                follow_up: dict[str, Any] = {**retry, "attempt": attempt + 1}
                 if "queue" in retry:
                     follow_up["queue"] = target
                 next_id = await self.queue.enqueue(
@@ -196,9 +201,18 @@ class TaskBinder:
         """Enqueue one run of `task` on the container's queue; return the task id."""
         task_queue = self.queue()
         home = self.home_queue(task, task_queue)
+        context: dict[str, Any] = {}
         if queue is not None and queue != home:
             # Retries go back to the queue the task was sent to, which the runner can't see.
-            kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, "queue": queue}}
+            context["queue"] = queue
+        # The sender's ids travel with the run, so its lines (and the events it publishes)
+        # correlate with the request or event that sent it.
+        if request_id := current_request_id():
+            context["request_id"] = request_id
+        if correlation_id := current_correlation_id():
+            context["correlation_id"] = correlation_id
+        if context:
+            kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, **context}}
         try:
             return await task_queue.enqueue(
                 task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown
