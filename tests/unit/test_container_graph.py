@@ -263,6 +263,20 @@ def test_registered_hasher_and_token_backend_are_named_by_name_and_class(
         assert "PasslibPasswordHasher" not in picture
 
 
+def test_the_graph_reads_the_declarations_its_container_was_given(registries: None) -> None:
+    from core.declarations import Declarations
+
+    own = Declarations()
+    own.password_hashers["custom_sha512"] = CustomHasher()
+    container = build_container(settings(auth_password_hasher="custom_sha512"), declarations=own)
+
+    hasher = build_graph(container).port("auth.password_hasher")
+
+    # Registered in that app's declarations only, not the process's: still named.
+    assert (hasher.adapter, hasher.registered) == (f"{__name__}.CustomHasher", True)
+    assert isinstance(container.auth.password_hasher(), CustomHasher)
+
+
 def test_configure_auth_wins_over_the_setting_and_says_so(registries: None) -> None:
     from core.auth import configure_auth
 

@@ -7,6 +7,7 @@ terminal shows: exit code 1 and one `error:` line, never a traceback.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,8 @@ def run_core(
     cwd: Path, *args: str, pythonpath: str | None = None, **settings: str
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    # A project's .env holds a private key (`core init` writes one); these commands need it.
+    env["SECRET_KEY"] = secrets.token_urlsafe(48)
     env.update(settings)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))

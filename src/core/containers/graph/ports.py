@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from core.auth.config import auth_declaration
 from core.containers.graph.model import GraphNode, PortUse
 from core.containers.graph.table import ADAPTERS, DECLARED, Adapter, PortEntry
+from core.declarations import Declarations
 from core.errors import ConfigurationError
 from core.settings import PUBLIC_SECRET_KEYS
 
@@ -22,31 +22,36 @@ MASK = "***"
 _REGISTERED_ATTRIBUTES = ("scheme", "rounds", "iterations", "algorithm")
 
 
-def resolve_ports(config: Mapping[str, Any], nodes: Mapping[str, GraphNode]) -> tuple[PortUse, ...]:
+def resolve_ports(
+    config: Mapping[str, Any], nodes: Mapping[str, GraphNode], declarations: Declarations
+) -> tuple[PortUse, ...]:
     """The adapter in use for every port of the table the container declares.
 
     Args:
         config: The container's configuration values (`container.config()`).
         nodes: The graph's nodes by path (for overrides).
+        declarations: The container's declarations (registered adapters, `configure_auth`).
     """
     return tuple(
-        _resolve(entry, config, nodes[entry.provider])
+        _resolve(entry, config, nodes[entry.provider], declarations)
         for entry in ADAPTERS
         if entry.provider in nodes and entry.setting in config
     )
 
 
-def effective(config: Mapping[str, Any], setting: str) -> Any:
+def effective(config: Mapping[str, Any], setting: str, declarations: Declarations) -> Any:
     """The value a container builds with: the `configure_auth` declaration's, else the setting's."""
     value = config.get(setting)
     keyword = DECLARED.get(setting)
-    return value if keyword is None else auth_declaration().value(keyword, value)
+    return value if keyword is None else declarations.auth.value(keyword, value)
 
 
-def _resolve(entry: PortEntry, config: Mapping[str, Any], node: GraphNode) -> PortUse:
-    value = effective(config, entry.setting)
+def _resolve(
+    entry: PortEntry, config: Mapping[str, Any], node: GraphNode, declarations: Declarations
+) -> PortUse:
+    value = effective(config, entry.setting, declarations)
     keyword = entry.declared
-    declared = keyword is not None and getattr(auth_declaration(), keyword, None) is not None
+    declared = keyword is not None and getattr(declarations.auth, keyword, None) is not None
     common: dict[str, Any] = {
         "provider": entry.provider,
         "port": entry.port,
@@ -57,7 +62,7 @@ def _resolve(entry: PortEntry, config: Mapping[str, Any], node: GraphNode) -> Po
     }
     if entry.registered is not None and isinstance(value, str):
         try:
-            instance = entry.registered(value)
+            instance = entry.registered(value, declarations)
         except ConfigurationError as exc:
             return PortUse(adapter=None, note=str(exc), **common)
         if instance is not None:
@@ -71,13 +76,16 @@ def _resolve(entry: PortEntry, config: Mapping[str, Any], node: GraphNode) -> Po
     if adapter is None:
         known = ", ".join(entry.adapters)
         return PortUse(adapter=None, note=f"no adapter for {value!r}; known: {known}", **common)
-    return PortUse(
-        adapter=adapter.cls, values=_builtin_values(entry, adapter, str(value), config), **common
-    )
+    values = _builtin_values(entry, adapter, str(value), config, declarations)
+    return PortUse(adapter=adapter.cls, values=values, **common)
 
 
 def _builtin_values(
-    entry: PortEntry, adapter: Adapter, value: str, config: Mapping[str, Any]
+    entry: PortEntry,
+    adapter: Adapter,
+    value: str,
+    config: Mapping[str, Any],
+    declarations: Declarations,
 ) -> tuple[tuple[str, str], ...]:
     values: list[tuple[str, str]] = []
     if entry.provider == "auth.password_hasher":
@@ -85,7 +93,7 @@ def _builtin_values(
 
         values.extend((key, str(factor)) for key, factor in work_factors(value).items())
     for setting in adapter.settings:
-        values.extend(describe_setting(setting, effective(config, setting)))
+        values.extend(describe_setting(setting, effective(config, setting, declarations)))
     return tuple(values)
 
 

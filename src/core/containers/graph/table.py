@@ -19,6 +19,7 @@ from core.auth.registry import (
     registered_password_hasher,
     registered_token_backend,
 )
+from core.declarations import Declarations
 
 __all__ = ("ADAPTERS", "BUILDERS", "DECLARED", "Adapter", "PortEntry")
 
@@ -48,8 +49,9 @@ class PortEntry:
         adapters: Each built-in value and the adapter it selects; for a Selector, one entry per
             branch.
         declared: The `configure_auth` keyword that wins over `setting` when declared.
-        registered: Looks a value up among the adapters user code registered (`register_*`):
-            the instance, None for a built-in value; raises `ConfigurationError` for neither.
+        registered: Looks a value up among the adapters user code registered (`register_*`) in
+            the given declarations: the instance, None for a built-in value; raises
+            `ConfigurationError` for neither.
         label: How to name the setting to a user, when it is not an environment variable.
     """
 
@@ -58,7 +60,7 @@ class PortEntry:
     setting: str
     adapters: Mapping[str, Adapter]
     declared: str | None = None
-    registered: Callable[[str], object | None] | None = None
+    registered: Callable[[str, Declarations], object | None] | None = None
     label: str | None = None
 
 

@@ -8,11 +8,11 @@ what its body resolves is only known by running it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 from core.containers.graph.model import ProviderUser
+from core.declarations import Declarations
 
 #: Said of an action whose handler the project wrote.
 PROJECT_HANDLER: Final = "(its own code may resolve more)"
@@ -55,14 +55,21 @@ HANDLERS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def find_users(app: Any | None, config: Mapping[str, Any]) -> tuple[ProviderUser, ...]:
+def find_users(
+    app: Any | None, config: Mapping[str, Any], declarations: Declarations
+) -> tuple[ProviderUser, ...]:
     """The ViewSet actions of `app`'s AutoRouters, then the declared consumers and tasks.
 
     Args:
         app: A CoreApp (its `routes`), or None when there is no app: consumers and tasks only.
         config: The container's configuration values (which throttles views get by default).
+        declarations: The container's declarations, where `@consumer` and `@task` recorded.
     """
-    return (*_viewset_users(app, config), *_consumer_users(), *_task_users())
+    return (
+        *_viewset_users(app, config),
+        *_consumer_users(declarations),
+        *_task_users(declarations),
+    )
 
 
 def _throttles(view: type, action: str, config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -98,12 +105,7 @@ def _viewset_users(app: Any | None, config: Mapping[str, Any]) -> list[ProviderU
     return users
 
 
-def _consumer_users() -> list[ProviderUser]:
-    # Consumers are declared through this module; until something imports it, none are, and
-    # importing it here would declare the outbox tables in a project that has no events.
-    module = sys.modules.get("core.messaging.consumers")
-    if module is None:
-        return []
+def _consumer_users(declarations: Declarations) -> list[ProviderUser]:
     return [
         ProviderUser(
             kind="consumer",
@@ -112,14 +114,11 @@ def _consumer_users() -> list[ProviderUser]:
             detail=f"group {declaration.group}, topics {', '.join(declaration.topics)}",
             providers=CONSUMER,
         )
-        for declaration in module.declared_consumers()
+        for declaration in declarations.consumers.values()
     ]
 
 
-def _task_users() -> list[ProviderUser]:
-    module = sys.modules.get("core.tasks.registry")
-    if module is None:
-        return []
+def _task_users(declarations: Declarations) -> list[ProviderUser]:
     return [
         ProviderUser(
             kind="task",
@@ -128,5 +127,5 @@ def _task_users() -> list[ProviderUser]:
             detail=f"queue {task.queue}" if task.queue else "default queue",
             providers=TASK,
         )
-        for task in module.declared_tasks()
+        for task in declarations.tasks.values()
     ]

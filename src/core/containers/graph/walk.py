@@ -28,6 +28,8 @@ from core.containers.graph.model import (
 )
 from core.containers.graph.ports import resolve_ports
 from core.containers.graph.users import find_users
+from core.declarations import Declarations
+from core.declarations import declarations as process_declarations
 
 __all__ = ("build_graph",)
 
@@ -35,9 +37,10 @@ __all__ = ("build_graph",)
 def build_graph(container: Any, *, app: Any | None = None, users: bool = False) -> ContainerGraph:
     """Describe a container's providers, the adapter each port serves, and their dependencies.
 
-    Reads the container's declarations, its configuration values, the `configure_auth`
-    declaration and the registries of custom adapters; it calls no other provider, so nothing
-    is instantiated, connected or initialised.
+    Reads the container's declarations of providers, its configuration values and its
+    `Declarations` (the `configure_auth` declaration, the adapters registered with
+    `register_*`, the consumers and tasks); it calls no other provider, so nothing is
+    instantiated, connected or initialised.
 
     Args:
         container: A container instance (`build_container(settings)`, `app.container`) or a
@@ -63,7 +66,8 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
     is_core = _is_core(container)
     graph = _GraphBuilder(use_table=is_core).build(container)
     config = _config_values(container) if is_core else {}
-    ports = resolve_ports(config, {node.path: node for node in graph.nodes})
+    declarations = _declarations(container)
+    ports = resolve_ports(config, {node.path: node for node in graph.nodes}, declarations)
     # A port chosen by name (no Selector, e.g. a registered hasher) builds what the name picks.
     chosen = {use.provider: use.adapter for use in ports if use.adapter is not None}
     nodes = tuple(
@@ -78,7 +82,7 @@ def build_graph(container: Any, *, app: Any | None = None, users: bool = False) 
         nodes=nodes,
         edges=graph.edges,
         ports=ports,
-        users=find_users(app, config) if users else (),
+        users=find_users(app, config, declarations) if users else (),
     )
 
 
@@ -87,6 +91,17 @@ def _is_core(container: Any) -> bool:
 
     cls = getattr(container, "declarative_parent", None) or container
     return isinstance(cls, type) and issubclass(cls, CoreContainer)
+
+
+def _declarations(container: Any) -> Declarations:
+    # The container's own, which the root was given (`build_container(declarations=...)`);
+    # the process's for a container given none.
+    provider = getattr(container, "providers", {}).get("declarations")
+    if isinstance(provider, providers.Dependency) and provider.overridden:
+        given = provider()  # the object the root was given: nothing is built
+        if isinstance(given, Declarations):
+            return given
+    return process_declarations()
 
 
 def _config_values(container: Any) -> dict[str, Any]:
