@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import logging.config
 import re
 import sys
 import uuid
@@ -37,11 +36,12 @@ __all__ = (
     "core_handler",
     "current_correlation_id",
     "current_request_id",
+    "use_log_ids",
     "valid_request_id",
 )
 
-REQUEST_ID_HEADER = "x-request-id"
-CORRELATION_HEADER = "x-correlation-id"
+REQUEST_ID_HEADER = b"x-request-id"
+CORRELATION_HEADER = b"x-correlation-id"
 # What a client may send as an id: short, and only characters that are safe in a log line, a
 # header and a URL (a UUID, a ULID, a hex or base64url token, `svc:1234`...).
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
@@ -294,16 +294,16 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = valid_request_id(_header(scope, b"x-request-id")) or uuid.uuid4().hex
-        correlation = valid_request_id(_header(scope, b"x-correlation-id")) or request_id
+        request_id = valid_request_id(_header(scope, REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        correlation = valid_request_id(_header(scope, CORRELATION_HEADER)) or request_id
         encoded = request_id.encode("ascii")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER
                 ]
-                message = {**message, "headers": [*headers, (b"x-request-id", encoded)]}
+                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, encoded)]}
             await send(message)
 
         with use_request_id(request_id), _use_correlation_id(correlation):
