@@ -133,7 +133,8 @@ def install_ablations() -> None:
         paginator.check(window, count)
         page = queryset[window.offset : window.offset + window.limit]
         rows = await page.values(*schema.model_fields) if count else []
-        next_, previous = paginator.links(self.request.url, window, count)
+        has_next = window.offset + window.limit < count
+        next_, previous = paginator.links(self.request.url, window, has_next)
         results = adapter.dump_json(adapter.validate_python(rows))
         head = b'{"count":%d,"next":%s,"previous":%s,"results":' % (
             count,

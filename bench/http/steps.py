@@ -229,7 +229,7 @@ async def main(number: int, repeat: int) -> list[tuple[str, str, float, float | 
         "list",
         "paginator.window + links (next URL)",
         best_us(
-            lambda: paginator.links(list_req.url, paginator.window(list_req.query_params), 1000),
+            lambda: paginator.links(list_req.url, paginator.window(list_req.query_params), True),
             number,
             repeat,
         ),

@@ -13,8 +13,8 @@ import pytest
 
 from core import CoreApp, Model
 from core.auth import configure_auth, register_password_hasher
-from core.auth.registry import isolated_registries
 from core.settings import Settings
+from core.testing import isolated_declarations
 from tests import services
 from tests.apps import build_notes_app
 from tests.models import Author, Note
@@ -44,7 +44,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 def declared() -> Iterator[FastHasher]:
-    with isolated_registries():
+    with isolated_declarations():
         hasher = FastHasher()
         register_password_hasher(hasher)
         configure_auth(secret_key=SECRET, user_model=User, password_hasher=hasher.name)

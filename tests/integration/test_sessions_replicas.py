@@ -15,10 +15,9 @@ from redis.asyncio import Redis
 from core import CoreApp, Model
 from core.auth import configure_auth, register_password_hasher
 from core.auth.models import TokenRecord
-from core.auth.registry import isolated_registries
 from core.ports.tokens import TokenStore
 from core.settings import Settings
-from core.testing import TokenStoreContract
+from core.testing import TokenStoreContract, isolated_declarations
 from tests import services
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, bearer, build_auth_app, login
@@ -48,7 +47,7 @@ class Replicas:
 
 @pytest.fixture
 def declared() -> Iterator[None]:
-    with isolated_registries():
+    with isolated_declarations():
         register_password_hasher(FastHasher())
         configure_auth(secret_key=SECRET, user_model=User, password_hasher="fast_sha256")
         yield

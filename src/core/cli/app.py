@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import version
 
@@ -37,8 +38,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(1) from None
 
 
+def _quiet_orphaned_aiosqlite(args: threading.ExceptHookArgs) -> None:
+    # After a failed aiosqlite connect, SQLAlchemy leaves the connection's worker thread behind
+    # (sqlalchemy/sqlalchemy#13039); it may hand its result to the closed loop before the
+    # process exits, which would print a traceback under the one-line error.
+    orphan = "_connection_worker_thread" in getattr(args.thread, "name", "")
+    if orphan and isinstance(args.exc_value, RuntimeError):
+        return
+    threading.__excepthook__(args)
+
+
 def console() -> None:
     """The `core` console script: `main`, ending the process at once on a user error."""
+    threading.excepthook = _quiet_orphaned_aiosqlite
     try:
         main()
     except SystemExit as exc:

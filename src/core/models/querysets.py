@@ -182,6 +182,24 @@ class QuerySet(Generic[M]):
         qs = self.only(*fields) if fields else self
         return await self._repository().values_list(qs._query)
 
+    async def values_list_counted(self, *fields: str) -> tuple[list[tuple[Any, ...]], int | None]:
+        """`values_list(*fields)` of this window, and how many rows match without the window
+        (ignoring the slice), read together: one statement where the database allows (a
+        `count(*) OVER ()` window). The count is None when no row came back past the first
+        (then only a `count()` can tell).
+
+        Example:
+            >>> page = Post.objects.order_by("id")[20:40]  # doctest: +SKIP
+            >>> rows, total = await page.values_list_counted("id")  # doctest: +SKIP
+        """
+        qs = self.only(*fields) if fields else self
+        return await self._repository().values_list_counted(qs._query)
+
+    async def estimated_count(self) -> int | None:
+        """The database's estimate of how many rows match, when it keeps one cheaply
+        (PostgreSQL's planner statistics, for a query with no conditions); None otherwise."""
+        return await self._repository().estimated_count(self._query)
+
     def __aiter__(self) -> AsyncIterator[M]:
         async def iterate() -> AsyncIterator[M]:
             for obj in await self.all():

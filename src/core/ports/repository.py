@@ -98,7 +98,20 @@ class Repository(Protocol[M]):
         """Rows as tuples of `query.columns` (every column when None), no instances built."""
         ...
 
+    async def values_list_counted(
+        self, query: Query
+    ) -> tuple[builtins.list[tuple[Any, ...]], int | None]:
+        """`values_list(query)`, and the count of the rows matching `query` without its window,
+        read in one statement where the store allows (a `count(*) OVER ()` window). The count is
+        None when the window starts past the first row and holds none."""
+        ...
+
     async def count(self, query: Query) -> int: ...
+    async def estimated_count(self, query: Query) -> int | None:
+        """An estimate of `count(query)` the store keeps cheaply (PostgreSQL's planner statistics
+        for a query with no conditions), or None when it keeps none."""
+        ...
+
     async def exists(self, query: Query) -> bool: ...
     async def add(self, obj: M) -> M: ...
     async def insert(

@@ -20,7 +20,7 @@ from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import APIView, ViewSet, permissions_for_action
 from core.views.errors import error_responses
-from core.views.pagination import MAX_OFFSET, MAX_PAGE
+from core.views.pagination import MAX_OFFSET, MAX_PAGE, CursorPagination, Pagination
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
 __all__ = ("RouteSpec", "apiview_routes", "join", "viewset_routes")
@@ -108,6 +108,10 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     params: list[inspect.Parameter] = []
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
+            if name == "cursor":
+                description = "The page's position, from a previous page's `next` or `previous`."
+                params.append(_keyword(name, str | None, Query(None, description=description)))
+                continue
             low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
             if name in ("page_size", "limit"):
                 # Larger values are capped at max_page_size: document the real maximum.
@@ -150,10 +154,19 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     return params
 
 
+def _envelope_count(pagination: type[Pagination]) -> str:
+    """The page envelope's `count`: a number, a number or null, or absent (a cursor page)."""
+    if issubclass(pagination, CursorPagination):
+        return "absent"
+    return "nullable" if pagination.count == "none" else "number"
+
+
 def viewset_routes(
     view: type[GenericViewSet], base: str, basename: str, tags: list[str] | None
 ) -> list[RouteSpec]:
     tags = view.tags or tags or [basename]
+    if view.pagination_class is not None:
+        view.pagination_class.configure(view)
     output = view.resolved_output_schema()
     specs: list[RouteSpec] = []
     detail_base = join(base, "{" + view.lookup_field + "}")
@@ -182,7 +195,7 @@ def viewset_routes(
         if handler == "list":
             params.extend(_list_parameters(view))
             options["response_model"] = (
-                schemas.page_schema_for(output)
+                schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None
                 else list[output]  # type: ignore[valid-type]
             )

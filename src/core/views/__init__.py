@@ -2,11 +2,17 @@
 
 from core.views.actions import action
 from core.views.base import APIView, ViewSet
-from core.views.pagination import LimitOffsetPagination, PageNumberPagination, Pagination
+from core.views.pagination import (
+    CursorPagination,
+    LimitOffsetPagination,
+    PageNumberPagination,
+    Pagination,
+)
 from core.views.viewsets import GenericViewSet, ModelViewSet, ReadOnlyModelViewSet
 
 __all__ = (
     "APIView",
+    "CursorPagination",
     "GenericViewSet",
     "LimitOffsetPagination",
     "ModelViewSet",

@@ -182,11 +182,22 @@ def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
 
 
 @typed_cache
-def page_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
-    """DRF's page envelope around a list of `schema` (documentation of the list route)."""
+def page_schema_for(schema: type[BaseModel], count: str = "number") -> type[BaseModel]:
+    """DRF's page envelope around a list of `schema` (documentation of the list route); its
+    `count` is a `"number"`, `"nullable"` (a pagination that may not count) or `"absent"`
+    (a cursor page)."""
+    fields: dict[str, Any] = {}
+    name = f"{schema.__name__}Page"
+    if count == "number":
+        fields["count"] = (int, ...)
+    elif count == "nullable":
+        fields["count"] = (Optional[int], None)  # noqa: UP045
+        name = f"{schema.__name__}UncountedPage"
+    else:
+        name = f"{schema.__name__}CursorPage"
     return create_model(
-        f"{schema.__name__}Page",
-        count=(int, ...),
+        name,
+        **fields,
         next=(Optional[str], None),  # noqa: UP045
         previous=(Optional[str], None),  # noqa: UP045
         results=(list[schema], ...),  # type: ignore[valid-type]

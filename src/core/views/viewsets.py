@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 from typing import Any, ClassVar
 
@@ -12,7 +12,7 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.errors import NotFoundError, UniqueViolationError, ValidationFailedError
+from core.errors import FieldError, NotFoundError, UniqueViolationError, ValidationFailedError
 from core.models import Model, Q, QuerySet, lookups
 from core.models.lookups import typed_cache
 from core.permissions import Permission, checks_objects, owner_fields
@@ -21,7 +21,13 @@ from core.views import schemas
 from core.views.actions import actions_of
 from core.views.base import JSONBytesResponse, ViewSet, list_adapter
 from core.views.errors import InvalidBodyError
-from core.views.pagination import PageNumberPagination, Pagination
+from core.views.pagination import (
+    BadPaginationParameter,
+    CursorPagination,
+    PageNumberPagination,
+    Pagination,
+    cursor_ordering_error,
+)
 
 SEARCH_PARAM = "search"
 ORDERING_PARAM = "ordering"
@@ -268,25 +274,108 @@ class GenericViewSet(ViewSet):
         objects = await queryset.all()
         return adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
 
+    async def _page(
+        self, queryset: QuerySet[Any], keys: tuple[str, ...] = (), counted: bool = False
+    ) -> tuple[list[Any], list[tuple[Any, ...]], int | None, Callable[[list[Any]], bytes]]:
+        """The objects of `queryset` (rows when the output schema is plain columns, else
+        instances), the values of the `keys` columns in each, the count of all rows matching
+        without the slice when `counted` and the rows path read it in the same statement
+        (else None), and how to write a list of those objects as JSON."""
+        schema = self.get_output_schema()
+        columns = schemas.plain_columns(schema, queryset.model)
+        if columns is not None:
+            extra = tuple(k for k in keys if k not in columns)
+            selected = columns + extra
+            total: int | None = None
+            if counted:
+                rows, total = await queryset.values_list_counted(*selected)
+            else:
+                rows = await queryset.values_list(*selected)
+            at = [selected.index(k) for k in keys]
+            width = len(columns)
+
+            def rows_json(items: list[Any]) -> bytes:
+                return _rows_json(columns, [row[:width] for row in items] if extra else items)
+
+            return rows, [tuple(row[i] for i in at) for row in rows], total, rows_json
+        adapter = list_adapter(schema)
+        objects = await queryset.all()
+
+        def objects_json(items: list[Any]) -> bytes:
+            return adapter.dump_json(adapter.validate_python(items, from_attributes=True))
+
+        values = [tuple(getattr(obj, k) for k in keys) for obj in objects]
+        return objects, values, None, objects_json
+
     async def paginated_response(self, queryset: QuerySet[Any]) -> Response:
         if self.pagination_class is None:
             return JSONBytesResponse(await self._results_json(queryset))
         paginator = self.pagination_class(self.page_size, self.max_page_size)
-        window = paginator.window(self.request.query_params)
-        count = await queryset.count()
-        paginator.check(window, count)
-        results = (
-            await self._results_json(queryset[window.offset : window.offset + window.limit])
-            if count
-            else b"[]"
-        )
-        next_, previous = paginator.links(self.request.url, window, count)
-        head = b'{"count":%d,"next":%s,"previous":%s,"results":' % (
-            count,
+        if isinstance(paginator, CursorPagination):
+            return await self._cursor_response(paginator, queryset)
+        params = self.request.query_params
+        window = paginator.window(params)
+        strategy = paginator.count
+        count: int | None = None
+        if strategy == "estimated":
+            count = await queryset.estimated_count()
+            if count is None or count < paginator.estimate_threshold:
+                strategy, count = "exact", None
+        exact = strategy == "exact"
+        # Without an exact count, one row past the page says whether a next page exists.
+        end = window.offset + window.limit + (0 if exact else 1)
+        items, _, total, render = await self._page(queryset[window.offset : end], counted=exact)
+        if exact:
+            if total is None:  # past the last row, or instances: only a count can tell
+                total = await queryset.count() if items or window.offset else 0
+            count = total
+            paginator.check(window, count)
+            has_next = window.offset + window.limit < count
+        else:
+            paginator.check(window, window.offset + len(items))
+            has_next = len(items) > window.limit
+            items = items[: window.limit]
+        next_, previous = paginator.links(self.request.url, window, has_next)
+        head = b'{"count":%s,"next":%s,"previous":%s,"results":' % (
+            b"null" if count is None else b"%d" % count,
             _json_str(next_),
             _json_str(previous),
         )
-        return JSONBytesResponse(head + results + b"}")
+        return JSONBytesResponse(head + render(items) + b"}")
+
+    async def _cursor_response(
+        self, paginator: CursorPagination, queryset: QuerySet[Any]
+    ) -> Response:
+        """A keyset page: the rows past the cursor's position in the list's ordering."""
+        ordering = queryset.query.order_by
+        if (error := cursor_ordering_error(queryset.model, ordering)) is not None:
+            raise ValidationFailedError(error)
+        params = self.request.query_params
+        window = paginator.window(params)
+        cursor = paginator.cursor(params, len(ordering))
+        read, condition = paginator.keyset(ordering, cursor)
+        page = queryset.order_by(*(("-" if o.descending else "") + o.column for o in read))
+        if condition is not None:
+            try:
+                page = page.filter(condition)
+            except FieldError:  # a position whose values do not fit the columns
+                raise BadPaginationParameter("Invalid cursor.") from None
+        keys = tuple(o.column for o in ordering)
+        items, values, _, render = await self._page(page[: window.limit + 1], keys)
+        more = len(items) > window.limit
+        items, values = items[: window.limit], values[: window.limit]
+        if cursor.reverse:  # read backwards from the position: put the page back in order
+            items.reverse()
+            values.reverse()
+        next_, previous = paginator.cursor_links(
+            self.request.url,
+            cursor,
+            values[0] if values else None,
+            values[-1] if values else None,
+            more,
+        )
+        head = b'{"next":%s,"previous":%s,"results":' % (_json_str(next_), _json_str(previous))
+        return JSONBytesResponse(head + render(items) + b"}")
 
 
 @typed_cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from core.adapters.memory.database import InMemoryDatabase, InMemorySession
@@ -204,8 +205,18 @@ class InMemoryRepository:
         names = query.columns or tuple(schema(query.model).columns)
         return [tuple(row.get(name) for name in names) for row in self._rows(query)]
 
+    async def values_list_counted(
+        self, query: Query
+    ) -> tuple[builtins.list[tuple[Any, ...]], int | None]:
+        total = len(self._rows(replace(query, limit=None, offset=0)))
+        rows = await self.values_list(query)
+        return rows, (total if rows or not query.offset else None)
+
     async def count(self, query: Query) -> int:
         return len(self._rows(query))
+
+    async def estimated_count(self, query: Query) -> int | None:
+        return None
 
     async def exists(self, query: Query) -> bool:
         return bool(self._rows(query))

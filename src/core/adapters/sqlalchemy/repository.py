@@ -8,7 +8,21 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    cast,
+    column,
+    delete,
+    insert,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -67,6 +81,15 @@ class _Translated:
             ) from exc
 
 
+def _estimate_statement() -> Select[Any]:
+    """The planner's row estimate of the table named by `table_` (PostgreSQL)."""
+    return (
+        select(cast(column("reltuples"), BigInteger))
+        .select_from(table("pg_class"))
+        .where(column("oid") == cast(bindparam("table_", type_=String()), REGCLASS))
+    )
+
+
 class SqlAlchemyRepository:
     __slots__ = ("model", "session")
 
@@ -100,8 +123,31 @@ class SqlAlchemyRepository:
         names = query.columns or tuple(lookups.column_types(query.model))
         return [tuple(row) for row in await self._read("rows", query, names)]
 
+    async def values_list_counted(
+        self, query: Query
+    ) -> tuple[builtins.list[tuple[Any, ...]], int | None]:
+        names = query.columns or tuple(lookups.column_types(query.model))
+        rows = await self._read("rows_counted", query, names)
+        if not rows:
+            return [], (None if query.offset else 0)
+        return [tuple(row[:-1]) for row in rows], int(rows[0][-1])
+
     async def count(self, query: Query) -> int:
         return int((await self._read("count", query, ()))[0][0])
+
+    async def estimated_count(self, query: Query) -> int | None:
+        session = self.session
+        bind = session.bind
+        dialect = bind.dialect if bind is not None else session.get_bind().dialect
+        if dialect.name != "postgresql" or query.where.children:
+            return None
+        name = dialect.identifier_preparer.format_table(self.model.__table__)
+        plan = driver.shaped_plan(dialect, ("estimate",), _estimate_statement)
+        statement = _estimate_statement()
+        rows = await self._fetch(plan, {"table_": name}, statement.params(table_=name))
+        # -1: never analysed (PostgreSQL 14+); 0 before 14 could mean the same: count exactly.
+        estimate = int(rows[0][0]) if rows else -1
+        return estimate if estimate > 0 else None
 
     async def exists(self, query: Query) -> bool:
         return bool((await self._read("exists", query, ()))[0][0])
@@ -168,11 +214,21 @@ class SqlAlchemyRepository:
         )
         if not plan.on_driver:
             return (await self._execute(read_statement(kind, query, names))).all()
-        params = {f"p{i}": value for i, value in enumerate(values)}
+        params: dict[str, Any] = {f"p{i}": value for i, value in enumerate(values)}
         if query.limit is not None:
             params["limit_"] = query.limit
         if query.offset:
             params["offset_"] = query.offset
+        return await self._fetch(plan, params, None)
+
+    async def _fetch(self, plan: driver.Plan, params: dict[str, Any], statement: Any) -> Any:
+        """Rows of `plan` with these values, on the driver (see `_read`); `statement` is what
+        SQLAlchemy executes instead when the plan cannot run on the driver."""
+        session = self.session
+        bind = session.bind
+        dialect = bind.dialect if bind is not None else session.get_bind().dialect
+        if not plan.on_driver:
+            return (await self._execute(statement)).all()
         sql, args = plan.bind_values(params)
         postgres = dialect.name == "postgresql"
         async with _Translated(self):

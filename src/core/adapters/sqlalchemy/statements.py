@@ -203,11 +203,16 @@ def filtered(statement: Select[Any], query: Query, binder: Binder | None = None)
 def read_statement(
     kind: str, query: Query, names: tuple[str, ...], binder: Binder | None = None
 ) -> Select[Any]:
-    """The SELECT of a read: `rows` of the named columns, their `count`, or whether any
-    `exists`; with the query's values, or (with `binder`) named parameters for them."""
+    """The SELECT of a read: `rows` of the named columns (`rows_counted`: each with the count
+    of all matching rows, a window, as its last value), their `count`, or whether any `exists`;
+    with the query's values, or (with `binder`) named parameters for them."""
     bound = binder is not None
-    if kind == "rows":
-        statement = select(*(getattr(query.model, name) for name in names))
+    if kind in ("rows", "rows_counted"):
+        selected: list[Any] = [getattr(query.model, name) for name in names]
+        if kind == "rows_counted":
+            # The count of every matching row, computed before LIMIT/OFFSET apply.
+            selected.append(func.count().over())
+        statement = select(*selected)
         return windowed(filtered(statement, query, binder), query, bound)
     if kind == "count":
         if query.limit is not None or query.offset:
