@@ -58,6 +58,8 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "taskName",
+    # uvicorn's copy of the message with terminal colour codes: never for a log file.
+    "color_message",
     *_ID_FIELDS,
 }
 

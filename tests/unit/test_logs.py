@@ -166,3 +166,14 @@ def test_an_app_leaves_a_host_logging_configuration_alone() -> None:
     assert configure_logging(test_settings()) is None
 
     assert (list(logging.getLogger().handlers), list(core.handlers), core.level) == before
+
+
+def test_extra_fields_are_written_but_not_uvicorn_colour_codes(json_lines: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"}
+    )
+    logging.getLogger("core.demo").info("paid", extra={"order": 7})
+
+    started, paid = parsed(json_lines)
+    assert started["message"] == "Started server process [7]" and "color_message" not in started
+    assert paid["order"] == 7
