@@ -13,6 +13,7 @@ from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
 from core.permissions import AllowAny, HasPermission, IsAuthenticated, IsInGroup, IsOwner
 from core.settings import Settings
 from core.views import LimitOffsetPagination, ReadOnlyModelViewSet
+from tests.filtering import ArticleFilter
 from tests.models import Article, Author, Document, Note
 
 
@@ -199,6 +200,14 @@ def build_notes_app(settings: Settings, **options: Any) -> CoreApp:
     return CoreApp(settings=settings, routers=[api], title="Notes API", **options)
 
 
+class FilteredArticles(ReadOnlyModelViewSet):
+    """Articles through a FilterSet of every kind of filter (see tests/filtering.py)."""
+
+    model = Article
+    filterset_class = ArticleFilter
+    output_schema = ArticleOutput
+
+
 def build_app(settings: Settings, **options: Any) -> CoreApp:
     articles = AutoRouter(prefix="/articles", tags=["Articles"])
     articles.register("", ArticleViewSet, basename="article")
@@ -206,5 +215,6 @@ def build_app(settings: Settings, **options: Any) -> CoreApp:
     api.include_router(articles)
     api.register("/authors", AuthorViewSet)
     api.register("/documents", DocumentViewSet)
+    api.register("/filtered-articles", FilteredArticles, basename="filtered-article")
     api.register("/health", HealthView)
     return CoreApp(settings=settings, routers=[api], title="Test API", **options)

@@ -19,6 +19,7 @@ from core.errors import ConfigurationError, NotRunningError
 from core.health import add_health_routes
 from core.logs import RequestIdMiddleware, configure_logging
 from core.models.session import unit_of_work
+from core.routing.openapi import docs_options, install_security_scheme
 from core.settings import Settings
 from core.views import errors
 
@@ -76,11 +77,13 @@ class CoreApp:
             description=description,
             debug=self.settings.debug,
             lifespan=self._lifespan,
-            **fastapi_options,
+            # DOCS_ENABLED, OPENAPI_SERVERS, OPENAPI_LICENSE_*; the caller's options win.
+            **{**docs_options(self.settings), **fastapi_options},
         )
         self.fastapi.state.core_app = self
         # Outside FastAPI's own middleware, so even its 500 answers carry the request id.
         self._asgi = RequestIdMiddleware(self.fastapi)
+        install_security_scheme(self.fastapi, self._login_path)
         errors.install(self.fastapi)
         if self.fastapi.openapi_url:
             self.fastapi.add_api_route(
@@ -147,6 +150,7 @@ class CoreApp:
             errors.install_on_host(
                 host, lambda request: id(request.scope.get("route")) in core_routes
             )
+            install_security_scheme(host, self._login_path)
         host_lifespan = host.router.lifespan_context
 
         @asynccontextmanager
@@ -246,6 +250,13 @@ class CoreApp:
         from core.messaging.asyncapi import asyncapi_document
 
         return JSONResponse(asyncapi_document(self))
+
+    def _login_path(self) -> str | None:
+        # The route that issues the bearer tokens (an AuthViewSet's login), for the docs.
+        for spec in self.routes:
+            if spec.action == "login" and callable(getattr(spec.view, "issue_tokens", None)):
+                return str(spec.path).rstrip("/") + "/"
+        return None
 
     @property
     def routes(self) -> list[Any]:

@@ -44,6 +44,16 @@ class ValidationFailedError(CoreError, ValueError):
     default_detail = "Invalid input."
 
 
+class InvalidFilterError(ValidationFailedError):
+    """A FilterSet query parameter's value does not convert (400); `field` names the parameter."""
+
+    code = "invalid_filter"
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class ConfigurationError(CoreError, ValueError):
     """The settings or the wiring are wrong; raised at start-up, never per request."""
 
@@ -159,6 +169,8 @@ class DatabaseUnavailableError(CoreError, ConnectionError):
     code = "database_unavailable"
     default_detail = "The service is temporarily unavailable; try again shortly."
     headers = {"Retry-After": "5"}
+    #: Set on the first error of an outage: the line to log (which database, and why).
+    outage: str | None = None
 
 
 class TaskQueueUnavailableError(CoreError, ConnectionError):

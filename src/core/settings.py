@@ -69,6 +69,23 @@ class Settings(BaseSettings):
         default="src.main:app", description="Where the CLI finds the project's CoreApp."
     )
     api_prefix: str = "/api/v1"
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve /docs, /redoc and /openapi.json; turn off to hide the API's "
+        "description in production.",
+    )
+    openapi_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/"],
+        description="The OpenAPI `servers` URLs, comma-separated; `/` (where the document is "
+        "served) by default.",
+    )
+    openapi_license_name: str = Field(
+        default="Proprietary",
+        description="The OpenAPI `info.license` name; empty for no license entry.",
+    )
+    openapi_license_url: str | None = Field(
+        default=None, description="The OpenAPI `info.license` URL."
+    )
     timezone: str = "UTC"
 
     database_url: str = "sqlite+aiosqlite:///./app.db"
@@ -222,7 +239,9 @@ class Settings(BaseSettings):
         "keep it above the longest task's run time.",
     )
 
-    @field_validator("throttle_default_classes", "trusted_proxies", mode="before")
+    @field_validator(
+        "throttle_default_classes", "trusted_proxies", "openapi_servers", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

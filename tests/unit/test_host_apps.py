@@ -224,7 +224,7 @@ async def test_openapi_lists_cores_operations(host: Host, client: Any) -> None:
         paths = (await client.get("/openapi.json")).json()["paths"]
         assert "/hello/{number}" in paths
     assert {"/api/notes/", "/api/notes/{id}/", "/api/notes/write/"} <= set(paths)
-    assert paths["/api/notes/{id}/"]["get"]["operationId"] == "note-retrieve"
+    assert paths["/api/notes/{id}/"]["get"]["operationId"] == "note_retrieve"
 
 
 async def test_a_mounted_core_app_nobody_started_says_to_attach_it(seen: Seen) -> None:

@@ -87,6 +87,19 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
 
 
+class UserOutput(BaseModel):
+    """What register and me answer when the view names no user model: the user's columns
+    but the password hash (these at least)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int | str
+    email: str | None = None
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+
+
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again.",
@@ -297,6 +310,18 @@ class AuthViewSet(APIView):
         )
         if not result.allowed:
             self.throttled(result.retry_after)
+
+    @classmethod
+    def response_model_for(cls, handler: str) -> Any:
+        """register and me answer the user: `user_output_schema`, else the `user_model`'s
+        columns, else UserOutput (the model configure_auth declares is known at run time)."""
+        if handler not in ("register", "me"):
+            return super().response_model_for(handler)
+        if cls.user_output_schema is not None:
+            return cls.user_output_schema
+        if cls.user_model is not None and hasattr(cls.user_model, "__mapper__"):
+            return output_schema_for(cls.user_model)
+        return UserOutput
 
     def get_user_model(self) -> Any:
         """`user_model`, else the one `configure_auth(user_model=...)` declared.

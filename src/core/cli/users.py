@@ -70,8 +70,12 @@ def createsuperuser(
             password = _ask_password(application.container.auth.password_policy(), model, email)
     # The outage log is for servers, which keep answering 503; this one-shot command reports
     # an unreachable database itself, in its one error line.
-    logging.getLogger("core.database").disabled = True
-    user = asyncio.run(create_superuser(application, email, password))
+    outages = logging.getLogger("core.database")
+    outages.disabled = True
+    try:
+        user = asyncio.run(create_superuser(application, email, password))
+    finally:
+        outages.disabled = False
     print(f"Superuser {user.email} created.")
 
 

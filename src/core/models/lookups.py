@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Integer, SmallInteger, inspect
 from sqlalchemy.orm import ColumnProperty, Mapper, RelationshipProperty
 
 from core.errors import FieldError
-from core.ports.repository import LOOKUPS, Condition, Hop, Ordering
+from core.ports.repository import DATE_PARTS, LOOKUPS, Condition, Hop, Ordering
 
 _STRING_LOOKUPS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
@@ -253,6 +253,22 @@ def _lookup_value(
         ):
             raise FieldError(f"{model.__name__}.{name}__range needs (low, high), got {value!r}.")
         return tuple(_convert(model, name, python_type, v) for v in values)
+    if lookup in DATE_PARTS:
+        if python_type not in (datetime.date, datetime.datetime):
+            raise FieldError(f"{model.__name__}.{name}__{lookup} needs a date or datetime field.")
+        try:
+            part = int(value)
+        except (TypeError, ValueError):
+            raise FieldError(
+                f"Invalid value {value!r} for {model.__name__}.{name}__{lookup}: expected integer."
+            ) from None
+        limits = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}[lookup]
+        if isinstance(value, bool) or not limits[0] <= part <= limits[1]:
+            raise FieldError(
+                f"Invalid value {value!r} for {model.__name__}.{name}__{lookup}: expected an "
+                f"integer in [{limits[0]}, {limits[1]}]."
+            )
+        return part
     if lookup in _STRING_LOOKUPS:
         if not isinstance(value, str):
             raise FieldError(f"{model.__name__}.{name}__{lookup} needs a string, got {value!r}.")
@@ -262,6 +278,27 @@ def _lookup_value(
             f"{model.__name__}.{name}__{lookup} cannot compare with None; use __isnull."
         )
     return _convert(model, name, python_type, value)
+
+
+def field_type(model: type[Any], path: str) -> type[Any] | None:
+    """The Python type of the column `path` names (`author__email` across the relation), or a
+    FieldError naming what is missing."""
+    *relations, name = path.split("__")
+    current = model
+    for part in relations:
+        hop = _hop(current, part)
+        if hop is None:
+            raise FieldError(f"{current.__name__} has no relation {part!r} (in {path!r}).")
+        current = hop.target
+    if name == "pk":
+        name = primary_key(current)
+    types = column_types(current)
+    if name not in types:
+        raise FieldError(
+            f"{current.__name__} has no field {name!r} (in {path!r}). "
+            f"Fields: {_fields_of(current)}."
+        )
+    return types[name]
 
 
 def resolve_ordering(model: type[Any], fields: Iterable[str]) -> tuple[Ordering, ...]:

@@ -29,8 +29,13 @@ LOOKUPS = frozenset(
         "iendswith",
         "isnull",
         "range",
+        "year",
+        "month",
+        "day",
     }
 )
+DATE_PARTS = frozenset({"year", "month", "day"})
+"""Lookups comparing one part of a date or datetime column with an integer (`created_at__year`)."""
 
 M = TypeVar("M")
 

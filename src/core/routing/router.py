@@ -8,6 +8,10 @@ from dataclasses import replace
 
 from fastapi import APIRouter
 from fastapi.params import Depends
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from core.errors import ConfigurationError
 from core.routing.routes import RouteSpec, apiview_routes, join, viewset_routes
@@ -28,7 +32,9 @@ class AutoRouter:
         >>> app = CoreApp(routers=[api_router])  # doctest: +SKIP
 
     Each route answers with and without its trailing slash (no redirect); OpenAPI shows the
-    slashed path. Operation ids are `<basename>-<action>`.
+    slashed path. Route names are `<basename>-<action>` (`post-list`, for `url_path_for`);
+    OpenAPI operation ids are the same in snake case (`post_list`, `post_partial_update`).
+    A 405 lists every method of its path in `Allow`.
     """
 
     def __init__(
@@ -112,7 +118,8 @@ class AutoRouter:
                     spec.endpoint,
                     methods=list(spec.methods),
                     name=spec.name,
-                    operation_id=spec.name,
+                    operation_id=spec.operation_id,
+                    route_class_override=_Route,
                     **spec.options,
                 )
                 # The same endpoint without the trailing slash: no redirect round trip, not
@@ -127,23 +134,56 @@ class AutoRouter:
                     spec.endpoint,
                     methods=list(spec.methods),
                     include_in_schema=False,
+                    route_class_override=_Route,
                     **hidden,
                 )
+            _share_allowed_methods(router)
             self._built = router
         return self._built
+
+
+class _Route(APIRoute):
+    """An AutoRouter route: its 405 lists in `Allow` every method its path serves (each
+    method of a path is a route of its own, and Starlette's 405 names only the one it tried)."""
+
+    allowed: tuple[str, ...] = ()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allowed and self.methods and scope["method"] not in self.methods:
+            headers = {"Allow": ", ".join(self.allowed)}
+            if "app" in scope:  # inside an app: its exception handlers answer (Core's envelope)
+                raise HTTPException(status_code=405, headers=headers)
+            response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+            await response(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+def _share_allowed_methods(router: APIRouter) -> None:
+    by_path: dict[str, set[str]] = {}
+    for route in router.routes:
+        if isinstance(route, _Route):
+            by_path.setdefault(route.path, set()).update(route.methods or ())
+    for route in router.routes:
+        if isinstance(route, _Route):
+            route.allowed = tuple(sorted(by_path[route.path]))
 
 
 def _refuse_duplicate_names(specs: Sequence[RouteSpec]) -> None:
     # Two routes with one name would share an OpenAPI operation id and a url_path_for name;
     # DRF refuses a basename registered twice for the same reason.
-    seen: dict[str, RouteSpec] = {}
-    for spec in specs:
-        other = seen.setdefault(spec.name, spec)
-        if other is not spec and (other.path, other.methods) != (spec.path, spec.methods):
-            raise ConfigurationError(
-                f"Route name {spec.name!r} is used by {other.view.__name__} at {other.path} and "
-                f"by {spec.view.__name__} at {spec.path}: give each register() its own basename."
-            )
+    for key in ("name", "operation_id"):
+        seen: dict[str, RouteSpec] = {}
+        for spec in specs:
+            value = getattr(spec, key)
+            other = seen.setdefault(value, spec)
+            if other is not spec and (other.path, other.methods) != (spec.path, spec.methods):
+                what = "Route name" if key == "name" else "Operation id"
+                raise ConfigurationError(
+                    f"{what} {value!r} is used by {other.view.__name__} at {other.path} and "
+                    f"by {spec.view.__name__} at {spec.path}: give each register() its own "
+                    "basename."
+                )
 
 
 def _snake(name: str) -> str:

@@ -7,7 +7,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
 from fastapi import Path, Query
 from pydantic import BaseModel
@@ -23,7 +23,10 @@ from core.views.errors import error_responses
 from core.views.pagination import MAX_OFFSET, MAX_PAGE, CursorPagination, Pagination
 from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
-__all__ = ("RouteSpec", "apiview_routes", "join", "viewset_routes")
+#: The name of the bearer-token security scheme in `components.securitySchemes`.
+BEARER_SCHEME = "BearerAuth"
+
+__all__ = ("BEARER_SCHEME", "RouteSpec", "apiview_routes", "join", "viewset_routes")
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _CRUD = (
@@ -35,6 +38,23 @@ _CRUD = (
     ("partial_update", ("PATCH",), True, 200),
     ("destroy", ("DELETE",), True, 204),
 )
+
+
+# (summary, description) of each CRUD operation; `{model}` is the model's class name.
+_CRUD_TEXTS = {
+    "list": (
+        "List {model} objects",
+        "A page of {model} objects, filtered, searched and ordered by the query parameters.",
+    ),
+    "create": ("Create {model}", "Create a {model} from the body; answers the new {model}."),
+    "retrieve": ("Retrieve {model}", "The {model} the path names."),
+    "update": ("Update {model}", "Replace the fields of the {model} the path names."),
+    "partial_update": (
+        "Partially update {model}",
+        "Change the fields the body sends of the {model} the path names.",
+    ),
+    "destroy": ("Delete {model}", "Delete the {model} the path names; answers 204."),
+}
 
 
 # Error statuses each CRUD action can answer besides 401/403 (documented in OpenAPI; 401 and
@@ -62,6 +82,12 @@ class RouteSpec:
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI `operationId`: the name in snake case (`post-partial_update` is
+        `post_partial_update`), a valid identifier for generated clients."""
+        return re.sub(r"\W", "_", self.name)
+
 
 def join(*parts: str) -> str:
     path = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
@@ -81,6 +107,19 @@ def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
 def _refusals(permissions: Any) -> tuple[int, ...]:
     """401 and 403 when one of `permissions` can refuse, else nothing (AllowAny)."""
     return (401, 403) if any(can_refuse(p) for p in resolve_permissions(permissions)) else ()
+
+
+def _security(permissions: Any) -> dict[str, Any]:
+    """The operation's OpenAPI `security`: the bearer token when a permission can refuse an
+    anonymous caller, else none (`[]`: AllowAny)."""
+    if any(can_refuse(p) for p in resolve_permissions(permissions)):
+        return {"security": [{BEARER_SCHEME: []}]}
+    return {"security": []}
+
+
+def _with_extra(options: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`options` with `extra` merged into its `openapi_extra` (the route's own keys win)."""
+    return {**options, "openapi_extra": {**extra, **options.get("openapi_extra", {})}}
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -138,18 +177,26 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
         params.append(
             _keyword(
                 ORDERING_PARAM,
-                str | None,
+                str,
                 Query(
                     None,
                     description=(
-                        f"Order by {', '.join(view.ordering_fields)} (prefix - for descending)."
+                        f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
+                        "several, comma-separated, order by each in turn."
                     ),
+                    # What clients may name; the handler checks each name of a list itself.
+                    json_schema_extra={
+                        "enum": [
+                            name for field in view.ordering_fields for name in (field, f"-{field}")
+                        ]
+                    },
                 ),
             )
         )
     types = lookups.column_types(view.model)
+    declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
     for name in view.filterset_fields:
-        if "__" not in name and name in types:
+        if "__" not in name and name in types and name not in declared:
             params.append(_keyword(name, (types[name] or str) | None, Query(None)))
     return params
 
@@ -177,11 +224,15 @@ def viewset_routes(
         params: list[inspect.Parameter] = []
         passthrough: tuple[str, ...] = ()
         permissions = permissions_for_action(view, handler)
+        model = view.model.__name__
+        summary, description = _CRUD_TEXTS[handler]
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
-            "summary": handler.replace("_", " ").capitalize(),
+            "summary": summary.format(model=model),
+            "description": description.format(model=model),
             "responses": error_responses(*sorted({*_ERRORS[handler], *_refusals(permissions)})),
+            "openapi_extra": _security(permissions),
         }
         if detail:
             params.append(lookup)
@@ -191,9 +242,13 @@ def viewset_routes(
             body = view.resolved_input_schema()
             if handler == "partial_update":
                 body = schemas.partial_schema_for(body)
-            options["openapi_extra"] = _request_body(body)
+            options["openapi_extra"].update(_request_body(body))
         if handler == "list":
             params.extend(_list_parameters(view))
+            if view.filterset_class is not None:
+                # Documented here, not declared on the endpoint: the FilterSet converts them
+                # itself, so a bad value is its 400 naming the parameter.
+                options["openapi_extra"] = {"parameters": view.filterset_class.openapi_parameters()}
             options["response_model"] = (
                 schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None
@@ -248,9 +303,15 @@ def _action_routes(
         options: dict[str, Any] = {
             "tags": tags,
             "status_code": status,
+            "summary": info.summary or _summary(info.name, view),
             "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
             **info.route_options,
         }
+        options = _with_extra(options, _security(declared))
+        if "response_model" not in options and "response_class" not in options:
+            response = _response_model(view, info.name)
+            if response is not None:
+                options["response_model"] = response
         specs.append(
             RouteSpec(
                 path=path,
@@ -295,11 +356,57 @@ def apiview_routes(
                 endpoint=action_endpoint(
                     view, method, method, 200, params, passthrough, None, with_db=False
                 ),
-                options={
-                    "tags": tags,
-                    "responses": error_responses(*sorted({400, 404, 413, 422, *refusals})),
-                },
+                options=_typed(
+                    view,
+                    method,
+                    {
+                        "tags": tags,
+                        "summary": _summary(method, view),
+                        "responses": error_responses(*sorted({400, 404, 413, 422, *refusals})),
+                        "openapi_extra": _security(permissions),
+                    },
+                ),
             )
         )
     specs.extend(_action_routes(view, base, base, basename, list(tags), None))
     return specs
+
+
+def _summary(handler: str, view: type[ViewSet]) -> str:
+    """The first sentence of the handler's docstring (up to a colon), else its name and the
+    view's."""
+    doc = inspect.getdoc(getattr(view, handler, None)) or ""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    first = re.split(r"(?<=\.)\s|:\s", paragraph)[0].rstrip(".")
+    if first:
+        return first
+    what = getattr(getattr(view, "model", None), "__name__", None) or view.__name__
+    return f"{handler.replace('_', ' ').capitalize()} ({what})"
+
+
+def _typed(view: type[ViewSet], handler: str, options: dict[str, Any]) -> dict[str, Any]:
+    response = _response_model(view, handler)
+    return {**options, "response_model": response} if response is not None else options
+
+
+def _response_model(view: type[ViewSet], handler: str) -> Any:
+    """What the handler answers, for OpenAPI: the view's `response_model_for(handler)`, else
+    its return annotation (a Model is served through the view's output schema); None when it
+    says nothing useful (`Any`, a Response, None)."""
+    declared = view.response_model_for(handler)
+    if declared is not None:
+        return declared
+    try:
+        annotation = get_type_hints(getattr(view, handler)).get("return")
+    except Exception:  # an annotation naming what the module does not import: undocumented
+        return None
+    if annotation is None or annotation is Any or annotation is type(None):
+        return None
+    if isinstance(annotation, type):
+        if issubclass(annotation, Response):
+            return None
+        if hasattr(annotation, "__mapper__"):
+            resolved = getattr(view, "resolved_output_schema", None)
+            output = resolved() if resolved is not None else view.output_schema
+            return output if output is not None else schemas.output_schema_for(annotation)
+    return annotation

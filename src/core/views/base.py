@@ -114,6 +114,13 @@ class ViewSet:
     def get_output_schema(self) -> type[BaseModel] | None:
         return self.output_schema
 
+    @classmethod
+    def response_model_for(cls, handler: str) -> Any:
+        """What `handler` (an @action or an APIView method) answers, for OpenAPI; None to use
+        its return annotation or `@action(response_model=...)`. Override when the type is
+        known only to the class (e.g. a model set on a subclass)."""
+        return None
+
     def render(self, result: Any, status_code: int = 200) -> Response:
         """A response for whatever a handler returned: Response, model instance(s), pydantic, or
         JSON data."""

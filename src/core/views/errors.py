@@ -23,7 +23,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException
 
-from core.errors import CoreError, IntegrityViolationError
+from core.errors import CoreError, IntegrityViolationError, InvalidFilterError
 from core.views.body import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_JSON_DEPTH,
@@ -232,7 +232,7 @@ def envelope(
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
     extra = {}
-    if isinstance(exc, IntegrityViolationError) and exc.field:
+    if isinstance(exc, IntegrityViolationError | InvalidFilterError) and exc.field:
         extra["field"] = exc.field
     detail = exc.detail
     if exc.status_code >= 500:

@@ -181,6 +181,10 @@ def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
+# The page links: absolute URLs (documented as such; the page is rendered without parsing them).
+_Link = Annotated[str, PydanticField(json_schema_extra={"format": "uri"})]
+
+
 @typed_cache
 def page_schema_for(schema: type[BaseModel], count: str = "number") -> type[BaseModel]:
     """DRF's page envelope around a list of `schema` (documentation of the list route); its
@@ -198,8 +202,8 @@ def page_schema_for(schema: type[BaseModel], count: str = "number") -> type[Base
     return create_model(
         name,
         **fields,
-        next=(Optional[str], None),  # noqa: UP045
-        previous=(Optional[str], None),  # noqa: UP045
+        next=(Optional[_Link], None),  # noqa: UP045
+        previous=(Optional[_Link], None),  # noqa: UP045
         results=(list[schema], ...),  # type: ignore[valid-type]
     )
 

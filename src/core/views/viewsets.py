@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
@@ -29,6 +29,9 @@ from core.views.pagination import (
     cursor_ordering_error,
 )
 
+if TYPE_CHECKING:
+    from core.filters import FilterSet
+
 SEARCH_PARAM = "search"
 ORDERING_PARAM = "ordering"
 
@@ -44,6 +47,8 @@ class GenericViewSet(ViewSet):
         unique_fields: columns checked for an existing value before a write (400 naming the field).
         page_size / max_page_size / pagination_class: the list's pages (`?page=`, `?page_size=`).
         filterset_fields: columns clients may filter on (`?is_published=true`, `?views__gte=10`).
+        filterset_class: a `core.filters.FilterSet` of declared, typed filters (beside
+            `filterset_fields`: a parameter neither names is a 400).
         search_fields: columns `?search=` looks in (case-insensitive contains, any of them).
         ordering_fields / ordering: what `?ordering=-created_at,title` may name / the default.
         read_only_fields / write_only_fields: adjust the derived schemas (DRF's names): read-only
@@ -64,6 +69,7 @@ class GenericViewSet(ViewSet):
     max_page_size: ClassVar[int] = 100
     pagination_class: ClassVar[type[Pagination] | None] = PageNumberPagination
     filterset_fields: ClassVar[Sequence[str]] = ()
+    filterset_class: ClassVar[type[FilterSet] | None] = None
     search_fields: ClassVar[Sequence[str]] = ()
     ordering_fields: ClassVar[Sequence[str]] = ()
     ordering: ClassVar[Sequence[str]] = ()
@@ -132,6 +138,9 @@ class GenericViewSet(ViewSet):
         reserved = {SEARCH_PARAM, ORDERING_PARAM}
         if self.pagination_class is not None:
             reserved.update(self.pagination_class.query_params)
+        if self.filterset_class is not None:
+            queryset = self.filterset_class(params, queryset, request=self.request).qs
+            reserved.update(self.filterset_class.query_params())
         conditions: dict[str, Any] = {}
         for key, value in params.multi_items():
             if key in reserved:

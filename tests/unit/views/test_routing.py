@@ -19,9 +19,9 @@ async def test_openapi_operations(client: httpx.AsyncClient) -> None:
     paths = spec["paths"]
     assert set(paths["/api/v1/articles/"]) == {"get", "post"}
     assert set(paths["/api/v1/articles/{id}/"]) == {"get", "put", "patch", "delete"}
-    assert paths["/api/v1/articles/{id}/publish/"]["post"]["operationId"] == "article-publish"
-    assert paths["/api/v1/articles/featured/"]["get"]["operationId"] == "article-featured"
-    assert paths["/api/v1/articles/"]["get"]["operationId"] == "article-list"
+    assert paths["/api/v1/articles/{id}/publish/"]["post"]["operationId"] == "article_publish"
+    assert paths["/api/v1/articles/featured/"]["get"]["operationId"] == "article_featured"
+    assert paths["/api/v1/articles/"]["get"]["operationId"] == "article_list"
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
     retrieve = paths["/api/v1/articles/{id}/"]["get"]

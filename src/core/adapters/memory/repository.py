@@ -88,6 +88,9 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
     "lte": operator.le,
     "range": lambda a, b: b[0] <= a <= b[1],
+    "year": lambda a, b: a.year == b,
+    "month": lambda a, b: a.month == b,
+    "day": lambda a, b: a.day == b,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -161,33 +162,42 @@ def _attribute_for(model: type[Any], column_name: str | None) -> str | None:
 
 
 class _Outages:
-    """Which databases (engines) are down, so an outage is logged once, not per request."""
+    """Which databases (engines) are down, so an outage is reported once, not per request."""
 
     def __init__(self) -> None:
-        self._down: dict[int, str] = {}
+        # Weakly keyed by engine: an engine gone with its outage takes the mark along (an id
+        # could be reused by the next engine).
+        self._down: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     async def failed(self, bind: Any, exc: BaseException) -> DatabaseUnavailableError:
-        key = id(bind)
-        cause = str(_chain(exc)[-1]).splitlines()[0] if str(_chain(exc)[-1]) else type(exc).__name__
+        key = bind if bind is not None else _NO_BIND
+        driver_error = _chain(exc)[-1]
+        cause = str(driver_error).splitlines()[0] if str(driver_error) else ""
+        error = DatabaseUnavailableError(cause or type(driver_error).__name__)
         if key not in self._down:
             name = _name(bind)
             self._down[key] = name
-            logger.error(
-                "Database %s is unavailable (%s: %s); requests answer 503 until it is back.",
-                name,
-                type(_chain(exc)[-1]).__name__,
-                cause,
+            error.outage = (
+                f"Database {name} is unavailable ({type(driver_error).__name__}: {cause})"
             )
+            # Once per outage, with its cause. (A one-shot command reporting the error itself,
+            # like `core createsuperuser`, turns this logger off.)
+            logger.error("%s; requests answer 503 until it is back.", error.outage)
             await _empty_pool(bind)
-        return DatabaseUnavailableError(cause)
+        return error
 
     def answered(self, bind: Any) -> None:
         if self._down:
-            name = self._down.pop(id(bind), None)
+            name = self._down.pop(bind if bind is not None else _NO_BIND, None)
             if name is not None:
                 logger.warning("Database %s is available again.", name)
 
 
+class _NoBind:
+    """The key of sessions bound to no engine of their own."""
+
+
+_NO_BIND = _NoBind()
 outages = _Outages()
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    extract,
     false,
     func,
     not_,
@@ -23,9 +24,11 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
-from core.ports.repository import Condition, Node, Query
+from core.ports.repository import DATE_PARTS, Condition, Node, Query
 
 _LIKE = frozenset({"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"})
 _LIKE_ESCAPE = "/"
@@ -61,9 +64,37 @@ class Binder:
     def __call__(self, column: Any, lookup: str, operands: tuple[Any, ...]) -> tuple[Any, ...]:
         binds = []
         for _ in operands:
-            binds.append(bindparam(f"p{self.count}", type_=column.type, expanding=lookup == "in"))
+            # A date part compares with an integer, not with the column's own type.
+            type_ = Integer() if lookup in DATE_PARTS else column.type
+            binds.append(bindparam(f"p{self.count}", type_=type_, expanding=lookup == "in"))
             self.count += 1
         return tuple(binds)
+
+
+class _InUTC(FunctionElement[Any]):
+    """A timestamp as UTC wall-clock time, so date parts do not depend on the session's zone.
+
+    PostgreSQL's `timestamptz` answers EXTRACT in the session's time zone; SQLite stores UTC
+    wall-clock text already (see `UTCDateTime`).
+    """
+
+    inherit_cache = True
+    name = "in_utc"
+
+
+@compiles(_InUTC)
+def _in_utc(element: _InUTC, compiler: Any, **kw: Any) -> str:
+    return compiler.process(list(element.clauses)[0], **kw)  # type: ignore[no-any-return]
+
+
+@compiles(_InUTC, "postgresql")
+def _in_utc_postgresql(element: _InUTC, compiler: Any, **kw: Any) -> str:
+    return f"timezone('UTC', {compiler.process(list(element.clauses)[0], **kw)})"
+
+
+def _date_part(column: Any, part: str) -> Any:
+    timezone = getattr(getattr(column.type, "impl", column.type), "timezone", False)
+    return extract(part, _InUTC(column) if timezone else column)
 
 
 def _compare(column: Any, condition: Condition, operands: tuple[Any, ...]) -> ColumnElement[bool]:
@@ -100,6 +131,9 @@ def _compare(column: Any, condition: Condition, operands: tuple[Any, ...]) -> Co
             expression = column.is_(None) if condition.value else column.is_not(None)
         case "range":
             expression = column.between(*operands)
+        case "year" | "month" | "day":
+            # SQLAlchemy writes EXTRACT for PostgreSQL and STRFTIME for SQLite.
+            expression = _date_part(column, condition.lookup) == operands[0]
         case lookup:
             raise AssertionError(f"unchecked lookup {lookup!r}")  # lookups.resolve admits no other
     return expression

@@ -119,6 +119,30 @@ class RepositoryContract:
         assert found.price == decimal.Decimal("9.99") and found.due == datetime.date(2026, 1, 2)
         assert await Document.objects.using(db).filter(due__gte="2026-01-01").count() == 1
 
+    async def test_date_part_lookups(self, db: Any, seeded: dict[str, Any]) -> None:
+        for name, due in [
+            ("new-year", datetime.date(2026, 1, 1)),
+            ("leap", datetime.date(2024, 2, 29)),
+        ]:
+            await Document.objects.create(name=name, due=due, db=db)
+        documents = Document.objects.using(db)
+        assert [d.name for d in await documents.filter(due__year=2024).all()] == ["leap"]
+        assert [d.name for d in await documents.filter(due__month="1").all()] == ["new-year"]
+        assert await documents.filter(due__day=29, due__month=2).count() == 1
+        late = datetime.datetime(2025, 12, 31, 23, 30, tzinfo=datetime.UTC)  # parts in UTC
+        article = await Article.objects.using(db).create(
+            title="Late", slug="late", author_id=seeded["ann"].id, created_at=late
+        )
+        articles = Article.objects.using(db)
+        found = await articles.filter(created_at__year=2025, created_at__month=12).values_list("id")
+        assert found == [(article.id,)]
+        assert await articles.filter(created_at__day=31, id=article.id).count() == 1
+        for bad in ({"due__month": 13}, {"due__year": "soon"}):
+            with pytest.raises(FieldError):
+                documents.filter(**bad)
+        with pytest.raises(FieldError, match="date or datetime"):
+            Article.objects.using(db).filter(views__year=2024)
+
     # -- lookups ---------------------------------------------------------------------------
     @pytest.mark.parametrize(
         ("lookup", "expected"),

@@ -1,0 +1,259 @@
+"""The OpenAPI document CoreApp serves: valid, secured per operation, consistent ids and
+summaries, list parameters as enforced, typed actions, `servers` and `license`, and the 405's
+`Allow` header of its paths."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from openapi_spec_validator import validate
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.routing import Router
+
+from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
+from core.auth.views import AuthViewSet
+from core.permissions import AllowAny, IsAuthenticated
+from core.testing import test_settings
+from tests.apps import ArticleInput, ArticleOutput, build_app
+from tests.models import Article
+
+METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+class Summary(BaseModel):
+    published: int
+
+
+class Stats(BaseModel):
+    total: int
+
+
+class ReportViewSet(ModelViewSet):
+    """Typed actions: from the return annotation, from `response_model`, and a model."""
+
+    model = Article
+    input_schema = ArticleInput
+    output_schema = ArticleOutput
+    permission_classes = [AllowAny]
+
+    @action(methods=["GET"], detail=False)
+    async def summary(self, request: Request, db: Any, **kwargs: Any) -> Summary:
+        """How many are published."""
+        return Summary(published=0)
+
+    @action(methods=["GET"], detail=False, response_model=Stats)
+    async def stats(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        return {"total": 0}
+
+    @action(methods=["POST"], detail=True, permission_classes=[IsAuthenticated])
+    async def touch(self, request: Request, db: Any, **kwargs: Any) -> Article:
+        return await self.get_object(db, **kwargs)  # type: ignore[no-any-return]
+
+    @action(methods=["GET"], detail=False)
+    async def counts(self, request: Request, db: Any, **kwargs: Any) -> dict[str, int]:
+        return {}
+
+
+class PingView(APIView):
+    permission_classes = [AllowAny]
+
+    async def get(self, request: Request, **kwargs: Any) -> dict[str, str]:
+        return {"ping": "pong"}
+
+
+def _app(**settings: Any) -> CoreApp:
+    app = build_app(test_settings(**settings))
+    extra = AutoRouter(prefix="/api/v1")
+    extra.register("/auth", AuthViewSet)
+    extra.register("/reports", ReportViewSet, basename="report")
+    extra.register("/ping", PingView)
+    extra.register("/pong", PingView, basename="ping-pong")
+    app.include_router(extra)
+    return app
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return _app().fastapi.openapi()
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+
+
+def _operation(document: dict[str, Any], operation_id: str) -> dict[str, Any]:
+    (found,) = [op for _, _, op in _operations(document) if op["operationId"] == operation_id]
+    return found
+
+
+def _ok_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    response = operation["responses"].get("200") or operation["responses"]["201"]
+    schema: dict[str, Any] = response["content"]["application/json"]["schema"]
+    return schema
+
+
+def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    validate(document)  # raises on any error of the OpenAPI 3.1 specification
+
+
+def test_operations_carry_the_security_their_permissions_need(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["BearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert scheme["bearerFormat"] == "JWT"
+    assert "POST /api/v1/auth/login/" in scheme["description"]
+    bearer = [{"BearerAuth": []}]
+    # AllowAny: no security at all, so generated clients and /docs send no token.
+    assert _operation(document, "auth_login")["security"] == []
+    assert _operation(document, "auth_register")["security"] == []
+    assert _operation(document, "health_get")["security"] == []
+    assert _operation(document, "article_featured")["security"] == []
+    # Permissions that can refuse an anonymous caller: the bearer token.
+    assert _operation(document, "auth_me")["security"] == bearer
+    assert _operation(document, "article_create")["security"] == bearer
+    assert _operation(document, "article_publish")["security"] == bearer
+    assert _operation(document, "report_touch")["security"] == bearer
+    for _, _, operation in _operations(document):
+        assert "security" in operation, operation["operationId"]
+        refusable = "401" in operation["responses"]
+        assert (operation["security"] == bearer) is refusable, operation["operationId"]
+
+
+def test_the_document_has_no_scheme_when_nothing_needs_one() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/ping", PingView)
+    document = CoreApp(settings=test_settings(), routers=[router]).fastapi.openapi()
+    assert "securitySchemes" not in document.get("components", {})
+    validate(document)
+
+
+def test_operation_ids_are_snake_case_and_unique(document: dict[str, Any]) -> None:
+    ids = [operation["operationId"] for _, _, operation in _operations(document)]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", i) for i in ids), ids
+    # One separator: `<basename>_<action>`, a dashed basename included.
+    assert {"article_partial_update", "article_list", "auth_me", "ping_pong_get"} <= set(ids)
+
+
+def test_summaries_and_descriptions_name_the_model(document: dict[str, Any]) -> None:
+    assert _operation(document, "article_list")["summary"] == "List Article objects"
+    assert _operation(document, "article_partial_update")["summary"] == "Partially update Article"
+    assert "Article" in _operation(document, "article_destroy")["description"]
+    assert "Author" in _operation(document, "author_create")["description"]
+    # Actions: the first sentence of their docstring, else their name and the model's.
+    assert _operation(document, "report_summary")["summary"] == "How many are published"
+    assert _operation(document, "report_stats")["summary"] == "Stats (Article)"
+    assert _operation(document, "auth_logout")["summary"] == "Revoke the tokens of this login"
+    assert all(op.get("summary") for _, _, op in _operations(document))
+
+
+def test_ordering_is_an_enum_and_page_links_are_uris(document: dict[str, Any]) -> None:
+    listing = _operation(document, "article_list")
+    (ordering,) = [p for p in listing["parameters"] if p["name"] == "ordering"]
+    assert ordering["schema"]["type"] == "string"
+    assert ordering["schema"]["enum"] == ["views", "-views", "title", "-title", "id", "-id"]
+    page = document["components"]["schemas"]["ArticleOutputPage"]["properties"]
+    for link in ("next", "previous"):
+        assert {"type": "string", "format": "uri"} in page[link]["anyOf"]
+
+
+def test_actions_and_apiviews_have_typed_responses(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert _ok_schema(_operation(document, "report_summary"))["$ref"].endswith("/Summary")
+    assert _ok_schema(_operation(document, "report_stats"))["$ref"].endswith("/Stats")
+    # A model returned is served through the ViewSet's output schema.
+    touch = _ok_schema(_operation(document, "report_touch"))["$ref"].rsplit("/", 1)[-1]
+    assert touch == "ArticleOutput" and "title" in schemas[touch]["properties"]
+    counts = _ok_schema(_operation(document, "report_counts"))
+    assert counts["additionalProperties"] == {"type": "integer"}
+    ping = _ok_schema(_operation(document, "ping_get"))
+    assert ping["additionalProperties"] == {"type": "string"}
+    # AuthViewSet's user-returning actions name the user's schema.
+    for operation_id in ("auth_me", "auth_register"):
+        ref = _ok_schema(_operation(document, operation_id))["$ref"]
+        assert ref.endswith("/UserOutput")
+    assert {"id", "email", "is_active"} <= set(schemas["UserOutput"]["properties"])
+    assert _ok_schema(_operation(document, "auth_login"))["$ref"].endswith("/TokenPair")
+
+
+def test_servers_and_license_come_from_the_settings(document: dict[str, Any]) -> None:
+    assert document["servers"] == [{"url": "/"}]
+    assert document["info"]["license"] == {"name": "Proprietary"}
+    custom = _app(
+        openapi_servers="https://api.example.com, https://staging.example.com",
+        openapi_license_name="MIT",
+        openapi_license_url="https://opensource.org/license/mit",
+    ).fastapi.openapi()
+    assert [s["url"] for s in custom["servers"]] == [
+        "https://api.example.com",
+        "https://staging.example.com",
+    ]
+    assert custom["info"]["license"] == {
+        "name": "MIT",
+        "url": "https://opensource.org/license/mit",
+    }
+    validate(custom)
+    assert "license" not in _app(openapi_license_name="").fastapi.openapi()["info"]
+
+
+async def test_docs_can_be_turned_off() -> None:
+    app = _app(docs_enabled=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(path)).status_code == 404, path
+        # The API itself is still served.
+        assert (await client.get("/api/v1/health/")).status_code == 200
+    on = _app()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=on), base_url="http://test"
+    ) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(path)).status_code == 200, path
+
+
+async def test_a_405_allows_every_method_of_its_path(client: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/articles/", "/api/v1/articles"):
+        response = await client.put(path, json={})
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"
+        assert response.json()["code"] == "method_not_allowed"
+    detail = await client.post("/api/v1/articles/1/")
+    assert detail.status_code == 405
+    assert detail.headers["allow"] == "DELETE, GET, PATCH, PUT"
+    read_only = await client.delete("/api/v1/documents/")
+    assert read_only.status_code == 405 and read_only.headers["allow"] == "GET"
+    action_route = await client.get("/api/v1/articles/1/publish/")
+    assert action_route.status_code == 405 and action_route.headers["allow"] == "POST"
+
+
+def test_a_host_app_gets_the_scheme_its_core_operations_name() -> None:
+    host = FastAPI(title="Host")
+    _app().attach(host)
+    document = host.openapi()
+    assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    assert document["paths"]["/api/v1/auth/me/"]["get"]["security"] == [{"BearerAuth": []}]
+    validate(document)
+
+
+async def test_a_bare_router_answers_its_405_with_the_allow_header() -> None:
+    # An AutoRouter's routes served by Starlette alone (no FastAPI app around them).
+    router = AutoRouter(prefix="/api")
+    router.register("/ping", PingView)
+    router.register("/reports", ReportViewSet, basename="report")
+    bare = Router(routes=router.api_router().routes)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bare), base_url="http://test"
+    ) as client:
+        response = await client.delete("/api/reports/")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
