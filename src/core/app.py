@@ -18,6 +18,7 @@ from core.containers.core import CoreContainer, build_container
 from core.context import is_running, reset_container, running, set_container, use_container
 from core.errors import ConfigurationError, NotRunningError
 from core.health import add_health_routes
+from core.logs import RequestIdMiddleware, configure_logging
 from core.models.session import unit_of_work
 from core.routing.openapi import docs_options, install_security_scheme
 from core.settings import Settings
@@ -87,6 +88,8 @@ class CoreApp:
             **options,
         )
         self.fastapi.state.core_app = self
+        # Outside FastAPI's own middleware, so even its 500 answers carry the request id.
+        self._asgi = RequestIdMiddleware(self.fastapi)
         install_security_scheme(self.fastapi, self._login_path)
         add_docs_routes(
             self.fastapi,
@@ -192,7 +195,7 @@ class CoreApp:
             return
         token = set_container(self.container)
         try:
-            await self.fastapi(scope, receive, send)
+            await self._asgi(scope, receive, send)
         finally:
             reset_container(token)
 
@@ -222,6 +225,8 @@ class CoreApp:
 
     @asynccontextmanager
     async def _lifespan(self, _: Any = None) -> AsyncIterator[None]:
+        # Once per process start, never at import; a host's own logging setup is left alone.
+        configure_logging(self.settings)
         with use_container(self.container):
             await _maybe_await(self.container.init_resources())
             try:

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     app_name: str = "Core API"
     environment: Literal["development", "test", "staging", "production"] = "development"
     debug: bool = False
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines as JSON (`json`) or readable text (`console`); `auto`: JSON when "
+        "ENVIRONMENT=production, text otherwise.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="The level of the lines Core's log handler writes."
+    )
     secret_key: str = Field(
         default="",
         description="Signs the tokens; no default: `core init` writes a random one to `.env`.",

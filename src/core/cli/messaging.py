@@ -21,6 +21,7 @@ from cyclopts import App, Parameter
 from core.cli.app import app
 from core.discovery import load_app, read_settings
 from core.errors import ConfigurationError
+from core.logs import configure_logging
 from core.settings import Settings
 
 __all__ = ("consumer", "outbox_app", "topics_app")
@@ -84,6 +85,7 @@ def consumer(
         topic: Only these topics (repeat `--topic` for several).
     """
     application = _core_app(app_module)
+    configure_logging(application.settings, process=True)
     asyncio.run(_consume(application, group, topic or []))
 
 

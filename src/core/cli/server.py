@@ -39,6 +39,8 @@ def run(
     """
     import uvicorn
 
+    from core.logs import process_log_config
+
     if not 1 <= port <= 65535:
         raise ConfigurationError(f"--port must be between 1 and 65535, got {port}.")
     if workers < 1:
@@ -68,6 +70,8 @@ def run(
         app_dir=str(root),
         factory=factory,
         reload_dirs=[str(root)] if reload else None,
+        # Applied in each worker process: uvicorn's lines and the app's in Core's format.
+        log_config=process_log_config(effective),
     )
 
 

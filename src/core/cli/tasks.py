@@ -20,6 +20,7 @@ from cyclopts import App, Parameter
 from core.cli.app import app
 from core.discovery import load_app, read_settings
 from core.errors import ConfigurationError
+from core.logs import configure_logging
 
 __all__ = ("failed", "retry", "scheduler", "tasks", "tasks_app", "worker")
 
@@ -71,6 +72,8 @@ def worker(
                 "worker would start it again while it still runs.",
                 file=sys.stderr,
             )
+
+    configure_logging(settings, process=True)
 
     async def serve() -> None:
         async with application.lifespan():

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from core.context import use_container
 from core.declarations import Declarations, declarations
 from core.errors import ConfigurationError
-from core.messaging.events import Event, handling
+from core.messaging.events import Event, handling, use_correlation_id
 from core.models.session import unit_of_work
 from core.ports.broker import EventBroker, Message
 
@@ -271,12 +272,43 @@ class Dispatcher:
     async def __call__(self, message: Message) -> None:
         with use_container(self.container):
             token = _group.set(self.group)
-            try:
-                await self._dispatch(message)
-            finally:
-                _group.reset(token)
+            started = time.perf_counter()
+            # What the line after the message says; `_dispatch` fills it in as it goes.
+            run: dict[str, Any] = {"event": None, "event_id": None, "attempt": 1}
+            outcome = "failed"
+            # Once decoded, the event's correlation id tags every line about it, this one too.
+            with contextlib.ExitStack() as correlated:
+                try:
+                    outcome = await self._dispatch(message, run, correlated)
+                finally:
+                    _group.reset(token)
+                    self._log_run(run, outcome, time.perf_counter() - started)
 
-    async def _dispatch(self, message: Message) -> None:
+    def _log_run(self, run: dict[str, Any], outcome: str, seconds: float) -> None:
+        duration_ms = round(seconds * 1000, 3)
+        # An event of no interest to the group is said once by `_ignore`, not per event.
+        logger.log(
+            logging.DEBUG if outcome == "skipped" else logging.INFO,
+            "Event %s %s on %s/%s: %s (attempt %d) in %.1fms",
+            run["event"] or "-",
+            run["event_id"] or "-",
+            self.topic,
+            self.group,
+            outcome,
+            run["attempt"],
+            duration_ms,
+            extra={
+                **run,
+                "topic": self.topic,
+                "group": self.group,
+                "duration_ms": duration_ms,
+                "outcome": outcome,
+            },
+        )
+
+    async def _dispatch(
+        self, message: Message, run: dict[str, Any], correlated: contextlib.ExitStack
+    ) -> str:
         try:
             event = Event.from_message(message)
         except ValidationError as exc:
@@ -292,12 +324,14 @@ class Dispatcher:
                 self.dead_letter_topic,
             )
             await self._dead_letter(dict(message), None, error, attempts=1)
-            return
+            return "dead_lettered"
+        run.update(event=event.name, event_id=str(event.id))
+        correlated.enter_context(use_correlation_id(event.correlation_id))
         handler = self.handlers.get(event.name)
         if handler is None:
             if self.policy.unhandled == "skip":
                 self._ignore(event)
-                return
+                return "skipped"
             unhandled = LookupError(
                 f"no handler for event {event.name!r} in group {self.group!r} "
                 f"(handled: {', '.join(sorted(self.handlers))})"
@@ -311,15 +345,16 @@ class Dispatcher:
                 self.dead_letter_topic,
             )
             await self._dead_letter(event.to_message(), event, unhandled, attempts=1)
-            return
+            return "dead_lettered"
         attempt = 0
         while True:
             attempt += 1
+            run["attempt"] = attempt
             try:
                 with handling(event):
                     async with unit_of_work(self.container) as db:
                         await handler(event, db)
-                return
+                return "handled"
             except Exception as exc:
                 if attempt > self.policy.max_retries:
                     logger.error(
@@ -333,7 +368,7 @@ class Dispatcher:
                         exc_info=exc,
                     )
                     await self._dead_letter(event.to_message(), event, exc, attempts=attempt)
-                    return
+                    return "dead_lettered"
                 delay = self.policy.delay(attempt)
                 logger.warning(
                     "%s/%s: handler of %r failed (attempt %d of %d), retrying in %.2fs: %s",

@@ -351,6 +351,11 @@ def current_event() -> Event | None:
     return _handling.get()
 
 
+def current_correlation_id() -> str | None:
+    """The correlation id new events get here (a handled event's, a request's), or None."""
+    return _correlation_id.get()
+
+
 @contextmanager
 def use_correlation_id(correlation_id: str | None) -> Iterator[None]:
     """Stamp the events published in the block with this correlation id (None: leave as is).

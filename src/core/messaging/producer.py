@@ -232,9 +232,12 @@ def _key_of(name: str, key: KeySpec, data: Any) -> str | None:
 def _request_correlation_id(args: tuple[Any, ...]) -> str | None:
     from starlette.requests import Request
 
+    from core.logs import valid_request_id
+
     for arg in args[:3]:  # (self, request, ...) on an action; (request, ...) on a function
         if isinstance(arg, Request):
-            return arg.headers.get(CORRELATION_HEADER) or None
+            # The same check as the request-id middleware's: a header is never trusted as is.
+            return valid_request_id(arg.headers.get(CORRELATION_HEADER))
     return None
 
 

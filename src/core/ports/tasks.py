@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -12,6 +13,10 @@ from typing import Any, Protocol, runtime_checkable
 from core.errors import CoreError
 
 TaskFunction = Callable[..., Awaitable[Any]]
+
+#: The id of the task run a worker is executing (None elsewhere). An adapter sets it around
+#: each call of a registered function, so the run's log lines can name it.
+running_task_id: ContextVar[str | None] = ContextVar("core_running_task_id", default=None)
 
 
 class TaskStatus(StrEnum):

@@ -10,6 +10,7 @@ Both are providers of `TasksContainer` (`tasks.binder`, `tasks.runner`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,8 @@ from weakref import WeakKeyDictionary
 
 from core.context import reset_container, set_container
 from core.declarations import Declarations
-from core.ports.tasks import TaskQueue, describe_error
+from core.logs import current_correlation_id, current_request_id, use_log_ids
+from core.ports.tasks import TaskQueue, describe_error, running_task_id
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
 
@@ -56,13 +58,21 @@ class TaskRunner:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
+        with use_log_ids(retry.get("request_id"), retry.get("correlation_id")):
+            return await self._run(retry, args, kwargs)
+
+    async def _run(self, retry: Mapping[str, Any], args: Any, kwargs: dict[str, Any]) -> Any:
         attempt = int(retry.get("attempt", 0))
         task = self.task
         # `use_container`, without a context manager's cost on every run.
         token = set_container(self.container)
+        started = time.perf_counter()
+        outcome = "failure"
         try:
             try:
-                return await task.run_attempt(self.container, args, kwargs)
+                result = await task.run_attempt(self.container, args, kwargs)
+                outcome = "success"
+                return result
             except Exception as exc:
                 if attempt >= task.retry or not isinstance(exc, task.retry_on):
                     if task.retry:
@@ -75,7 +85,7 @@ class TaskRunner:
                     raise
                 delay = task.retry_delay(attempt + 1)
                 target = str(retry.get("queue") or self.home)
-                follow_up: dict[str, Any] = {"attempt": attempt + 1}
+                follow_up: dict[str, Any] = {**retry, "attempt": attempt + 1}
                 if "queue" in retry:
                     follow_up["queue"] = target
                 next_id = await self.queue.enqueue(
@@ -95,9 +105,32 @@ class TaskRunner:
                     delay,
                     next_id,
                 )
+                outcome = "retry"
                 return {RETRIED_KEY: next_id}
         finally:
             reset_container(token)
+            _log_run(task.name, attempt + 1, time.perf_counter() - started, outcome)
+
+
+def _log_run(name: str, attempt: int, seconds: float, outcome: str) -> None:
+    # One line per run, its fields also as `extra` for JSON logs: what `core worker` shows.
+    task_id = running_task_id.get()
+    duration_ms = round(seconds * 1000, 3)
+    logger.info(
+        "Task %s %s %s (attempt %d) in %.1fms",
+        name,
+        task_id or "-",
+        outcome,
+        attempt,
+        duration_ms,
+        extra={
+            "task": name,
+            "task_id": task_id,
+            "attempt": attempt,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+        },
+    )
 
 
 class TaskBinder:
@@ -168,9 +201,18 @@ class TaskBinder:
         """Enqueue one run of `task` on the container's queue; return the task id."""
         task_queue = self.queue()
         home = self.home_queue(task, task_queue)
+        context: dict[str, Any] = {}
         if queue is not None and queue != home:
             # Retries go back to the queue the task was sent to, which the runner can't see.
-            kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, "queue": queue}}
+            context["queue"] = queue
+        # The sender's ids travel with the run, so its lines (and the events it publishes)
+        # correlate with the request or event that sent it.
+        if request_id := current_request_id():
+            context["request_id"] = request_id
+        if correlation_id := current_correlation_id():
+            context["correlation_id"] = correlation_id
+        if context:
+            kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, **context}}
         try:
             return await task_queue.enqueue(
                 task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown

@@ -17,6 +17,9 @@ from core.errors import BrokerUnavailableError, ConfigurationError
 from core.ports.broker import Handler, Message
 
 logger = logging.getLogger("core.broker")
+# FastStream's own lines (start, stop, per-message access at DEBUG) go through this logger, and
+# so through Core's log handler, instead of FastStream's coloured stdout handler.
+BROKER_LOGGER = logging.getLogger("core.broker.faststream")
 
 CONTENT_TYPE = "application/json"
 # A transport header of this name becomes the broker message's own correlation id.

@@ -23,6 +23,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from core.adapters.faststream._base import (
+    BROKER_LOGGER,
     CONTENT_TYPE,
     AttemptCounter,
     FastStreamEventBroker,
@@ -91,7 +92,11 @@ class KafkaEventBroker(FastStreamEventBroker[KafkaBroker]):
 
     def _create_broker(self) -> KafkaBroker:
         # Per-message access logs at DEBUG: at INFO they would drown an application's own logs.
-        options: dict[str, Any] = {"log_level": logging.DEBUG, **self._broker_options}
+        options: dict[str, Any] = {
+            "log_level": logging.DEBUG,
+            "logger": BROKER_LOGGER,
+            **self._broker_options,
+        }
         return KafkaBroker(self.bootstrap_servers, client_id=self.client_id, **options)
 
     def _publish(

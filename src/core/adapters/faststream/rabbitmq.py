@@ -16,6 +16,7 @@ from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchang
 from faststream.rabbit.message import RabbitMessage
 
 from core.adapters.faststream._base import (
+    BROKER_LOGGER,
     CONTENT_TYPE,
     CORRELATION_ID,
     AttemptCounter,
@@ -79,6 +80,7 @@ class RabbitMqEventBroker(FastStreamEventBroker[RabbitBroker]):
         options: dict[str, Any] = {
             # Per-message access logs at DEBUG: at INFO they would drown an application's logs.
             "log_level": logging.DEBUG,
+            "logger": BROKER_LOGGER,
             "default_channel": Channel(prefetch_count=self.prefetch_count),
             **self._broker_options,
         }

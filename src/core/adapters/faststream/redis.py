@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.adapters.faststream._base import (
+    BROKER_LOGGER,
     CONTENT_TYPE,
     FastStreamEventBroker,
     Subscription,
@@ -92,7 +93,11 @@ class RedisEventBroker(FastStreamEventBroker[RedisBroker]):
 
     def _create_broker(self) -> RedisBroker:
         # Per-message access logs at DEBUG: at INFO they would drown an application's own logs.
-        options: dict[str, Any] = {"log_level": logging.DEBUG, **self._broker_options}
+        options: dict[str, Any] = {
+            "log_level": logging.DEBUG,
+            "logger": BROKER_LOGGER,
+            **self._broker_options,
+        }
         return RedisBroker(self.url, **options)
 
     def _publish(

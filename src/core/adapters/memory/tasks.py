@@ -24,6 +24,7 @@ from core.ports.tasks import (
     check_json_result,
     describe_error,
     resolve_eta,
+    running_task_id,
 )
 
 logger = logging.getLogger("core.tasks.memory")
@@ -326,6 +327,8 @@ class InMemoryTaskQueue:
 
     async def _run(self, job: _Job) -> None:
         call = json.loads(job.payload)
+        # Each run is its own asyncio task, so the id is never seen by another run.
+        running_task_id.set(job.task_id)
         try:
             value = await self._functions[job.name](*call["args"], **call["kwargs"])
             outcome = TaskResult(job.task_id, TaskStatus.SUCCESS, check_json_result(value))

@@ -24,7 +24,12 @@ from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from core.cancellation import cancel_requested, raise_if_cancelled
-from core.ports.tasks import UnknownTaskError, check_json_result, describe_error
+from core.ports.tasks import (
+    UnknownTaskError,
+    check_json_result,
+    describe_error,
+    running_task_id,
+)
 
 logger = logging.getLogger("core.tasks.taskiq")
 
@@ -364,6 +369,12 @@ class CoreResults(TaskiqMiddleware):
             )
         except UNREACHABLE:
             logger.warning("Could not dead-letter failed task %s", message.task_id, exc_info=True)
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        # The receiver runs each message in an asyncio task of its own, which this sets the
+        # id in before calling the function.
+        running_task_id.set(message.task_id)
+        return message
 
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         hard_stopped = isinstance(result.error, asyncio.CancelledError) and cancel_requested()
