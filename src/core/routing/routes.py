@@ -248,7 +248,7 @@ def viewset_routes(
             if view.filterset_class is not None:
                 # Documented here, not declared on the endpoint: the FilterSet converts them
                 # itself, so a bad value is its 400 naming the parameter.
-                options["openapi_extra"] = {"parameters": view.filterset_class.openapi_parameters()}
+                options["openapi_extra"]["parameters"] = view.filterset_class.openapi_parameters()
             options["response_model"] = (
                 schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None
