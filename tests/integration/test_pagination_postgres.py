@@ -20,7 +20,8 @@ pytestmark = pytest.mark.postgres
 async def app(postgres_url: str) -> AsyncIterator[CoreApp]:
     url = await services.create_database(postgres_url, "core_pages")
     try:
-        application = cases.build(Settings(database_url=url))
+        # No outbox relay polling beside the pages: the statement counts see only the pages.
+        application = cases.build(Settings(database_url=url, outbox_relay_in_process=False))
         async with application.lifespan():
             await application.create_all()
             yield application

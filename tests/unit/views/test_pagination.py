@@ -53,7 +53,11 @@ async def test_cursor_and_uncounted_pages_in_openapi(app: CoreApp) -> None:
 
 
 async def test_a_page_costs_one_statement_on_sqlite(tmp_path: Path) -> None:
-    app = cases.build(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/one.db"))
+    # No outbox relay polling beside the page: only the page's statements are counted.
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/one.db", outbox_relay_in_process=False
+    )
+    app = cases.build(settings)
     async with app.lifespan():
         await app.create_all()
         await cases.seed(app)
