@@ -314,7 +314,13 @@ async def test_a_broker_outage_loses_nothing_and_duplicates_nothing(
     for api, broker in zip(apis, down, strict=True):
         api.container.messaging.broker.override(broker)
         api.container.messaging.runtime().relay.backoff_base = 0.05
-    worker = CoreApp(settings=_settings(database_url, kafka_url, consumers_in_process=True))
+    # The worker process only consumes: a relay of its own would reach the live broker and send
+    # rows the API processes' relays must still hold while theirs is down.
+    worker = CoreApp(
+        settings=_settings(
+            database_url, kafka_url, consumers_in_process=True, outbox_relay_in_process=False
+        )
+    )
     worker.container.messaging.broker.override(
         KafkaEventBroker(kafka_url, consumer_options=test_brokers.FAST_KAFKA_CONSUMER)
     )
