@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         "comma-separated; none by default (the socket peer is the client).",
     )
 
+    health_check_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds each readiness check (GET /health/ready, `core status`) has to "
+        "answer; a probe's own timeout must be longer.",
+    )
+
     message_broker: Literal["memory", "kafka", "redis", "rabbitmq"] = "memory"
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"

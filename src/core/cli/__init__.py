@@ -5,6 +5,7 @@ from core.cli import messaging as messaging
 from core.cli import migrations as migrations
 from core.cli import outbox as outbox
 from core.cli import server as server
+from core.cli import status as status
 from core.cli import tasks as tasks
 from core.cli.app import app, console, main
 from core.cli.container import container_app

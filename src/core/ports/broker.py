@@ -30,6 +30,15 @@ class EventBroker(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def check(self) -> None:
+        """Readiness: return when the broker's connection answers, raise when not.
+
+        GET /health/ready and `core status` run it, each within HEALTH_CHECK_TIMEOUT seconds.
+        Cheap and side-effect free. An adapter without `check` is reported as "unchecked",
+        not as failing.
+        """
+        ...
+
     async def publish(
         self,
         message: Message,

@@ -54,6 +54,15 @@ class RateLimiter(Protocol):
     async def reset(self, key: str) -> None:
         """Forget every hit counted on `key`."""
 
+    async def check(self) -> None:
+        """Readiness: return when the limiter's store answers, raise when not.
+
+        GET /health/ready and `core status` run it, each within HEALTH_CHECK_TIMEOUT seconds.
+        Cheap and side-effect free. An adapter without `check` is reported as "unchecked",
+        not as failing.
+        """
+        ...
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections; called once when the app stops."""

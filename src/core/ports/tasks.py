@@ -147,6 +147,15 @@ class TaskQueue(Protocol):
         """Disconnect; tasks already running in this process finish first."""
         ...
 
+    async def check(self) -> None:
+        """Readiness: return when the task engine answers, raise when not.
+
+        GET /health/ready and `core status` run it, each within HEALTH_CHECK_TIMEOUT seconds.
+        Cheap and side-effect free. An adapter without `check` is reported as "unchecked",
+        not as failing.
+        """
+        ...
+
     def register(self, name: str, function: TaskFunction, *, queue: str) -> None:
         """Make `function` runnable under `name`, in this process, before `start`.
 

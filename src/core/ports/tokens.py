@@ -138,6 +138,15 @@ class TokenStore(Protocol):
         """Add one to the session version of `subject` (ending every session issued before);
         returns the new version."""
 
+    async def check(self) -> None:
+        """Readiness: return when the token store answers, raise when not.
+
+        GET /health/ready and `core status` run it, each within HEALTH_CHECK_TIMEOUT seconds.
+        Cheap and side-effect free. An adapter without `check` is reported as "unchecked",
+        not as failing.
+        """
+        ...
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections; called once when the app stops."""

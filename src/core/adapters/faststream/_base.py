@@ -217,6 +217,10 @@ class FastStreamEventBroker(ABC, Generic[BrokerT]):
                 f"{self.technology} did not answer within {self.connect_timeout}s"
             )
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): the broker's connection answers a ping."""
+        await self.ping()
+
     async def publish(
         self,
         message: Message,

@@ -139,6 +139,10 @@ class InMemoryEventBroker:
                 self._serve(subscriber), name=f"core-broker-memory-{id(subscriber)}"
             )
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): always ready, nothing to reach."""
+        return None
+
     async def stop(self) -> None:
         if not self._running:
             return

@@ -41,6 +41,10 @@ class InMemoryDatabase:
     async def ping(self) -> None:
         return None
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): always ready, nothing to reach."""
+        return None
+
     async def dispose(self) -> None:
         return None
 

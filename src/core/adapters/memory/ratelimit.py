@@ -61,6 +61,10 @@ class InMemoryRateLimiter:
         with self._lock:
             self._hits.pop(key, None)
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): always ready, nothing to reach."""
+        return None
+
     async def close(self) -> None:
         with self._lock:
             self._hits.clear()

@@ -175,6 +175,10 @@ class InMemoryTaskQueue:
                 self._work(_ALL_QUEUES, self._concurrency), name="core-tasks-memory-worker"
             )
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): always ready, nothing to reach."""
+        return None
+
     async def stop(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:

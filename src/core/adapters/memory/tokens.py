@@ -88,6 +88,10 @@ class InMemoryTokenStore:
         version = self._versions[subject] = self._versions.get(subject, 0) + 1
         return version
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): always ready, nothing to reach."""
+        return None
+
     async def close(self) -> None:
         for entries in self._maps():
             entries.clear()

@@ -85,6 +85,10 @@ class RedisRateLimiter:
         except RedisError as exc:
             raise RateLimiterUnavailableError(f"Redis rate limiter: {exc}") from exc
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): Redis answers PING."""
+        await self._client.ping()
+
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()

@@ -147,6 +147,10 @@ class RedisTokenStore:
         except RedisError as exc:
             raise TokenStoreUnavailableError(f"Redis token store: {exc}") from exc
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): Redis answers PING."""
+        await self._client.ping()
+
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()

@@ -94,6 +94,10 @@ class SqlAlchemyDatabase:
         except (OperationalError, DBAPIError, OSError) as exc:
             raise ConnectionError(f"Database at {self.engine.url!r} is unreachable: {exc}") from exc
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): `SELECT 1` on a pooled connection."""
+        await self.ping()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

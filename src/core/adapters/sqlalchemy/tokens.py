@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from sqlalchemy import Table, and_, case, delete, or_, select
+from sqlalchemy import Table, and_, case, delete, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -112,6 +112,11 @@ class SqlAlchemyTokenStore:
         )
         async with self._transaction() as connection:
             return int((await connection.execute(statement)).scalar_one())
+
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): `SELECT 1` on the token table's engine."""
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         # The engine is the app's: the database container disposes of it.

@@ -108,6 +108,11 @@ class TaskiqTaskQueue:
         except UNREACHABLE as exc:
             raise TaskQueueUnavailableError(f"Redis at {self._url} is unreachable.") from exc
 
+    async def check(self) -> None:
+        """Readiness (GET /health/ready, `core status`): Redis answers PING."""
+        async with Redis(connection_pool=self._producer.connection_pool) as redis:
+            await redis.ping()
+
     async def stop(self) -> None:
         await self._producer.shutdown()
         await self._results.shutdown()

@@ -99,6 +99,9 @@ class BrokerContract:
     def test_satisfies_the_port(self, make_broker: MakeBroker) -> None:
         assert isinstance(make_broker(), EventBroker)
 
+    async def test_check_answers_when_the_broker_is_up(self, make_broker: MakeBroker) -> None:
+        await make_broker().check()  # returns: the backend answered
+
     async def test_handler_receives_the_published_dict(self, make_broker: MakeBroker) -> None:
         topic, inbox = await self.new_topic(), Inbox()
         broker = make_broker()

@@ -38,6 +38,9 @@ class RateLimiterContract:
     def test_satisfies_the_port(self, limiter: RateLimiter) -> None:
         assert isinstance(limiter, RateLimiter)
 
+    async def test_check_answers_when_the_store_is_up(self, limiter: RateLimiter) -> None:
+        await limiter.check()  # returns: the backend answered
+
     async def test_allows_the_limit_then_refuses(self, limiter: RateLimiter) -> None:
         key = _key()
 

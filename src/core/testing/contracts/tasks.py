@@ -116,6 +116,9 @@ class TaskQueueContract:
         finally:
             await queue.stop()
 
+    async def test_check_answers_when_the_engine_is_up(self, tasks: TaskQueueHarness) -> None:
+        await tasks.queue.check()  # returns: the backend answered
+
     async def test_an_enqueued_task_runs_with_its_args_and_kwargs(
         self, tasks: TaskQueueHarness
     ) -> None:

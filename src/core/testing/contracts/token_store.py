@@ -53,6 +53,9 @@ class TokenStoreContract:
     async def test_the_store_satisfies_the_port(self, store: TokenStore) -> None:
         assert isinstance(store, TokenStore)
 
+    async def test_check_answers_when_the_store_is_up(self, store: TokenStore) -> None:
+        await store.check()  # returns: the backend answered
+
     async def test_spend_gives_concurrent_callers_the_first_successor(
         self, store: TokenStore
     ) -> None:
