@@ -10,8 +10,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,6 +51,23 @@ def service_url(service: str) -> str:
     if not reachable(parts.hostname or "127.0.0.1", parts.port or default_port):
         unavailable(service, f"nothing listens at {url}")
     return url
+
+
+@asynccontextmanager
+async def redis_prefix(
+    redis_url: str, stem: str = "core-test", end: str = ""
+) -> AsyncIterator[str]:
+    """A Redis key prefix of one test's own (`stem:<random><end>`); its keys are deleted after."""
+    import uuid
+
+    from redis.asyncio import Redis
+
+    prefix = f"{stem}:{uuid.uuid4().hex[:12]}{end}"
+    yield prefix
+    async with Redis.from_url(redis_url) as redis:
+        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
 
 
 def free_port() -> int:

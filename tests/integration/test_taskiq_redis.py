@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from core.containers import build_container
 from core.ports.tasks import TaskResult, TaskStatus
 from core.settings import Settings
 from core.testing import TaskQueueContract, TaskQueueHarness
+from tests import services
 from tests.cancellation import assert_stops_when_cancelled, lose_a_cancellation
 
 pytestmark = pytest.mark.redis
@@ -41,12 +41,8 @@ class RedisHarness(TaskQueueHarness):
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own, deleted afterwards."""
-    prefix = f"core-test:{uuid.uuid4().hex[:12]}"
-    yield prefix
-    async with Redis.from_url(redis_url) as redis:
-        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+    async with services.redis_prefix(redis_url) as prefix:
+        yield prefix
 
 
 def _queue(redis_url: str, prefix: str, *, redelivery_timeout: float = 600.0) -> TaskiqTaskQueue:

@@ -15,19 +15,18 @@ import signal
 import subprocess
 import textwrap
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from core import CoreApp
 from core.ports.tasks import TaskResult, TaskStatus
 from core.settings import Settings
 from core.tasks import Task, task, wait_for_result
 from core.testing import isolated_declarations
+from tests import services
 from tests.migration_roundtrip import core_command
 
 pytestmark = pytest.mark.redis
@@ -93,12 +92,8 @@ def declared() -> Iterator[None]:
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own, deleted afterwards."""
-    prefix = f"core-test-tasks:{uuid.uuid4().hex[:12]}"
-    yield prefix
-    async with Redis.from_url(redis_url) as redis:
-        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
-        if keys:
-            await redis.delete(*keys)
+    async with services.redis_prefix(redis_url, "core-test-tasks") as prefix:
+        yield prefix
 
 
 class Project:

@@ -4,7 +4,6 @@ shared by two apps (two replicas, in production) through one Redis."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from core.errors import RateLimiterUnavailableError
 from core.testing import RateLimiterContract, isolated_declarations, test_settings
 from core.throttling import AnonRateThrottle
 from core.views import APIView
+from tests import services
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app
 
@@ -31,12 +31,8 @@ LOGIN = "/api/v1/auth/login/"
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own, deleted afterwards."""
-    prefix = f"core-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    async with Redis.from_url(redis_url) as redis:
-        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
+    async with services.redis_prefix(redis_url, end=":") as prefix:
+        yield prefix
 
 
 class TestRedisRateLimiter(RateLimiterContract):

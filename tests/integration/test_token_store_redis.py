@@ -3,7 +3,6 @@ detection shared by two apps (two processes, in production) through one Redis.""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from core.adapters.redis.tokens import RedisTokenStore
 from core.auth import configure_auth, register_password_hasher
 from core.errors import TokenStoreUnavailableError
 from core.testing import TokenStoreContract, isolated_declarations, test_settings
+from tests import services
 from tests.unit.auth.models import User
 from tests.unit.auth.support import PASSWORD, SECRET, FastHasher, build_auth_app, login
 
@@ -24,12 +24,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own, deleted afterwards."""
-    prefix = f"core-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    async with Redis.from_url(redis_url) as redis:
-        keys = [key async for key in redis.scan_iter(f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
+    async with services.redis_prefix(redis_url, end=":") as prefix:
+        yield prefix
 
 
 class TestRedisTokenStore(TokenStoreContract):
