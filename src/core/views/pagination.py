@@ -2,7 +2,7 @@
 results}`, and the cursor (keyset) envelope `{next, previous, results}`.
 
 A page-number or limit/offset page counts its rows as its class's `count` says: `"exact"` (the
-page and the count in one statement where the database allows, a `count(*) OVER ()` window),
+page and the count in one statement where the database allows, the count a scalar subquery),
 `"estimated"` (PostgreSQL's planner statistics for a big unfiltered table, exact below
 `estimate_threshold`) or `"none"` (no count; `count` is null and `next` comes from reading one
 row past the page).
