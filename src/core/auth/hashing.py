@@ -110,6 +110,17 @@ def hashing_pool() -> HashingPool:
         return _pool
 
 
+def pool_load() -> tuple[int, int, int]:
+    """`(running, waiting, queue_size)` of this process's hashing pool, for metrics: calls
+    hashing now, calls waiting for a thread, and how many may wait. Builds no pool."""
+    with _pool_lock:
+        pool = _pool if _pool_pid == os.getpid() else None
+        if pool is None:
+            return 0, 0, _queue_size
+        pending = pool.pending
+        return min(pending, pool.workers), max(pending - pool.workers, 0), pool.queue_size
+
+
 def set_queue_size(size: int) -> int:
     """Bound this process's hashing queue to `size` waiting calls; returns the previous bound.
 
