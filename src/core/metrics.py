@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -132,7 +131,7 @@ async def scrape_gauges(container: Any, *, limit: float | None = None) -> list[G
     results = await asyncio.gather(
         *(_bounded(name, source, container, seconds) for name, source in sources.items())
     )
-    gauges = _hashing(container)
+    gauges: list[Gauge] = []
     up = Gauge(
         "metrics_source_up",
         "1 when this scrape read the source (outbox, task_queue), 0 when it failed or timed out.",
@@ -216,32 +215,6 @@ async def _task_queue(container: Any) -> list[Gauge] | None:
         pending.values[(entry.queue,)] = entry.pending
         delayed.values[(entry.queue,)] = entry.delayed
     return [depth, pending, delayed]
-
-
-def _hashing(container: Any) -> list[Gauge]:
-    # Loaded by whatever hashed a password in this process; not loaded, nothing hashed here.
-    hashing = sys.modules.get("core.auth.hashing")
-    if hashing is not None:
-        running, waiting, size = hashing.pool_load()
-    else:
-        running, waiting, size = 0, 0, _setting(container, "auth_hashing_queue_size", 0)
-    return [
-        Gauge(
-            "password_hashing_queue_length",
-            "Password hashes waiting for a hashing thread in this process.",
-            values={(): waiting},
-        ),
-        Gauge(
-            "password_hashing_running",
-            "Password hashes running in this process's hashing threads.",
-            values={(): running},
-        ),
-        Gauge(
-            "password_hashing_queue_size",
-            "Hashes that may wait before login and register answer 503 (AUTH_HASHING_QUEUE_SIZE).",
-            values={(): size},
-        ),
-    ]
 
 
 class _MetricsApp:

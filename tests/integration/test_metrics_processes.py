@@ -117,6 +117,8 @@ def test_core_run_with_two_workers_sums_both_workers_counts(
         labels = {"method": "GET", "route": "/health/live"}
         assert value(parsed, "core_http_requests_total", **labels, status="200") == sent
         assert value(parsed, "core_http_request_duration_seconds_count", **labels) == sent
+        # Each worker's own hashing pool, summed over the live workers (64 may wait in each).
+        assert value(parsed, "core_password_hashing_queue_size") == 2 * 64
 
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)

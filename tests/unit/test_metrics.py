@@ -275,33 +275,36 @@ async def test_a_source_that_fails_or_hangs_is_reported_down_and_the_scrape_stil
     assert gauges["task_queue_delayed"].values == {("default",): 1}
 
 
-async def test_the_password_hashing_queue_length_is_this_process_pools() -> None:
+async def test_the_password_hashing_gauges_follow_the_pool() -> None:
     from core.auth import hashing
 
     app = metrics_app(auth_hashing_queue_size=7)
     async with app.lifespan():
-        pool = hashing.hashing_pool()
-        release = threading.Event()
-        running = threading.Semaphore(0)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            idle = await scrape(http)
+            pool = hashing.hashing_pool()
+            release = threading.Event()
+            running = threading.Semaphore(0)
 
-        def slow() -> None:
-            running.release()
-            release.wait()
+            def slow() -> None:
+                running.release()
+                release.wait()
 
-        calls = [asyncio.create_task(pool.run(slow)) for _ in range(pool.workers + 2)]
-        for _ in range(pool.workers):  # every hashing thread busy: the other two wait
-            await asyncio.to_thread(running.acquire)
-        gauges = {
-            g.name: g.values[()]
-            for g in await scrape_gauges(app.container)
-            if g.name.startswith("password_hashing")
-        }
-        release.set()
-        await asyncio.gather(*calls)
+            calls = [asyncio.create_task(pool.run(slow)) for _ in range(pool.workers + 2)]
+            for _ in range(pool.workers):  # every hashing thread busy: the other two wait
+                await asyncio.to_thread(running.acquire)
+            busy = await scrape(http)
+            release.set()
+            await asyncio.gather(*calls)
+            done = await scrape(http)
 
-    assert gauges["password_hashing_running"] == pool.workers
-    assert gauges["password_hashing_queue_length"] == 2
-    assert gauges["password_hashing_queue_size"] == 7
+    assert value(idle, "core_password_hashing_queue_size") == 7
+    assert value(idle, "core_password_hashing_running") == 0
+    assert value(busy, "core_password_hashing_running") == pool.workers
+    assert value(busy, "core_password_hashing_queue_length") == 2
+    assert value(done, "core_password_hashing_queue_length") == 0
+    assert value(done, "core_password_hashing_running") == 0
 
 
 async def test_metrics_off_by_default_serve_nothing_and_record_nothing() -> None:

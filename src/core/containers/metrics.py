@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from dependency_injector import containers, providers
 
+from core.auth.hashing import observe_pool, pool_load
 from core.errors import MissingDependencyError
 from core.ports.metrics import NO_METRICS, Metrics
 
@@ -25,8 +26,18 @@ def _prometheus() -> Metrics:
 
 
 async def _recorder_lifecycle(recorder: Metrics) -> AsyncIterator[Metrics]:
-    yield recorder
-    recorder.close()
+    if not recorder.enabled:
+        yield recorder
+        return
+    # The hashing pool is the process's: its gauges follow it as hashes start and finish, so
+    # under several workers each one's live values are summed.
+    recorder.hashing_load(*pool_load())
+    stop = observe_pool(recorder.hashing_load)
+    try:
+        yield recorder
+    finally:
+        stop()
+        recorder.close()
 
 
 class MetricsContainer(containers.DeclarativeContainer):
@@ -36,10 +47,11 @@ class MetricsContainer(containers.DeclarativeContainer):
       to, a Selector on METRICS_ENABLED: Prometheus' (prometheus-client) when true, the no-op
       `NullMetrics` when false.
     - `lifecycle`: builds the recorder when the app starts (so a missing extra fails start-up,
-      not the first request) and closes it when it stops.
+      not the first request), has it follow the process's password-hashing pool, and closes
+      it when the app stops.
 
-    What `/metrics` reads at scrape time (outbox rows, the task queue's streams, the password
-    hashing queue) comes from the adapters the root selected; see `core.metrics`.
+    What `/metrics` reads at scrape time (outbox rows, the task queue's streams) comes from
+    the adapters the root selected; see `core.metrics`.
     """
 
     config = providers.Configuration(strict=True)

@@ -75,6 +75,11 @@ class Metrics(Protocol):
         """An attempt of `task` ended with `outcome` after `seconds`."""
         ...
 
+    def hashing_load(self, running: int, waiting: int, queue_size: int) -> None:
+        """This process's password-hashing pool changed: hashes running, hashes waiting for a
+        thread, and how many may wait."""
+        ...
+
     def expose(self, gauges: Sequence[Gauge]) -> tuple[bytes, str]:
         """The exposition body (every recorded value, then `gauges`) and its content type."""
         ...
@@ -107,6 +112,9 @@ class NullMetrics:
         return None
 
     def task_finished(self, task: str, outcome: TaskOutcome, seconds: float) -> None:
+        return None
+
+    def hashing_load(self, running: int, waiting: int, queue_size: int) -> None:
         return None
 
     def expose(self, gauges: Sequence[Gauge]) -> tuple[bytes, str]:

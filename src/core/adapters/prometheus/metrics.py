@@ -19,6 +19,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -26,7 +27,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core.ports.metrics import EventOutcome, Gauge, TaskOutcome
+from core.ports.metrics import EventOutcome, TaskOutcome
+from core.ports.metrics import Gauge as ScrapedGauge
 
 __all__ = ("MULTIPROC_ENV", "PrometheusMetrics")
 
@@ -120,6 +122,25 @@ class PrometheusMetrics:
             buckets=_WORK_BUCKETS,
             registry=None,
         )
+        # Each process's own pool, summed over the live processes in multi-process mode (a
+        # worker that exits takes its values with it: `close()`).
+        self._hashing = [
+            Gauge(
+                f"core_password_hashing_{name}",
+                documentation,
+                registry=None,
+                multiprocess_mode="livesum",
+            )
+            for name, documentation in (
+                ("running", "Password hashes running in the hashing threads."),
+                ("queue_length", "Password hashes waiting for a hashing thread."),
+                (
+                    "queue_size",
+                    "Hashes that may wait before login and register answer 503 "
+                    "(AUTH_HASHING_QUEUE_SIZE).",
+                ),
+            )
+        ]
         self._recorded: list[Any] = [
             self._http_requests,
             self._http_duration,
@@ -130,6 +151,7 @@ class PrometheusMetrics:
             self._tasks_started,
             *self._tasks.values(),
             self._task_duration,
+            *self._hashing,
         ]
         self._registry: CollectorRegistry | None = None
         if self.multiprocess_dir is None:
@@ -165,7 +187,11 @@ class PrometheusMetrics:
             counter.labels(task).inc()
         self._task_duration.labels(task).observe(seconds)
 
-    def expose(self, gauges: Sequence[Gauge]) -> tuple[bytes, str]:
+    def hashing_load(self, running: int, waiting: int, queue_size: int) -> None:
+        for gauge, value in zip(self._hashing, (running, waiting, queue_size), strict=True):
+            gauge.set(value)
+
+    def expose(self, gauges: Sequence[ScrapedGauge]) -> tuple[bytes, str]:
         registry = self._registry
         if registry is None:
             # A fresh registry per scrape, as prometheus-client's multi-process docs say: the
@@ -193,7 +219,7 @@ class PrometheusMetrics:
 class _Gauges(Collector):
     """The values read at scrape time, as gauge families."""
 
-    def __init__(self, gauges: Sequence[Gauge]) -> None:
+    def __init__(self, gauges: Sequence[ScrapedGauge]) -> None:
         self._gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
