@@ -175,6 +175,13 @@ def test_core_worker_serves_its_task_counters_on_its_metrics_port(
     assert ("core_task_queue_depth", frozenset({("queue", "default")})) in parsed
     assert value(parsed, "core_task_queue_depth", queue="default") == 0
 
+    # SIGTERM stops the worker and its metrics port cleanly.
+    [process] = project.processes
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+
 
 @pytest.mark.redis
 async def test_core_consumer_serves_its_event_counters_on_its_metrics_port(
