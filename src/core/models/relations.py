@@ -129,8 +129,8 @@ def add_loads(
     paths: tuple[str, ...],
     strategy: Literal["joined", "selectin"],
 ) -> tuple[Load, ...]:
-    """`loads` with each of `paths` (and its prefixes) loaded by `strategy`; a relation both
-    joined and prefetched is joined (one statement fewer)."""
+    """`loads` with each of `paths` (and its prefixes) loaded by `strategy`. A prefix already
+    loaded keeps its strategy; a path named by both methods is joined (one statement fewer)."""
     chosen = {load.path: load.strategy for load in loads}
     for path in paths:
         walked = steps(model, path)
@@ -145,6 +145,6 @@ def add_loads(
         key: tuple[str, ...] = ()
         for step in walked:
             key = (*key, step.name)
-            if chosen.get(key) != "joined":
+            if key not in chosen or (strategy == "joined" and len(key) == len(walked)):
                 chosen[key] = strategy
     return tuple(Load(path, strategy) for path, strategy in chosen.items())

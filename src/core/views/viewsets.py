@@ -123,8 +123,13 @@ class GenericViewSet(ViewSet):
         return self.model.objects.using(db)
 
     def load_relations(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        """`queryset`, also loading the relations the output schema shows (see the class)."""
+        """`queryset`, also loading the relations the output schema shows (see the class); a
+        relation `queryset` already loads keeps the way it was asked for."""
         joined, prefetched = schemas.relation_paths(self.get_output_schema(), queryset.model)
+        if queryset.query.loads and (joined or prefetched):
+            asked = {"__".join(load.path) for load in queryset.query.loads}
+            joined = tuple(path for path in joined if path not in asked)
+            prefetched = tuple(path for path in prefetched if path not in asked)
         if joined:
             queryset = queryset.select_related(*joined)
         if prefetched:
