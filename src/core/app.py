@@ -18,6 +18,7 @@ from core.containers.core import CoreContainer, build_container
 from core.context import is_running, reset_container, running, set_container, use_container
 from core.errors import ConfigurationError, NotRunningError
 from core.health import add_health_routes
+from core.heap import frozen_heap
 from core.logs import RequestIdMiddleware, configure_logging
 from core.models.session import unit_of_work
 from core.routing.openapi import docs_options, install_security_scheme
@@ -242,11 +243,15 @@ class CoreApp:
             try:
                 # Counted as running for code outside any request (`current_container()`).
                 with running(self.container, self.name):
+                    # Frozen once everything has started, the user's lifespan included.
+                    freeze = self.settings.gc_freeze_after_startup
                     if self._user_lifespan is None:
-                        yield
+                        with frozen_heap(freeze):
+                            yield
                     else:
                         async with self._user_lifespan(self):
-                            yield
+                            with frozen_heap(freeze):
+                                yield
             finally:
                 await _maybe_await(self.container.shutdown_resources())
 
