@@ -12,6 +12,9 @@ from typing import Any
 from core.errors import IdempotencyKeyInUseError, IdempotencyKeyMismatchError
 from core.ports.idempotency import StoredResponse
 
+# Expired entries are dropped at most this often (seconds), by the next claim.
+_PURGE_EVERY = 60.0
+
 
 @dataclass
 class _Entry:
@@ -36,6 +39,7 @@ class InMemoryIdempotencyStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._entries: dict[str, _Entry] = {}
         self._clock = clock
+        self._purged = clock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(entries={len(self._entries)})"
@@ -43,6 +47,8 @@ class InMemoryIdempotencyStore:
     async def claim(
         self, session: Any, key: str, fingerprint: str, *, ttl: float, wait: float
     ) -> StoredResponse | None:
+        if self._clock() - self._purged >= _PURGE_EVERY:
+            await self.purge()
         deadline = time.monotonic() + wait
         while True:
             entry = self._live(key)
@@ -75,7 +81,7 @@ class InMemoryIdempotencyStore:
             entry.done.set()
 
     async def purge(self) -> int:
-        now = self._clock()
+        now = self._purged = self._clock()
         expired = [key for key, entry in self._entries.items() if entry.expires_at <= now]
         for key in expired:
             self._entries.pop(key).done.set()
