@@ -130,30 +130,43 @@ class Claim:
     _stored: StoredResponse | None = field(default=None, repr=False)
 
     async def before_commit(self, session: Any, response: Response) -> None:
-        """Save `response` in the unit of work, when the store writes there."""
+        """Save `response` in the unit of work, when the store writes there (or, for a
+        response that cannot be replayed, take the claim back out of it)."""
         store = self.keys.store
         self._stored = to_stored(response)
-        if store.transactional and self._stored is not None:
+        if not store.transactional:
+            return
+        if self._stored is None:
+            logger.warning(
+                "A streamed response cannot be replayed: its Idempotency-Key is released."
+            )
+            await store.release(session, self.key)
+        else:
             await store.save(session, self.key, self._stored, ttl=self.keys.ttl)
 
     async def after_commit(self, session: Any) -> None:
         """Save the response once the data committed, when the store could not join the unit
         of work; release the key when the response cannot be replayed."""
         store = self.keys.store
+        if store.transactional:
+            return
         try:
             if self._stored is None:
                 logger.warning(
                     "A streamed response cannot be replayed: its Idempotency-Key is released."
                 )
                 await store.release(session, self.key)
-            elif not store.transactional:
+            else:
                 await store.save(session, self.key, self._stored, ttl=self.keys.ttl)
         except Exception:
             # The data is committed whatever the store does: answer, and let the key lapse.
             logger.warning("Saving the response of an idempotent request failed", exc_info=True)
 
     async def failed(self, session: Any) -> None:
-        """The request failed and its work was rolled back: free the key for a retry."""
+        """The request failed and its work was rolled back: free the key for a retry (a
+        transactional store's claim went with the rollback)."""
+        if self.keys.store.transactional:
+            return
         try:
             await self.keys.store.release(session, self.key)
         except Exception:

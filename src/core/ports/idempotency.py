@@ -94,7 +94,9 @@ class IdempotencyStore(Protocol):
 
     @abstractmethod
     async def release(self, session: Any, key: str) -> None:
-        """Forget the claim of `key` whose request failed: the next claim owns it."""
+        """Forget the claim of `key`: the next claim owns it. The framework calls it when the
+        request failed (non-transactional stores; a transactional one's claim went with the
+        rollback) and, in the unit of work, when its response cannot be replayed (streamed)."""
 
     @abstractmethod
     async def purge(self) -> int:

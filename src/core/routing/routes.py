@@ -86,6 +86,8 @@ class RouteSpec:
     permissions: tuple[Any, ...]
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Whether the route accepts `Idempotency-Key` (create, partial_update, opted-in actions).
+    idempotent: bool = field(default=False, compare=False)
 
     @property
     def operation_id(self) -> str:
@@ -328,6 +330,7 @@ def viewset_routes(
                     idempotent=idempotent,
                 ),
                 options=options,
+                idempotent=idempotent,
             )
         )
     # Collection routes and collection actions first: `/posts/featured/` must not be taken for
@@ -395,6 +398,7 @@ def _action_routes(
                     idempotent=info.idempotent,
                 ),
                 options=options,
+                idempotent=info.idempotent,
             )
         )
     return specs

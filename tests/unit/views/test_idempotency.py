@@ -75,6 +75,17 @@ class NoteViewSet(ModelViewSet):
         return {"done": True}
 
     @action(methods=["POST"], detail=False, idempotent=True)
+    async def stream(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        from starlette.responses import StreamingResponse
+
+        await IdemNote.objects.using(db).create(title="streamed")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"streamed"
+
+        return StreamingResponse(chunks())
+
+    @action(methods=["POST"], detail=False, idempotent=True)
     async def refuse(self, request: Request, db: Any, **kwargs: Any) -> Any:
         from core.errors import ValidationFailedError
 
@@ -314,6 +325,19 @@ async def test_a_failed_request_is_not_stored_and_its_key_is_free(
     assert refused.status_code == again.status_code == 400
     assert "idempotent-replayed" not in again.headers, "errors are run again, not replayed"
     assert await counts(app) == (0, 0)
+
+
+async def test_a_streamed_response_is_not_replayed_and_frees_its_key(
+    app: CoreApp, client: httpx.AsyncClient
+) -> None:
+    headers = key()
+
+    answers = [await client.post("/api/notes/stream/", headers=headers) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.content for a in answers] == [b"streamed", b"streamed"]
+    assert all("idempotent-replayed" not in a.headers for a in answers)
+    assert (await counts(app))[0] == 2, "it cannot be replayed, so it runs again"
 
 
 async def test_an_invalid_body_leaves_the_key_free(app: CoreApp, client: httpx.AsyncClient) -> None:

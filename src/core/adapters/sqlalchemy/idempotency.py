@@ -147,8 +147,15 @@ class SqlAlchemyIdempotencyStore:
             )
 
     async def release(self, session: Any, key: str) -> None:
-        # The claim was written in the request's transaction: its rollback took it away.
-        return None
+        """Take the claim back out of `session`'s unit of work (a request that failed needs
+        no call: its rollback takes the claim away)."""
+        if session is None:
+            return
+        table = self._table
+        async with unavailable_as_503(session.bind):
+            await session.execute(
+                delete(table).where(table.c.id == key, table.c.status_code.is_(None))
+            )
 
     async def purge(self) -> int:
         """Delete the rows past `expires_at`, in a transaction of their own."""
