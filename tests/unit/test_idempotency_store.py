@@ -3,6 +3,8 @@ file; and what the container selects from IDEMPOTENCY_STORE."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -112,3 +114,28 @@ def test_a_redis_store_is_selected_by_its_setting() -> None:
 
     assert type(store).__name__ == "RedisIdempotencyStore"
     assert store.prefix == "core:idempotency:"  # type: ignore[attr-defined]
+
+
+def test_the_table_is_declared_by_routes_that_accept_keys_not_by_import(tmp_path: Path) -> None:
+    # `import core` declares no table; an app whose routes accept keys declares
+    # `core_idempotency_keys`, so `core makemigrations` (which imports the app) writes it.
+    code = (
+        "from core import AutoRouter, CoreApp, Field, Model, ModelViewSet\n"
+        "from core.testing import test_settings\n"
+        "from sqlalchemy.orm import Mapped\n"
+        "before = 'core_idempotency_keys' in Model.metadata.tables\n"
+        "class Thing(Model):\n"
+        "    __tablename__ = 'things'\n"
+        "    id: Mapped[int] = Field.pk()\n"
+        "class ThingViewSet(ModelViewSet):\n"
+        "    model = Thing\n"
+        "router = AutoRouter()\n"
+        "router.register('things', ThingViewSet)\n"
+        "CoreApp(settings=test_settings(), routers=[router])\n"
+        "print(before, 'core_idempotency_keys' in Model.metadata.tables)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+
+    assert result.stdout.split() == ["False", "True"]

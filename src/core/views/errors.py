@@ -107,9 +107,10 @@ class LookupErrorDetail(BaseModel):
 
 
 class ValidationErrorBody(BaseModel):
-    """422: the field errors of the body or query, or a path value of the wrong type."""
+    """422: the field errors of the body or query, a path value of the wrong type, or (a
+    sentence) an `Idempotency-Key` reused with another request."""
 
-    detail: list[FieldError] | LookupErrorDetail
+    detail: list[FieldError] | LookupErrorDetail | str
     code: str
 
 
