@@ -8,6 +8,7 @@ from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.idempotency import IdempotencyContainer
 from core.containers.messaging import MessagingContainer
+from core.containers.metrics import MetricsContainer
 from core.containers.tasks import TasksContainer
 from core.containers.throttling import ThrottlingContainer
 from core.declarations import Declarations
@@ -34,6 +35,7 @@ class CoreContainer(containers.DeclarativeContainer):
     context = providers.Dependency(instance_of=containers.Container)
 
     database = providers.Container(DatabaseContainer, config=config)
+    metrics = providers.Container(MetricsContainer, config=config)
     auth = providers.Container(
         AuthContainer, config=config, database=database.database, declarations=declarations
     )
@@ -43,9 +45,14 @@ class CoreContainer(containers.DeclarativeContainer):
         database=database,
         declarations=declarations,
         context=context,
+        metrics=metrics.recorder,
     )
     tasks = providers.Container(
-        TasksContainer, config=config, declarations=declarations, context=context
+        TasksContainer,
+        config=config,
+        declarations=declarations,
+        context=context,
+        metrics=metrics.recorder,
     )
     throttling = providers.Container(ThrottlingContainer, config=config)
     idempotency = providers.Container(
