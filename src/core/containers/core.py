@@ -12,6 +12,11 @@ from core.containers.throttling import ThrottlingContainer
 from core.declarations import Declarations
 from core.declarations import declarations as process_declarations
 from core.settings import Settings
+from core.tracing import Tracing, build_tracing
+
+
+def _tracing(settings: Settings) -> Tracing | None:
+    return build_tracing(settings)
 
 
 class CoreContainer(containers.DeclarativeContainer):
@@ -31,8 +36,10 @@ class CoreContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
+    # Core's OpenTelemetry tracer, or None when TRACING_ENABLED is off (core.tracing).
+    tracing = providers.Singleton(_tracing, settings=settings)
 
-    database = providers.Container(DatabaseContainer, config=config)
+    database = providers.Container(DatabaseContainer, config=config, tracing=tracing)
     auth = providers.Container(
         AuthContainer, config=config, database=database.database, declarations=declarations
     )
@@ -42,9 +49,14 @@ class CoreContainer(containers.DeclarativeContainer):
         database=database,
         declarations=declarations,
         context=context,
+        tracing=tracing,
     )
     tasks = providers.Container(
-        TasksContainer, config=config, declarations=declarations, context=context
+        TasksContainer,
+        config=config,
+        declarations=declarations,
+        context=context,
+        tracing=tracing,
     )
     throttling = providers.Container(ThrottlingContainer, config=config)
 

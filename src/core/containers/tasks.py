@@ -42,11 +42,16 @@ def _binder(
     runner: Callable[..., TaskRunner],
     default_queue: str,
     declarations: Declarations,
+    tracing: Any,
 ) -> TaskBinder:
     from core.tasks.binding import TaskBinder
 
     return TaskBinder(
-        queue=queue, runner=runner, default_queue=default_queue, declarations=declarations
+        queue=queue,
+        runner=runner,
+        default_queue=default_queue,
+        declarations=declarations,
+        tracing=tracing,
     )
 
 
@@ -76,6 +81,8 @@ class TasksContainer(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
+    # Core's tracer, or None when TRACING_ENABLED is off.
+    tracing: providers.Dependency[Any] = providers.Dependency()
 
     queue = providers.Selector(
         config.task_broker,
@@ -88,7 +95,7 @@ class TasksContainer(containers.DeclarativeContainer):
         ),
     )
 
-    runner = providers.Factory(_runner, container=context)
+    runner = providers.Factory(_runner, container=context, tracing=tracing)
 
     # The queue and runner *providers*: a send resolves the queue per call, so an override of
     # `tasks.queue` made after the binder was built still wins.
@@ -98,6 +105,7 @@ class TasksContainer(containers.DeclarativeContainer):
         runner=runner.provider,
         default_queue=config.task_default_queue,
         declarations=declarations,
+        tracing=tracing,
     )
 
     lifecycle = providers.Resource(_queue_lifecycle, queue, binder=binder)

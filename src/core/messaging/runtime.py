@@ -23,6 +23,7 @@ from core.ports.repository import Database
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
+    from core.tracing import Tracing
 
 __all__ = ("ALL_CONSUMERS", "MessagingRuntime", "flush_events")
 
@@ -66,8 +67,11 @@ class MessagingRuntime:
         message_broker: str,
         consumers_in_process: bool,
         run_relay: bool,
+        tracing: Tracing | None = None,
     ) -> None:
         self.container = container
+        #: Core's tracer (TRACING_ENABLED), or None.
+        self.tracing = tracing
         self.source = source
         self.outbox = outbox
         self.relay = relay
@@ -134,7 +138,13 @@ class MessagingRuntime:
                 else self.retry_policy()
             )
             dispatcher = Dispatcher(
-                self.container, group, topic, handlers, policy, broker=self.broker
+                self.container,
+                group,
+                topic,
+                handlers,
+                policy,
+                broker=self.broker,
+                tracing=self.tracing,
             )
             # One subscription per topic, so a failing event is dead-lettered next to its own.
             broker.subscribe([topic], dispatcher, group=group)

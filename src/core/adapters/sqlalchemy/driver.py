@@ -28,6 +28,9 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 
 from core.adapters.sqlalchemy.errors import is_unavailable
 
+# Per traced engine (`trace`), what opens a span around each statement run here.
+_TRACED: WeakKeyDictionary[Any, Callable[[str], Any]] = WeakKeyDictionary()
+
 # Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
 _CACHE_SIZE = 500
@@ -179,6 +182,23 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
+def trace(engine: AsyncEngine, tracing: Any) -> None:
+    """Open a client span around each statement `run` runs on `engine`, shaped as
+    OpenTelemetry's SQLAlchemy instrumentation shapes those of SQLAlchemy's own execution."""
+    sync = engine.sync_engine
+    attributes = {"db.system": sync.dialect.name}
+    if sync.url.database:
+        attributes["db.name"] = sync.url.database
+
+    def span(sql: str) -> Any:
+        operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
+        return tracing.span(
+            operation, kind="client", attributes={**attributes, "db.statement": sql}
+        )
+
+    _TRACED[sync] = span
+
+
 async def checkout(engine: AsyncEngine) -> Any:
     """A connection from the engine's pool (its pre-ping and events apply), without the
     `AsyncConnection` around it: half the cost of `engine.connect()` for one statement."""
@@ -202,9 +222,13 @@ async def run(
     A connection that fails the way a lost server makes it fail is invalidated rather than
     put back, so the pool never hands it out again (SQLAlchemy does the same on its own path).
     """
+    span = _TRACED.get(engine.sync_engine) if _TRACED else None
     pooled = await checkout(engine)
     try:
-        return await statement(pooled.driver_connection, postgres, sql, args)
+        if span is None:
+            return await statement(pooled.driver_connection, postgres, sql, args)
+        with span(sql):
+            return await statement(pooled.driver_connection, postgres, sql, args)
     except Exception as exc:
         if is_unavailable(exc):
             await greenlet_spawn(pooled.invalidate, exc)
