@@ -192,9 +192,8 @@ def trace(engine: AsyncEngine, tracing: Any) -> None:
 
     def span(sql: str) -> Any:
         operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
-        return tracing.span(
-            operation, kind="client", attributes={**attributes, "db.statement": sql}
-        )
+        name = f"{operation} {sync.url.database}" if sync.url.database else operation
+        return tracing.span(name, kind="client", attributes={**attributes, "db.statement": sql})
 
     _TRACED[sync] = span
 
