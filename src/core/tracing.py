@@ -88,6 +88,19 @@ class Tracing:
         self._propagate.inject(carrier)
         return carrier
 
+    def quiet(self) -> AbstractContextManager[None]:
+        """Suppress the instrumentations (database statements, HTTP clients) in the block: for
+        background loops whose idle polls would each make a trace of their own."""
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        return suppress_instrumentation()
+
+    def instrumenting(self) -> bool:
+        """False inside `quiet()`: instrumentations make no span there."""
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        return bool(is_instrumentation_enabled())
+
     def has_current_span(self) -> bool:
         """Whether a span (a recording one, or one received from another process) is current."""
         return bool(self._trace.get_current_span().get_span_context().is_valid)

@@ -245,7 +245,7 @@ class OutboxRelay:
         async with self._lock:
             broker = self.broker()
             failures: list[tuple[OutboxMessage, BaseException]] = []
-            with use_container(self.container):
+            with use_container(self.container), self._quiet():
                 sent = await self._pass(broker, failures, due_only=due_only)
         if failures:
             row, error = failures[0]
@@ -369,7 +369,7 @@ class OutboxRelay:
         """Delete sent rows older than `retention` and idempotency records older than
         `processed_retention`; return how many of each."""
         now = now if now is not None else self.clock()
-        with use_container(self.container):
+        with use_container(self.container), self._quiet():
             return await self._cleanup(now)
 
     async def _cleanup(self, now: datetime) -> tuple[int, int]:
@@ -449,6 +449,11 @@ class OutboxRelay:
 
         await asyncio.gather(*(lane(members) for members in lanes.values()))
         return sent
+
+    def _quiet(self) -> contextlib.AbstractContextManager[None]:
+        # A pass's own statements (claiming rows, marking them sent) are not traced: polling
+        # every second, each idle pass would be a trace of its own. Each row's publish is.
+        return self.tracing.quiet() if self.tracing is not None else contextlib.nullcontext()
 
     async def _traced_publish(self, broker: Any, row: OutboxMessage) -> None:
         # A span in the trace of the request (or handler) that wrote the row, whose context

@@ -12,6 +12,7 @@ rows equal what `session.execute` would return.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,6 +192,8 @@ def trace(engine: AsyncEngine, tracing: Any) -> None:
         attributes["db.name"] = sync.url.database
 
     def span(sql: str) -> Any:
+        if not tracing.instrumenting():  # as the SQLAlchemy instrumentation does
+            return contextlib.nullcontext()
         operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
         name = f"{operation} {sync.url.database}" if sync.url.database else operation
         return tracing.span(name, kind="client", attributes={**attributes, "db.statement": sql})
