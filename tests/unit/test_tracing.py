@@ -25,13 +25,13 @@ pytest.importorskip("opentelemetry.sdk", reason="the `tracing` extra is not inst
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from core import AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.containers.core import build_container
 from core.declarations import Declarations
 from core.logs import configure_logging
-from core.messaging import consumer, event, on_event
+from core.messaging import consumer, event, on_event, publish_event
 from core.messaging.runtime import flush_events
 from core.tasks import task, wait_for_result
 from core.testing import test_settings
@@ -320,3 +320,73 @@ def test_a_span_continues_the_trace_its_headers_carry_and_ignores_a_bad_one() ->
     assert receiver.get_span_context().trace_id == sent.trace_id
     assert garbled.get_span_context().trace_id != sent.trace_id
     assert not_text.get_span_context().trace_id != sent.trace_id
+
+
+def test_tracing_off_loads_no_sdk_and_on_without_the_extra_says_what_to_install() -> None:
+    script = """
+import sys
+from core import CoreApp
+from core.testing import test_settings
+
+CoreApp(settings=test_settings())
+prefixes = ("opentelemetry.sdk", "opentelemetry.instrumentation")
+loaded = sorted(m for m in sys.modules if m.startswith(prefixes))
+print("loaded:", loaded)
+sys.modules["opentelemetry.sdk"] = None  # as if the `tracing` extra were not installed
+sys.modules["opentelemetry.sdk.trace"] = None
+try:
+    CoreApp(settings=test_settings(tracing_enabled=True))
+except ImportError as exc:
+    print(type(exc).__name__, exc)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        "loaded: []",
+        "MissingDependencyError opentelemetry-sdk is not installed; install it with: "
+        "pip install 'core-framework[tracing]'",
+    ]
+
+
+async def test_an_event_published_outside_a_unit_of_work_carries_its_publish_span(
+    tmp_path: Path, flow: Flow, exporter: InMemorySpanExporter
+) -> None:
+    app = build(tmp_path, exporter)
+    async with app.lifespan():
+        await app.create_all()
+        await publish_event("note.created", data={"id": 7}, topic=NOTE_TOPIC)
+        await flush_events(app)
+        async with asyncio.timeout(10):
+            await wait_for_result(flow.sent[0], poll_interval=0.005)
+
+    spans = list(exporter.get_finished_spans())
+    published = one(spans, f"publish {NOTE_TOPIC}")
+    consume = one(spans, f"consume {NOTE_TOPIC}")
+    assert published.parent is None
+    assert parent_of(consume) == published.context.span_id
+    assert parent_of(one(spans, "task run unit-trace.notify")) is not None
+    assert {s.context.trace_id for s in spans if s.kind is not SpanKind.CLIENT} == {
+        published.context.trace_id
+    }
+
+
+async def test_a_dead_lettered_event_ends_its_span_with_an_error(
+    tmp_path: Path, isolated_declarations: Declarations, exporter: InMemorySpanExporter
+) -> None:
+    @consumer("unit-trace-failing", topics=[NOTE_TOPIC], max_retries=0)
+    class Failing:
+        @on_event("note.created")
+        async def on_created(self, event: Any, db: Any) -> None:
+            raise RuntimeError("refused")
+
+    app = build(tmp_path, exporter)
+    async with app.lifespan():
+        await app.create_all()
+        async with app.session():
+            await publish_event("note.created", data={"id": 1}, topic=NOTE_TOPIC)
+        await flush_events(app)
+
+    consume = one(list(exporter.get_finished_spans()), f"consume {NOTE_TOPIC}")
+    assert (consume.attributes or {})["core.consumer.outcome"] == "dead_lettered"
+    assert consume.status.status_code is StatusCode.ERROR
