@@ -1,11 +1,13 @@
 """One trace from a POST through the outbox, a real Redis broker, a consumer and the task it
-sends, with the SDK's in-memory span exporter."""
+sends (to the in-memory queue, or to Taskiq on Redis), with the SDK's in-memory span exporter."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from core.messaging import consumer, on_event, publish_event
 from core.tasks import task, wait_for_result
 from core.testing import isolated_declarations, test_settings
 from core.tracing import Tracing
+from tests import services
 
 pytestmark = pytest.mark.redis
 
@@ -68,6 +71,12 @@ async def topic(redis_url: str) -> AsyncIterator[str]:
         await redis.delete(name, f"{name}.dlq")
 
 
+async def _stopped(worker: asyncio.Task[None]) -> None:
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+
+
 def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
     found = [s for s in spans if s.name == name]
     assert len(found) == 1, f"{name!r} among {sorted(s.name for s in spans)}"
@@ -78,8 +87,18 @@ def parent_of(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def task_settings(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    """The consumer's task goes to the in-memory queue, or to Taskiq on Redis."""
+    if request.param == "memory":
+        yield {"task_broker": "memory"}
+        return
+    async with services.redis_prefix(redis_url, "core-test-traces") as prefix:
+        yield {"task_broker": "redis", "task_key_prefix": prefix}
+
+
 async def test_one_trace_from_a_post_through_the_outbox_redis_a_consumer_and_its_task(
-    redis_url: str, topic: str, tmp_path: Path
+    redis_url: str, topic: str, tmp_path: Path, task_settings: dict[str, Any]
 ) -> None:
     sent: list[str] = []
     handed_over = asyncio.Event()
@@ -117,6 +136,7 @@ async def test_one_trace_from_a_post_through_the_outbox_redis_a_consumer_and_its
             consumers_in_process=True,
             tracing_enabled=True,
             outbox_poll_interval=0.1,
+            **task_settings,
         )
     )
     container.tracing.override(providers.Object(Tracing(provider)))
@@ -124,8 +144,13 @@ async def test_one_trace_from_a_post_through_the_outbox_redis_a_consumer_and_its
     router.register("/notes", NoteViewSet)
     app = CoreApp(container=container, routers=[router])
 
-    async with app.lifespan():
+    async with app.lifespan(), AsyncExitStack() as stack:
         await app.create_all()
+        if task_settings["task_broker"] == "redis":
+            # A `core worker` of this app, in this process.
+            queue = app.container.tasks.queue()
+            worker = asyncio.create_task(queue.run_worker(["default"], concurrency=2))
+            stack.push_async_callback(_stopped, worker)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             response = await http.post("/api/v1/notes/publish/", json={"title": "hi"})
