@@ -304,6 +304,24 @@ class Settings(BaseSettings):
         "keep it above the longest task's run time.",
     )
 
+    # Traces (OpenTelemetry, the `tracing` extra): see docs/operations.md#traces. The exporter's
+    # endpoint, headers and sampler are the standard OTEL_* variables, read by the SDK itself.
+    tracing_enabled: bool = Field(
+        default=False,
+        description="Trace requests, database statements, outbox writes and relays, events "
+        "handled and tasks sent and run with OpenTelemetry (needs the `tracing` extra).",
+    )
+    tracing_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        description="Where the tracer provider Core installs sends spans: `otlp` (OTLP over "
+        "HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), `console`, or `none`. Unused when the "
+        "application installed its own tracer provider.",
+    )
+    tracing_service_name: str | None = Field(
+        default=None,
+        description="The traces' `service.name`; OTEL_SERVICE_NAME, else APP_NAME, when unset.",
+    )
+
     @field_validator(
         "throttle_default_classes", "trusted_proxies", "openapi_servers", mode="before"
     )

@@ -217,6 +217,7 @@ BUILDERS: Final[Mapping[str, str]] = {
     "messaging.runtime": "core.messaging.runtime.MessagingRuntime",
     "tasks.runner": "core.tasks.binding.TaskRunner",
     "tasks.binder": "core.tasks.binding.TaskBinder",
+    "tracing": "core.tracing.Tracing",
 }
 
 #: Settings a `configure_auth` keyword overrides: Settings field -> keyword.
