@@ -269,6 +269,29 @@ class Settings(BaseSettings):
         description="Seconds an idempotency record (an event a group handled) is kept.",
     )
 
+    # -- idempotency keys (docs/idempotency.md) ------------------------------------------------
+    idempotency_store: Literal["database", "redis", "memory"] = Field(
+        default="database",
+        description="Where `Idempotency-Key`s and their responses live: `database` (the app's "
+        "own, in each request's transaction: exactly once), `redis` (shared, saved just after "
+        "the commit) or `memory` (this process).",
+    )
+    idempotency_store_url: str | None = Field(
+        default=None, description="Redis URL of the idempotency store; REDIS_URL when unset."
+    )
+    idempotency_key_prefix: str = "core:idempotency:"
+    idempotency_key_ttl_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Seconds a key and its response are kept: a retry within them is replayed.",
+    )
+    idempotency_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a retry waits for the request holding its key to finish before "
+        "answering 409 with Retry-After.",
+    )
+
     task_broker: Literal["memory", "redis"] = "memory"
     task_default_queue: str = "default"
     task_key_prefix: str = Field(

@@ -6,6 +6,7 @@ from dependency_injector import containers, providers
 
 from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
+from core.containers.idempotency import IdempotencyContainer
 from core.containers.messaging import MessagingContainer
 from core.containers.metrics import MetricsContainer
 from core.containers.tasks import TasksContainer
@@ -54,6 +55,9 @@ class CoreContainer(containers.DeclarativeContainer):
         metrics=metrics.recorder,
     )
     throttling = providers.Container(ThrottlingContainer, config=config)
+    idempotency = providers.Container(
+        IdempotencyContainer, config=config, database=database.database
+    )
 
 
 def build_container(
