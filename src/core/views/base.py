@@ -142,7 +142,9 @@ class ViewSet:
             and _is_model_instance(result[0])
         ):
             adapter = list_adapter(schema)
-            return adapter.dump_json(adapter.validate_python(result, from_attributes=True))
+            return adapter.dump_json(
+                adapter.validate_python(result, from_attributes=True), by_alias=True
+            )
         return to_json(result, by_alias=True)
 
 

@@ -336,7 +336,9 @@ class GenericViewSet(ViewSet):
             return shape.json(await queryset.values_list(*shape.columns))
         adapter = list_adapter(self.get_output_schema())
         objects = await queryset.all()
-        return adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+        return adapter.dump_json(
+            adapter.validate_python(objects, from_attributes=True), by_alias=True
+        )
 
     async def _page(
         self, queryset: QuerySet[Any], keys: tuple[str, ...] = (), counted: bool = False
@@ -360,7 +362,9 @@ class GenericViewSet(ViewSet):
         objects = await queryset.all()
 
         def objects_json(items: list[Any]) -> bytes:
-            return adapter.dump_json(adapter.validate_python(items, from_attributes=True))
+            return adapter.dump_json(
+                adapter.validate_python(items, from_attributes=True), by_alias=True
+            )
 
         values = [tuple(getattr(obj, k) for k in keys) for obj in objects]
         return objects, values, None, objects_json
