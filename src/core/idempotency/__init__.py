@@ -12,6 +12,7 @@ the key when the request fails. See docs/idempotency.md.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -96,6 +97,17 @@ def _digest(*parts: str | bytes) -> str:
         hasher.update(len(data).to_bytes(8, "big"))
         hasher.update(data)
     return hasher.hexdigest()
+
+
+def _canonical(body: bytes) -> bytes:
+    """The body as the fingerprint sees it: a JSON document with its keys sorted and no
+    insignificant whitespace, so a client that serialises the same data again (another key
+    order, other spacing) is the same request; any other body as sent."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def to_stored(response: Response) -> StoredResponse | None:
@@ -211,7 +223,7 @@ class IdempotencyKeys:
             request.url.path,
             request.url.query,
             identity,
-            hashlib.sha256(body).digest(),
+            hashlib.sha256(_canonical(body)).digest(),
         )
         storage_key = _digest(identity, key)
         stored = await self.store.claim(

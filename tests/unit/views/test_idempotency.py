@@ -198,6 +198,23 @@ async def test_the_same_key_with_another_body_is_422(
     assert await counts(app) == (1, 1)
 
 
+async def test_the_same_data_serialised_again_is_a_replay(
+    app: CoreApp, client: httpx.AsyncClient
+) -> None:
+    # A client that builds its JSON again (other spacing, escapes or key order) sends the same
+    # request: the fingerprint reads the document, not its bytes.
+    headers = {**key(), "content-type": "application/json"}
+    first = await client.post(
+        "/api/notes/", content=b'{ "title" : "\\u00e9t\xc3\xa9" }', headers=headers
+    )
+    again = await client.post("/api/notes/", content='{"title":"été"}'.encode(), headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert await counts(app) == (1, 1)
+
+
 async def test_the_same_key_on_another_route_is_422(client: httpx.AsyncClient) -> None:
     headers = key()
     created = await client.post("/api/notes/", json={"title": "A"}, headers=headers)
