@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -180,6 +181,8 @@ async def main() -> None:
         "REDIS_URL": options.redis_url,
         "TASK_KEY_PREFIX": core_prefix,
         "DATABASE_URL": database_url,
+        # The app refuses to start without a signing key; the bench signs nothing with it.
+        "SECRET_KEY": secrets.token_urlsafe(48),
     }
     env = {
         **os.environ,

@@ -92,6 +92,34 @@ async def test_acknowledged_tasks_leave_nothing_in_the_stream(redis_url: str, pr
         assert await redis.xlen(f"{prefix}:stream:default") == 0
 
 
+@pytest.mark.parametrize(("result_ttl", "expected_ms"), [(60, (50_000, 60_000)), (None, (-1, -1))])
+async def test_results_keep_their_ttl_when_stored_with_the_acknowledgement(
+    redis_url: str, prefix: str, result_ttl: int | None, expected_ms: tuple[int, int]
+) -> None:
+    # The worker stores a result and acknowledges its message in one script.
+    queue = TaskiqTaskQueue(redis_url, key_prefix=prefix, result_ttl=result_ttl)
+
+    async def same(n: int) -> int:
+        return n
+
+    queue.register("same", same, queue="default")
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["default"], concurrency=2))
+    try:
+        task_id = await queue.enqueue("same", (7,), queue="default")
+        assert (await _wait(queue, task_id)).value == 7
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await queue.stop()
+
+    async with Redis.from_url(redis_url) as redis:
+        low, high = expected_ms
+        assert low <= await redis.pttl(f"{prefix}:result:{task_id}") <= high
+        assert await redis.xlen(f"{prefix}:stream:default") == 0
+
+
 async def test_a_worker_outlives_its_stream_being_deleted(redis_url: str, prefix: str) -> None:
     queue = _queue(redis_url, prefix)
 

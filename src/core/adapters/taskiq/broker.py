@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -71,6 +72,53 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('XDEL', KEYS[1], ARGV[2])
 """
 
+# Stores a run's result, then acknowledges and deletes its entry: one round trip where Taskiq
+# makes two (each costs the worker about as much CPU as a no-op task's own code). A failing
+# SET (out of memory, say) aborts the script before the XACK, so an entry is never
+# acknowledged without its result. KEYS: result key, stream; ARGV: result, TTL in ms (0: none),
+# group, entry id.
+STORE_AND_ACK = """
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+return redis.call('XDEL', KEYS[2], ARGV[4])
+"""
+
+
+class RunLinesFilter(logging.Filter):
+    """Drops the line Taskiq's receiver logs as each task starts ("Executing task ... with
+    ID: ..."): `core worker` logs one line per run already, with its outcome and duration,
+    and formatting a second one costs as much CPU per task as the task layer's own work."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Executing task"))
+
+
+RECEIVER_LOGGER = "taskiq.receiver.receiver"
+
+
+class _Completion:
+    """One message's run, between the receiver storing its result and acknowledging it.
+
+    Taskiq's receiver stores the result, then acknowledges the message, in the asyncio task
+    that runs the message (`CoreReceiver.callback` opens one of these there). `ResultStore`
+    leaves the result here instead of sending it, and the acknowledgement sends both in one
+    script; whatever is still here when the run ends (no acknowledgement: a hard stop, a
+    message acknowledged before it ran) is stored on its own.
+    """
+
+    __slots__ = ("acknowledged", "result")
+
+    def __init__(self) -> None:
+        self.result: tuple[str, bytes, int] | None = None  # key, JSON, TTL in ms (0: none)
+        self.acknowledged = False
+
+
+_completion: ContextVar[_Completion | None] = ContextVar("core_taskiq_completion", default=None)
+
 
 class StreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker with the delivery rules the TaskQueue port promises.
@@ -125,6 +173,7 @@ class StreamBroker(RedisStreamBroker):
         # acknowledging it only makes reads smaller, never larger than the free slots.
         self.in_flight = 0
         self._client: Redis | None = None
+        self._scripts: dict[str, Any] = {}
 
     def client(self) -> Redis:
         """One redis-py client over this broker's pool, for every command it sends.
@@ -136,6 +185,14 @@ class StreamBroker(RedisStreamBroker):
             self._client = Redis(connection_pool=self.connection_pool)
         return self._client
 
+    def script(self, body: str) -> Any:
+        """`body` registered on the shared client: sent by its SHA1, loaded again if Redis
+        lost it (a restart, SCRIPT FLUSH)."""
+        script = self._scripts.get(body)
+        if script is None:
+            script = self._scripts[body] = self.client().register_script(body)
+        return script
+
     async def kick(self, message: BrokerMessage) -> None:
         # taskiq-redis's kick, on the shared client.
         stream = message.labels.get("queue_name") or self.queue_name
@@ -146,7 +203,10 @@ class StreamBroker(RedisStreamBroker):
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         loop = asyncio.get_running_loop()
         next_claim = loop.time()
-        async with Redis(connection_pool=self.connection_pool) as redis:
+        # One connection held for the loop's reads: no pool checkout and release per read.
+        async with Redis(
+            connection_pool=self.connection_pool, single_connection_client=True
+        ) as redis:
             while True:
                 raise_if_cancelled()
                 try:
@@ -242,7 +302,19 @@ class StreamBroker(RedisStreamBroker):
                 # pending is what makes a task abandoned by a hard stop run again elsewhere.
                 logger.warning("Task message %s abandoned unacknowledged; it will run again", id)
                 return
-            await self.client().eval(ACK_AND_DELETE, 1, queue_name, GROUP, id)
+            completion = _completion.get()
+            if completion is None:
+                await self.script(ACK_AND_DELETE)(keys=[queue_name], args=[GROUP, id])
+                return
+            completion.acknowledged = True
+            stored, completion.result = completion.result, None
+            if stored is None:
+                await self.script(ACK_AND_DELETE)(keys=[queue_name], args=[GROUP, id])
+                return
+            key, value, ttl_ms = stored
+            await self.script(STORE_AND_ACK)(
+                keys=[key, queue_name], args=[value, ttl_ms, GROUP, id]
+            )
 
         return ack
 
@@ -319,9 +391,23 @@ class ResultStore(RedisAsyncResultBackend[Any]):
         except PydanticSerializationError:
             # ...except strings UTF-8 cannot carry (lone surrogates), which json escapes.
             value = self.serializer.dumpb(result.model_dump(mode="json"))
-        await self.client.set(
-            self._task_name(task_id), value, ex=self.result_ex_time, px=self.result_px_time
-        )
+        completion = _completion.get()
+        if completion is not None and not completion.acknowledged:
+            # A worker's run: stored together with the acknowledgement that follows.
+            completion.result = (self._task_name(task_id), value, self.ttl_ms)
+            return
+        await self.write(self._task_name(task_id), value)
+
+    @property
+    def ttl_ms(self) -> int:
+        """How long results are kept, in milliseconds; 0 for ever."""
+        if self.result_px_time:
+            return int(self.result_px_time)
+        return int(self.result_ex_time or 0) * 1000
+
+    async def write(self, key: str, value: bytes) -> None:
+        """SET one encoded result under `key`, with the results' TTL."""
+        await self.client.set(key, value, ex=self.result_ex_time, px=self.result_px_time)
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
         name = self._task_name(task_id)
@@ -406,13 +492,29 @@ class CoreReceiver(Receiver):
         task = asyncio.current_task()
         if task is not None:
             self.running.add(task)
+        # Each message runs in an asyncio task of its own, so this is this message's alone.
+        completion = _Completion()
+        token = _completion.set(completion)
         try:
             if isinstance(message, AckableMessage) and await self._rejected(message):
                 return
             await super().callback(message, raise_err)
         finally:
+            _completion.reset(token)
             if task is not None:
                 self.running.discard(task)
+            if completion.result is not None:
+                await self._store_unacknowledged(*completion.result[:2])
+
+    async def _store_unacknowledged(self, key: str, value: bytes) -> None:
+        # The result of a run whose message was not acknowledged after it (left pending by a
+        # hard stop, or acknowledged before it ran): stored on its own, as Taskiq would.
+        backend = self.broker.result_backend
+        try:
+            if isinstance(backend, ResultStore):
+                await backend.write(key, value)
+        except Exception:
+            logger.exception("Can't set result in result backend.")
 
     async def _rejected(self, message: AckableMessage) -> bool:
         """Dead-letter and acknowledge a message taskiq cannot run; True if it was one.
