@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -75,8 +76,11 @@ return redis.call('XDEL', KEYS[1], ARGV[2])
 # Stores a run's result, then acknowledges and deletes its entry: one round trip where Taskiq
 # makes two (each costs the worker about as much CPU as a no-op task's own code). A failing
 # SET (out of memory, say) aborts the script before the XACK, so an entry is never
-# acknowledged without its result. KEYS: result key, stream; ARGV: result, TTL in ms (0: none),
-# group, entry id.
+# acknowledged without its result. Then, when asked (ARGV[6] = 1), it reads the next entry
+# for the slot the run frees, from the first of KEYS[3..] that has one, so a busy worker needs
+# no read of its own per task. KEYS: result key, stream, streams to read; ARGV: result, TTL in
+# ms (0: none), group, entry id, consumer, 1 to read the next entry. Returns the entry read,
+# as {stream, id, {field, value, ...}}, or false.
 STORE_AND_ACK = """
 if tonumber(ARGV[2]) > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -84,7 +88,19 @@ else
   redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
-return redis.call('XDEL', KEYS[2], ARGV[4])
+redis.call('XDEL', KEYS[2], ARGV[4])
+if ARGV[6] ~= '1' then
+  return false
+end
+for i = 3, #KEYS do
+  local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[3], ARGV[5], 'COUNT', 1,
+                           'STREAMS', KEYS[i], '>')
+  if type(read) == 'table' and read[1] then
+    local entry = read[1][2][1]
+    return {KEYS[i], entry[1], entry[2]}
+  end
+end
+return false
 """
 
 
@@ -172,6 +188,11 @@ class StreamBroker(RedisStreamBroker):
         # Fetched and not yet acknowledged. Counting a message the receiver dropped without
         # acknowledging it only makes reads smaller, never larger than the free slots.
         self.in_flight = 0
+        # Entries the acknowledgement script read for the slots their runs freed, waiting for
+        # the receiver to ask (it does as soon as the acknowledged run's task ends).
+        self._ready: deque[tuple[Any, Any, Any]] = deque()
+        self._reading = False  # the listen loop is waiting in XREADGROUP
+        self._next_stream = 0  # the stream an acknowledgement reads first (round robin)
         self._client: Redis | None = None
         self._scripts: dict[str, Any] = {}
 
@@ -230,18 +251,31 @@ class StreamBroker(RedisStreamBroker):
                                     continue
                                 logger.warning("Running abandoned task message %s again", entry_id)
                                 yield self._message(stream, entry_id, fields)
+                    if self._ready:
+                        # Read by an acknowledgement, for the slot this request fills.
+                        stream, entry_id, fields = self._ready.popleft()
+                        if b"data" not in fields:
+                            self.in_flight -= 1
+                            await self._reject_entry(stream, entry_id, fields)
+                            continue
+                        yield self._message(stream, entry_id, fields, counted=True)
+                        continue
                     # The receiver asks for a message only once it holds a free slot, so at
                     # least one is free; reading more than are free would leave entries
                     # waiting in this worker while another could run them. COUNT is per
                     # stream, hence the division.
                     free = self.concurrency - self.in_flight
-                    fetched: Any = await redis.xreadgroup(
-                        GROUP,
-                        self.consumer_name,
-                        dict.fromkeys(self.streams, ">"),
-                        count=max(1, free // len(self.streams)),
-                        block=self.block,
-                    )
+                    self._reading = True
+                    try:
+                        fetched: Any = await redis.xreadgroup(
+                            GROUP,
+                            self.consumer_name,
+                            dict.fromkeys(self.streams, ">"),
+                            count=max(1, free // len(self.streams)),
+                            block=self.block,
+                        )
+                    finally:
+                        self._reading = False
                 except ResponseError as exc:
                     # The stream or group vanished (a FLUSHDB, a deleted key): a blocked read
                     # says UNBLOCKED, the next one NOGROUP. Declare them again and read on.
@@ -290,8 +324,11 @@ class StreamBroker(RedisStreamBroker):
             # Still pending: claimed and rejected again later.
             logger.warning("Could not dead-letter task message %s", entry_id, exc_info=True)
 
-    def _message(self, stream: Any, entry_id: Any, fields: Any) -> AckableMessage:
-        self.in_flight += 1
+    def _message(
+        self, stream: Any, entry_id: Any, fields: Any, *, counted: bool = False
+    ) -> AckableMessage:
+        if not counted:
+            self.in_flight += 1
         return AckableMessage(data=fields[b"data"], ack=self._ack_generator(entry_id, stream))
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
@@ -312,9 +349,30 @@ class StreamBroker(RedisStreamBroker):
                 await self.script(ACK_AND_DELETE)(keys=[queue_name], args=[GROUP, id])
                 return
             key, value, ttl_ms = stored
-            await self.script(STORE_AND_ACK)(
-                keys=[key, queue_name], args=[value, ttl_ms, GROUP, id]
-            )
+            # The run is over and its slot free. Read the next entry for it here, unless the
+            # listen loop is reading already (it gets what arrives) or no slot is free; the
+            # slot is reserved while the script runs, so the loop never reads for it too.
+            read_next = not self._reading and self.in_flight < self.concurrency
+            streams: list[Any] = []
+            if read_next:
+                self.in_flight += 1
+                start = self._next_stream = (self._next_stream + 1) % len(self.streams)
+                streams = self.streams[start:] + self.streams[:start]
+            try:
+                entry: Any = await self.script(STORE_AND_ACK)(
+                    keys=[key, queue_name, *streams],
+                    args=[value, ttl_ms, GROUP, id, self.consumer_name, int(read_next)],
+                )
+            except BaseException:
+                if read_next:
+                    self.in_flight -= 1
+                raise
+            if not entry:
+                if read_next:
+                    self.in_flight -= 1
+                return
+            stream, entry_id, flat = entry
+            self._ready.append((stream, entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
 
         return ack
 
