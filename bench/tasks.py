@@ -251,6 +251,13 @@ async def main() -> None:
         help="run the core side on a scratch PostgreSQL database made through ADMIN_URL "
         "(e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres), dropped at the end",
     )
+    parser.add_argument(
+        "--worker-src",
+        type=Path,
+        default=ROOT / "src",
+        help="the `src` folder the core worker imports Core from: another checkout's, to "
+        "compare code versions (e.g. a `git worktree` of an older commit); this tree's by default",
+    )
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="core-bench-tasks-"))
     if options.postgres is None:
@@ -280,7 +287,7 @@ async def run(options: argparse.Namespace, work: Path, database_url: str) -> Non
         **settings,
         "BENCH_REDIS_URL": options.redis_url,
         "BENCH_RAW_PREFIX": raw_prefix,
-        "PYTHONPATH": f"{work}{os.pathsep}{ROOT / 'src'}",
+        "PYTHONPATH": f"{work}{os.pathsep}{options.worker_src.resolve()}",
     }
     os.environ.update(env)
     sys.path.insert(0, str(work))
@@ -378,6 +385,8 @@ async def run(options: argparse.Namespace, work: Path, database_url: str) -> Non
         f"{os.cpu_count()} CPUs"
     )
     print(ran_with)
+    if options.worker_src.resolve() != (ROOT / "src").resolve():
+        print(f"core worker imported from {options.worker_src}")
     print(
         "| metric (median) | core `.delay()` | raw Taskiq `.kiq()` | core vs raw "
         "| per-round ratio: median (min–max) |"
