@@ -25,10 +25,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
-from core.ports.repository import DATE_PARTS, Condition, Node, Query
+from core.models.lookups import typed_cache
+from core.ports.repository import DATE_PARTS, Condition, Load, Node, Query
 
 _LIKE = frozenset({"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"})
 _LIKE_ESCAPE = "/"
@@ -226,6 +227,25 @@ def windowed(statement: Select[Any], query: Query, bound: bool = False) -> Selec
             bindparam("offset_", type_=Integer()) if bound else query.offset
         )
     return statement
+
+
+@typed_cache
+def loader_options(model: type[Any], loads: tuple[Load, ...]) -> tuple[Any, ...]:
+    """SQLAlchemy's loader options for `loads` (`joinedload` / `selectinload`, nested along each
+    path), built once per model and loads."""
+
+    def below(owner: type[Any], path: tuple[str, ...]) -> list[Any]:
+        options = []
+        for load in loads:
+            if load.path[:-1] != path:
+                continue
+            attribute = getattr(owner, load.path[-1])
+            option = (joinedload if load.strategy == "joined" else selectinload)(attribute)
+            nested = below(attribute.property.mapper.class_, load.path)
+            options.append(option.options(*nested) if nested else option)
+        return options
+
+    return tuple(below(model, ()))
 
 
 def filtered(statement: Select[Any], query: Query, binder: Binder | None = None) -> Select[Any]:
