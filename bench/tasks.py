@@ -303,6 +303,8 @@ async def run(options: argparse.Namespace, work: Path, database_url: str) -> Non
         raise AssertionError("runs in the worker")
 
     concurrency = str(options.concurrency)
+    # Built before the workers start: a settings error must not leave them running.
+    app = CoreApp(settings=Settings(_env_file=None, **{k.lower(): v for k, v in settings.items()}))
     workers = [
         start_process(
             [str(BIN / "core"), "worker", "--queue", "default", "--concurrency", concurrency],
@@ -326,7 +328,6 @@ async def run(options: argparse.Namespace, work: Path, database_url: str) -> Non
             env,
         ),
     ]
-    app = CoreApp(settings=Settings(_env_file=None, **{k.lower(): v for k, v in settings.items()}))
     runs: list[Run] = []
     ran_with = ""
     try:
