@@ -221,9 +221,9 @@ class QuerySet(Generic[M]):
 
     async def values_list_counted(self, *fields: str) -> tuple[list[tuple[Any, ...]], int | None]:
         """`values_list(*fields)` of this window, and how many rows match without the window
-        (ignoring the slice), read together: one statement where the database allows (a
-        `count(*) OVER ()` window). The count is None when no row came back past the first
-        (then only a `count()` can tell).
+        (ignoring the slice), read together: one statement where the database allows (the
+        count a scalar subquery beside the rows). The count is None when no row came back past
+        the first (then only a `count()` can tell).
 
         Example:
             >>> page = Post.objects.order_by("id")[20:40]  # doctest: +SKIP

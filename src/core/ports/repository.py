@@ -127,7 +127,7 @@ class Repository(Protocol[M]):
         self, query: Query
     ) -> tuple[builtins.list[tuple[Any, ...]], int | None]:
         """`values_list(query)`, and the count of the rows matching `query` without its window,
-        read in one statement where the store allows (a `count(*) OVER ()` window). The count is
+        read in one statement where the store allows (the count a scalar subquery). The count is
         None when the window starts past the first row and holds none."""
         ...
 

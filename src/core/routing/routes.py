@@ -13,6 +13,8 @@ from fastapi import Path, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from core.models import lookups
 from core.permissions import can_refuse, resolve_permissions
 from core.routing.endpoint import action_endpoint
@@ -39,6 +41,9 @@ _CRUD = (
     ("destroy", ("DELETE",), True, 204),
 )
 
+# The CRUD actions that accept `Idempotency-Key`: POST and PATCH (PUT and DELETE are
+# idempotent by themselves).
+_IDEMPOTENT = frozenset({"create", "partial_update"})
 
 # (summary, description) of each CRUD operation; `{model}` is the model's class name.
 _CRUD_TEXTS = {
@@ -61,10 +66,10 @@ _CRUD_TEXTS = {
 # 403 only where the action's permissions can refuse).
 _ERRORS = {
     "list": (400, 404, 422),
-    "create": (400, 413, 415, 422),
+    "create": (400, 409, 413, 415, 422),
     "retrieve": (404, 422),
     "update": (400, 404, 413, 415, 422),
-    "partial_update": (400, 404, 413, 415, 422),
+    "partial_update": (400, 404, 409, 413, 415, 422),
     "destroy": (400, 404, 422),
 }
 
@@ -81,6 +86,8 @@ class RouteSpec:
     permissions: tuple[Any, ...]
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Whether the route accepts `Idempotency-Key` (create, partial_update, opted-in actions).
+    idempotent: bool = field(default=False, compare=False)
 
     @property
     def operation_id(self) -> str:
@@ -104,6 +111,38 @@ def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _idempotency(methods: tuple[str, ...]) -> dict[str, Any]:
+    """The `Idempotency-Key` header parameter of an operation that accepts it (none for a
+    GET-only action), and the table its keys are kept in declared on the models' metadata."""
+    if not set(methods) - {"GET", "HEAD", "OPTIONS"}:
+        return {}
+    # Declares `core_idempotency_keys` for the database store (and `core makemigrations`).
+    import core.idempotency.models  # noqa: F401
+
+    return {
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": (
+                    "A key of the client's choosing (a UUID, say) that makes retrying this "
+                    "request safe: a retry with the same key and the same request gets the "
+                    "first response back (with `Idempotent-Replayed: true`) and changes "
+                    "nothing; the same key with another request is a 422; while the first "
+                    "request runs, a retry waits for it or gets a 409."
+                ),
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": KEY_PATTERN,
+                },
+            }
+        ]
+    }
+
+
 def _refusals(permissions: Any) -> tuple[int, ...]:
     """401 and 403 when one of `permissions` can refuse, else nothing (AllowAny)."""
     return (401, 403) if any(can_refuse(p) for p in resolve_permissions(permissions)) else ()
@@ -120,6 +159,16 @@ def _security(permissions: Any) -> dict[str, Any]:
 def _with_extra(options: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`options` with `extra` merged into its `openapi_extra` (the route's own keys win)."""
     return {**options, "openapi_extra": {**extra, **options.get("openapi_extra", {})}}
+
+
+def _with_parameters(options: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:
+    """`options` with `parameters` added to its `openapi_extra` parameters (kept, not
+    replaced)."""
+    if not parameters:
+        return options
+    extra = dict(options.get("openapi_extra", {}))
+    extra["parameters"] = [*extra.get("parameters", []), *parameters]
+    return {**options, "openapi_extra": extra}
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -141,58 +190,64 @@ def _lookup_parameter(view: type[GenericViewSet]) -> inspect.Parameter:
     return _keyword(field_name, python_type or str, path)
 
 
-def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
-    # Documented in OpenAPI; the list handler reads them from the request itself, so lookup
-    # variants (`?views__gte=`) work too.
-    params: list[inspect.Parameter] = []
+def _query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """An optional query parameter as OpenAPI documents it (the shape FastAPI gives one)."""
+    parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+    schema = {**schema, "title": name.replace("_", " ").title()}
+    if description is not None:
+        schema["description"] = parameter["description"] = description
+    parameter["schema"] = schema
+    return parameter
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _list_query_docs(view: type[GenericViewSet]) -> list[dict[str, Any]]:
+    """The list's pagination, `search` and `ordering` parameters, for OpenAPI only.
+
+    They are not declared on the endpoint: the list handler reads them from the request (the
+    paginator and `filter_queryset` check them and answer 400 naming the parameter), so each
+    is parsed once, by the code that uses it, and FastAPI does no work for them per request.
+    """
+    params: list[dict[str, Any]] = []
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
             if name == "cursor":
                 description = "The page's position, from a previous page's `next` or `previous`."
-                params.append(_keyword(name, str | None, Query(None, description=description)))
-                continue
-            low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
-            if name in ("page_size", "limit"):
+                params.append(_query(name, _nullable({"type": "string"}), description))
+            elif name in ("page_size", "limit"):
                 # Larger values are capped at max_page_size: document the real maximum.
-                query = Query(
-                    None,
-                    ge=1,
-                    description=f"Objects per page, at most {view.max_page_size} "
-                    f"(larger values are capped); {view.page_size} by default.",
-                    json_schema_extra={"maximum": view.max_page_size},
+                description = (
+                    f"Objects per page, at most {view.max_page_size} "
+                    f"(larger values are capped); {view.page_size} by default."
                 )
-                params.append(_keyword(name, int, query))
-                continue
-            query = Query(None, ge=low, le=high)
-            params.append(_keyword(name, int | None, query))
+                schema = {"type": "integer", "minimum": 1, "maximum": view.max_page_size}
+                params.append(_query(name, schema, description))
+            else:
+                low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
+                schema = {"type": "integer", "maximum": high, "minimum": low}
+                params.append(_query(name, _nullable(schema)))
     if view.search_fields:
-        params.append(
-            _keyword(
-                SEARCH_PARAM,
-                str | None,
-                Query(None, description=f"Search in {', '.join(view.search_fields)}."),
-            )
-        )
+        description = f"Search in {', '.join(view.search_fields)}."
+        params.append(_query(SEARCH_PARAM, _nullable({"type": "string"}), description))
     if view.ordering_fields:
-        params.append(
-            _keyword(
-                ORDERING_PARAM,
-                str,
-                Query(
-                    None,
-                    description=(
-                        f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
-                        "several, comma-separated, order by each in turn."
-                    ),
-                    # What clients may name; the handler checks each name of a list itself.
-                    json_schema_extra={
-                        "enum": [
-                            name for field in view.ordering_fields for name in (field, f"-{field}")
-                        ]
-                    },
-                ),
-            )
+        description = (
+            f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
+            "several, comma-separated, order by each in turn."
         )
+        # What clients may name; the handler checks each name of a list itself.
+        names = [name for field in view.ordering_fields for name in (field, f"-{field}")]
+        params.append(_query(ORDERING_PARAM, {"type": "string", "enum": names}, description))
+    return params
+
+
+def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
+    """The `filterset_fields` on plain columns, typed from the model (a value of the wrong type
+    is a 422); the handler reads them, and their lookup variants (`?views__gte=`), from the
+    request."""
+    params: list[inspect.Parameter] = []
     types = lookups.column_types(view.model)
     declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
     for name in view.filterset_fields:
@@ -237,6 +292,9 @@ def viewset_routes(
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
+        idempotent = handler in _IDEMPOTENT
+        if idempotent:
+            options["openapi_extra"].update(_idempotency(methods))
         body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
             body = view.resolved_input_schema()
@@ -245,10 +303,13 @@ def viewset_routes(
             options["openapi_extra"].update(_request_body(body))
         if handler == "list":
             params.extend(_list_parameters(view))
+            documented = _list_query_docs(view)
             if view.filterset_class is not None:
                 # Documented here, not declared on the endpoint: the FilterSet converts them
                 # itself, so a bad value is its 400 naming the parameter.
-                options["openapi_extra"]["parameters"] = view.filterset_class.openapi_parameters()
+                documented += view.filterset_class.openapi_parameters()
+            if documented:
+                options["openapi_extra"]["parameters"] = documented
             options["response_model"] = (
                 schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None
@@ -267,9 +328,18 @@ def viewset_routes(
                 view=view,
                 permissions=tuple(permissions),
                 endpoint=action_endpoint(
-                    view, handler, handler, status, params, passthrough, None, body_schema=body
+                    view,
+                    handler,
+                    handler,
+                    status,
+                    params,
+                    passthrough,
+                    None,
+                    body_schema=body,
+                    idempotent=idempotent,
                 ),
                 options=options,
+                idempotent=idempotent,
             )
         )
     # Collection routes and collection actions first: `/posts/featured/` must not be taken for
@@ -304,10 +374,16 @@ def _action_routes(
             "tags": tags,
             "status_code": status,
             "summary": info.summary or _summary(info.name, view),
-            "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
+            "responses": error_responses(
+                *sorted(
+                    {400, 404, 413, 422, *_refusals(declared), *((409,) if info.idempotent else ())}
+                )
+            ),
             **info.route_options,
         }
         options = _with_extra(options, _security(declared))
+        if info.idempotent:
+            options = _with_parameters(options, _idempotency(info.methods).get("parameters", []))
         if "response_model" not in options and "response_class" not in options:
             response = _response_model(view, info.name)
             if response is not None:
@@ -321,9 +397,17 @@ def _action_routes(
                 view=view,
                 permissions=tuple(declared),
                 endpoint=action_endpoint(
-                    view, info.name, info.name, status, params, passthrough, permissions
+                    view,
+                    info.name,
+                    info.name,
+                    status,
+                    params,
+                    passthrough,
+                    permissions,
+                    idempotent=info.idempotent,
                 ),
                 options=options,
+                idempotent=info.idempotent,
             )
         )
     return specs

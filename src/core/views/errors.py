@@ -23,7 +23,12 @@ from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException
 
-from core.errors import CoreError, IntegrityViolationError, InvalidFilterError
+from core.errors import (
+    CoreError,
+    IntegrityViolationError,
+    InvalidFilterError,
+    InvalidIdempotencyKeyError,
+)
 from core.views.body import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_JSON_DEPTH,
@@ -102,9 +107,10 @@ class LookupErrorDetail(BaseModel):
 
 
 class ValidationErrorBody(BaseModel):
-    """422: the field errors of the body or query, or a path value of the wrong type."""
+    """422: the field errors of the body or query, a path value of the wrong type, or (a
+    sentence) an `Idempotency-Key` reused with another request."""
 
-    detail: list[FieldError] | LookupErrorDetail
+    detail: list[FieldError] | LookupErrorDetail | str
     code: str
 
 
@@ -113,6 +119,7 @@ _DESCRIBED = {
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
+    409: "A request with this Idempotency-Key is still in progress",
     413: "Request body too large",
     415: "Body is not JSON",
     422: "Validation error",
@@ -232,7 +239,10 @@ def envelope(
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
     extra = {}
-    if isinstance(exc, IntegrityViolationError | InvalidFilterError) and exc.field:
+    if (
+        isinstance(exc, IntegrityViolationError | InvalidFilterError | InvalidIdempotencyKeyError)
+        and exc.field
+    ):
         extra["field"] = exc.field
     detail = exc.detail
     if exc.status_code >= 500:

@@ -12,6 +12,7 @@ rows equal what `session.execute` would return.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
-from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from core.adapters.sqlalchemy.errors import is_unavailable
+
+# Per traced engine (`trace`), what opens a span around each statement run here.
+_TRACED: WeakKeyDictionary[Any, Callable[[str], Any]] = WeakKeyDictionary()
 
 # Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
@@ -179,15 +183,22 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
-async def checkout(engine: AsyncEngine) -> Any:
-    """A connection from the engine's pool (its pre-ping and events apply), without the
-    `AsyncConnection` around it: half the cost of `engine.connect()` for one statement."""
-    return await greenlet_spawn(engine.sync_engine.pool.connect)
+def trace(engine: AsyncEngine, tracing: Any) -> None:
+    """Open a client span around each statement `run` runs on `engine`, shaped as
+    OpenTelemetry's SQLAlchemy instrumentation shapes those of SQLAlchemy's own execution."""
+    sync = engine.sync_engine
+    attributes = {"db.system": sync.dialect.name}
+    if sync.url.database:
+        attributes["db.name"] = sync.url.database
 
+    def span(sql: str) -> Any:
+        if not tracing.instrumenting():  # as the SQLAlchemy instrumentation does
+            return contextlib.nullcontext()
+        operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
+        name = f"{operation} {sync.url.database}" if sync.url.database else operation
+        return tracing.span(name, kind="client", attributes={**attributes, "db.statement": sql})
 
-async def checkin(pooled: Any) -> None:
-    """Return a `checkout()` connection to its pool (the pool's reset-on-return applies)."""
-    await greenlet_spawn(pooled.close)
+    _TRACED[sync] = span
 
 
 async def run(
@@ -199,18 +210,35 @@ async def run(
 ) -> Any:
     """`statement` (`fetch` or `write`) on a connection borrowed from the pool for it alone.
 
-    A connection that fails the way a lost server makes it fail is invalidated rather than
-    put back, so the pool never hands it out again (SQLAlchemy does the same on its own path).
+    Checkout, statement and checkin run in one greenlet (the pool's own I/O, a pre-ping or a
+    reset, needs one): one switch into it instead of one for the checkout and one for the
+    checkin. A connection that fails the way a lost server makes it fail is invalidated rather
+    than put back, so the pool never hands it out again (SQLAlchemy does the same on its own
+    path).
     """
-    pooled = await checkout(engine)
+    span = _TRACED.get(engine.sync_engine) if _TRACED else None
+    if span is None:
+        return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
+    with span(sql):
+        return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
+
+
+def _run_borrowed(
+    engine: AsyncEngine,
+    statement: Callable[[Any, bool, str, list[Any]], Awaitable[Any]],
+    postgres: bool,
+    sql: str,
+    args: list[Any],
+) -> Any:
+    pooled = engine.sync_engine.pool.connect()
     try:
-        return await statement(pooled.driver_connection, postgres, sql, args)
+        return await_(statement(pooled.driver_connection, postgres, sql, args))
     except Exception as exc:
         if is_unavailable(exc):
-            await greenlet_spawn(pooled.invalidate, exc)
+            pooled.invalidate(exc)
         raise
     finally:
-        await checkin(pooled)
+        pooled.close()
 
 
 async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:
