@@ -75,6 +75,8 @@ class TaskRunner:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
+        if not retry and self.tracing is None:  # no ids to carry, no span to open
+            return await self._run(retry, args, kwargs)
         with use_log_ids(retry.get("request_id"), retry.get("correlation_id")):
             if self.tracing is None:
                 return await self._run(retry, args, kwargs)
