@@ -106,15 +106,7 @@ _RETRY_AFTER = {
         "schema": {"type": "integer"},
     }
 }
-_ERROR_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"detail": {}, "code": {"type": "string"}},
-            "required": ["detail", "code"],
-        }
-    }
-}
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 # What a throttled action can also answer (FastAPI merges these into the operation's responses).
 _THROTTLED = {
     "429": {
@@ -130,19 +122,9 @@ _THROTTLED = {
 }
 
 
-def _body(
-    schema: type[BaseModel], *, throttled: bool = False, hashes: bool = True
-) -> dict[str, Any]:
-    # The handlers read the body themselves (`await request.json()`); this documents it.
-    extra: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
-    if throttled:
-        extra["responses"] = _THROTTLED if hashes else {"429": _THROTTLED["429"]}
-    return extra
+def _throttled(*, hashes: bool = True) -> dict[str, Any]:
+    # What a throttled action can also answer (FastAPI merges these into its responses).
+    return {"responses": _THROTTLED if hashes else {"429": _THROTTLED["429"]}}
 
 
 class AuthRateThrottle(SimpleRateThrottle):
@@ -202,7 +184,7 @@ class AuthViewSet(APIView):
         methods=["POST"],
         detail=False,
         status_code=201,
-        openapi_extra=_body(RegisterInput, throttled=True),
+        openapi_extra=_throttled(),
     )
     async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Create an account."""
@@ -219,7 +201,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(LoginInput, throttled=True),
+        openapi_extra=_throttled(),
         response_model=TokenPair,
     )
     async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -240,7 +222,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(RefreshInput, throttled=True, hashes=False),
+        openapi_extra=_throttled(hashes=False),
         response_model=TokenPair,
     )
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -273,7 +255,6 @@ class AuthViewSet(APIView):
         detail=False,
         status_code=204,
         response_class=Response,
-        openapi_extra=_body(RefreshInput),
     )
     async def logout(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Revoke the tokens of this login: its refresh tokens, and its access tokens (the one
@@ -310,6 +291,18 @@ class AuthViewSet(APIView):
         )
         if not result.allowed:
             self.throttled(result.retry_after)
+
+    @classmethod
+    def request_model_for(cls, handler: str) -> type[BaseModel] | None:
+        """The bodies the actions read: `register_schema`, `login_schema`, and RefreshInput
+        for refresh and logout; each a named component of the OpenAPI document."""
+        bodies: dict[str, type[BaseModel]] = {
+            "register": cls.register_schema,
+            "login": cls.login_schema,
+            "refresh": RefreshInput,
+            "logout": RefreshInput,
+        }
+        return bodies.get(handler) or super().request_model_for(handler)
 
     @classmethod
     def response_model_for(cls, handler: str) -> Any:

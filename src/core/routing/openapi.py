@@ -1,17 +1,22 @@
 """What CoreApp adds to FastAPI's OpenAPI document: the bearer security scheme its operations
-name, `servers` and `license` from the settings, and whether the docs are served at all."""
+name, the request bodies its handlers read themselves as named components, `servers` and
+`license` from the settings, and whether the docs are served at all."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
-from core.routing.routes import BEARER_SCHEME
+from core.routing.routes import BEARER_SCHEME, REQUEST_MODEL
 from core.settings import Settings
 
-__all__ = ("docs_options", "install_security_scheme")
+__all__ = ("docs_options", "install_security_scheme", "register_schemas")
+
+_REF = "#/components/schemas/"
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -31,9 +36,9 @@ def docs_options(settings: Settings) -> dict[str, Any]:
 
 
 def install_security_scheme(app: FastAPI, login_path: Callable[[], str | None]) -> None:
-    """Add the bearer scheme to `app`'s document when an operation requires it, so `/docs`
-    has an Authorize button: paste the `access_token` the login route (`login_path()`)
-    answers."""
+    """Complete `app`'s document: the request bodies Core's routes read themselves, as named
+    components; and the bearer scheme when an operation requires it, so `/docs` has an
+    Authorize button (paste the `access_token` the login route, `login_path()`, answers)."""
     build = app.openapi
     if getattr(build, "core_security", False):
         return
@@ -41,6 +46,8 @@ def install_security_scheme(app: FastAPI, login_path: Callable[[], str | None]) 
     def openapi() -> dict[str, Any]:
         fresh = app.openapi_schema is None
         document = build()
+        if fresh:
+            _add_request_bodies(app, document)
         if fresh and _requires_bearer(document):
             path = login_path()
             where = f" from `POST {path}`" if path else ""
@@ -69,3 +76,92 @@ def _requires_bearer(document: dict[str, Any]) -> bool:
         if method in _METHODS
         for requirement in operation.get("security", ())
     )
+
+
+def _add_request_bodies(app: FastAPI, document: dict[str, Any]) -> None:
+    """Each Core route's body (`document_request_model`) as a `$ref` to its schema in
+    `components.schemas`; a `requestBody` the route's `openapi_extra` gives wins."""
+    targets: list[tuple[dict[str, Any], type[BaseModel]]] = []
+    for route in _routes(app):
+        schema = getattr(route.endpoint, REQUEST_MODEL, None)
+        if schema is None or not route.include_in_schema:
+            continue
+        item = document.get("paths", {}).get(route.path_format, {})
+        for method in sorted(route.methods or ()):
+            operation = item.get(method.lower())
+            if operation is not None and "requestBody" not in operation:
+                targets.append((operation, schema))
+    if not targets:
+        return
+    refs = register_schemas(document, list(dict.fromkeys(schema for _, schema in targets)))
+    for operation, schema in targets:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[schema]}},
+        }
+
+
+def _routes(app: FastAPI) -> list[Any]:
+    """Every API route of `app`, those of included routers too (FastAPI keeps an included
+    router as one entry and serves its routes through route contexts)."""
+    iterate = getattr(routing, "iter_route_contexts", None)
+    contexts = list(iterate(app.routes)) if iterate is not None else list(app.routes)
+    return [
+        context
+        for context in contexts
+        if isinstance(getattr(context, "original_route", context), routing.APIRoute)
+    ]
+
+
+def register_schemas(
+    document: dict[str, Any], models: list[type[BaseModel]]
+) -> dict[type[BaseModel], dict[str, Any]]:
+    """Add the validation-mode JSON schemas of `models` (and of the models they use) to
+    `document`'s `components.schemas`; answers each model's `$ref`.
+
+    A component of the same name and content is shared; one of the same name and other content
+    (FastAPI's, or the same model's output schema) stays, and ours is named `<name>-Input`, as
+    FastAPI names the input side of a model whose two schemas differ.
+    """
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    generator = GenerateJsonSchema(ref_template=_REF + "{model}")
+    inputs = [(model, "validation", model.__pydantic_core_schema__) for model in models]
+    keyed, definitions = generator.generate_definitions(inputs)  # type: ignore[arg-type]
+    names: dict[str, str] = {name: name for name in definitions}
+    while True:
+        renamed = {names[name]: _rename_refs(schema, names) for name, schema in definitions.items()}
+        clashes = [
+            name
+            for name, schema in renamed.items()
+            if name in components and components[name] != schema
+        ]
+        if not clashes:
+            break
+        for old, new in list(names.items()):
+            if new in clashes:
+                taken = set(components) | set(names.values())
+                names[old] = _free_name(f"{old}-Input", taken)
+    for name, schema in renamed.items():
+        components.setdefault(name, schema)
+    return {model: _rename_refs(dict(keyed[(model, "validation")]), names) for model in models}
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}{number}", number + 1
+    return candidate
+
+
+def _rename_refs(value: Any, names: dict[str, str]) -> Any:
+    """`value` with its component `$ref`s following `names`."""
+    if isinstance(value, dict):
+        out = {key: _rename_refs(item, names) for key, item in value.items()}
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF):
+            name = ref.removeprefix(_REF)
+            out["$ref"] = _REF + names.get(name, name)
+        return out
+    if isinstance(value, list):
+        return [_rename_refs(item, names) for item in value]
+    return value

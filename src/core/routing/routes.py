@@ -25,8 +25,18 @@ from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
 #: The name of the bearer-token security scheme in `components.securitySchemes`.
 BEARER_SCHEME = "BearerAuth"
+#: The endpoint attribute naming the schema of the JSON body its handler reads itself.
+REQUEST_MODEL = "core_request_model"
 
-__all__ = ("BEARER_SCHEME", "RouteSpec", "apiview_routes", "join", "viewset_routes")
+__all__ = (
+    "BEARER_SCHEME",
+    "REQUEST_MODEL",
+    "RouteSpec",
+    "apiview_routes",
+    "document_request_model",
+    "join",
+    "viewset_routes",
+)
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _CRUD = (
@@ -94,14 +104,15 @@ def join(*parts: str) -> str:
     return "/" + path if path else ""
 
 
-def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI `requestBody` of a route that reads its body itself, after the permissions."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schemas.inline_json_schema(schema)}},
-        }
-    }
+def document_request_model(
+    endpoint: Callable[..., Any], schema: type[BaseModel] | None
+) -> Callable[..., Any]:
+    """Document `schema` as the JSON body of `endpoint`'s routes: a `$ref` to a named
+    component (see `core.routing.openapi`). The endpoint reads the body itself, after the
+    permissions, so FastAPI does not see it."""
+    if schema is not None:
+        setattr(endpoint, REQUEST_MODEL, schema)
+    return endpoint
 
 
 def _refusals(permissions: Any) -> tuple[int, ...]:
@@ -242,7 +253,6 @@ def viewset_routes(
             body = view.resolved_input_schema()
             if handler == "partial_update":
                 body = schemas.partial_schema_for(body)
-            options["openapi_extra"].update(_request_body(body))
         if handler == "list":
             params.extend(_list_parameters(view))
             if view.filterset_class is not None:
@@ -266,8 +276,11 @@ def viewset_routes(
                 action=handler,
                 view=view,
                 permissions=tuple(permissions),
-                endpoint=action_endpoint(
-                    view, handler, handler, status, params, passthrough, None, body_schema=body
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view, handler, handler, status, params, passthrough, None, body_schema=body
+                    ),
+                    body,
                 ),
                 options=options,
             )
@@ -320,8 +333,11 @@ def _action_routes(
                 action=info.name,
                 view=view,
                 permissions=tuple(declared),
-                endpoint=action_endpoint(
-                    view, info.name, info.name, status, params, passthrough, permissions
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view, info.name, info.name, status, params, passthrough, permissions
+                    ),
+                    info.request_model or view.request_model_for(info.name),
                 ),
                 options=options,
             )
@@ -353,8 +369,11 @@ def apiview_routes(
                 action=method,
                 view=view,
                 permissions=tuple(permissions),
-                endpoint=action_endpoint(
-                    view, method, method, 200, params, passthrough, None, with_db=False
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view, method, method, 200, params, passthrough, None, with_db=False
+                    ),
+                    view.request_model_for(method),
                 ),
                 options=_typed(
                     view,

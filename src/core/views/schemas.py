@@ -135,7 +135,11 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
         "__doc__": f"{schema.__name__}, every field optional (PATCH).",
         "__annotations__": {},
         # A default is never validated here, so an unsent field stays unset and harmless.
-        "model_config": {**schema.model_config, "validate_default": False},
+        "model_config": {
+            **schema.model_config,
+            "validate_default": False,
+            "json_schema_extra": _without_defaults(schema.model_config.get("json_schema_extra")),
+        },
     }
     for name, field in schema.model_fields.items():
         info = copy.copy(field)
@@ -152,33 +156,24 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     return partial
 
 
+def _without_defaults(extra: Any) -> Any:
+    """A `json_schema_extra` that also drops the properties' defaults: a field PATCH does not
+    send stays as it is, it does not take a default."""
+
+    def drop(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+        if callable(extra):
+            extra(schema, cls)
+        elif isinstance(extra, dict):
+            schema.update(extra)
+        for prop in schema.get("properties", {}).values():
+            if isinstance(prop, dict):
+                prop.pop("default", None)
+
+    return drop
+
+
 def has_model_validators(schema: type[BaseModel]) -> bool:
     return bool(schema.__pydantic_decorators__.model_validators)
-
-
-@typed_cache
-def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """`schema`'s JSON schema with every `$defs` reference inlined: an OpenAPI document can
-    hold it anywhere, with no component to register. A recursive reference becomes `{}`."""
-    document = schema.model_json_schema(mode="validation")
-    definitions: dict[str, Any] = document.pop("$defs", {})
-
-    def inline(node: Any, seen: frozenset[str]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                name = ref.removeprefix("#/$defs/")
-                if name in seen or name not in definitions:
-                    return {}
-                rest = {k: inline(v, seen) for k, v in node.items() if k != "$ref"}
-                return {**inline(definitions[name], seen | {name}), **rest}
-            return {k: inline(v, seen) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(item, seen) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(document, frozenset())
-    return inlined
 
 
 # The page links: absolute URLs (documented as such; the page is rendered without parsing them).

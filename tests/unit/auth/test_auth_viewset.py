@@ -316,5 +316,14 @@ def test_openapi_documents_the_auth_routes(auth_app: CoreApp) -> None:
     login_op = schema["paths"][f"{AUTH}/login/"]["post"]
     assert login_op["tags"] == ["Auth"]
     body = login_op["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"email", "username", "password"}
+    # Named components, not inlined copies: generated clients get one class per body.
+    assert body == {"$ref": "#/components/schemas/LoginInput"}
+    components = schema["components"]["schemas"]
+    assert set(components["LoginInput"]["properties"]) == {"email", "username", "password"}
+    for name, body_of in (("register", "RegisterInput"), ("refresh", "RefreshInput")):
+        operation = schema["paths"][f"{AUTH}/{name}/"]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{body_of}"
+    assert components["RefreshInput"]["required"] == ["refresh_token"]
+    assert components["RegisterInput"]["additionalProperties"] is False
     assert schema["paths"][f"{AUTH}/register/"]["post"]["responses"].get("201") is not None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 from starlette.requests import Request
 from starlette.routing import Router
 
@@ -257,3 +257,107 @@ async def test_a_bare_router_answers_its_405_with_the_allow_header() -> None:
     ) as client:
         response = await client.delete("/api/reports/")
     assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+
+
+# -- request bodies as named components ----------------------------------------------------------
+class Move(BaseModel):
+    """Where to move an article."""
+
+    position: int = 0
+
+
+class Tagged(BaseModel):
+    """Both a body and an answer, whose two schemas differ (`length` is only sent)."""
+
+    tag: str = "news"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def length(self) -> int:
+        return len(self.tag)
+
+
+class SignUp(BaseModel):
+    email: str
+    password: str
+    invitation: str
+
+
+class InvitedAuthViewSet(AuthViewSet):
+    register_schema = SignUp
+
+
+class MoveViewSet(ModelViewSet):
+    model = Article
+    input_schema = ArticleInput
+    output_schema = ArticleOutput
+    permission_classes = [AllowAny]
+
+    @action(methods=["POST"], detail=True, request_model=Move)
+    async def move(self, request: Request, db: Any, **kwargs: Any) -> dict[str, int]:
+        return {"position": Move.model_validate(await request.json()).position}
+
+    @action(methods=["POST"], detail=False, request_model=Tagged, response_model=Tagged)
+    async def tag(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        return Tagged.model_validate(await request.json())
+
+
+def _body_ref(operation: dict[str, Any]) -> str:
+    ref: str = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return ref.removeprefix("#/components/schemas/")
+
+
+def test_bodies_are_named_components(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for operation_id, name in (
+        ("auth_register", "RegisterInput"),
+        ("auth_login", "LoginInput"),
+        ("auth_refresh", "RefreshInput"),
+        ("auth_logout", "RefreshInput"),
+        ("article_create", "ArticleInput"),
+        ("article_update", "ArticleInput"),
+        ("article_partial_update", "ArticleInputPartial"),
+    ):
+        operation = _operation(document, operation_id)
+        assert operation["requestBody"]["required"] is True
+        assert _body_ref(operation) == name, operation_id
+        assert schemas[name]["title"] == name
+    # PATCH: every field optional, none given a default it would not take.
+    partial = schemas["ArticleInputPartial"]
+    assert "required" not in partial
+    assert all("default" not in field for field in partial["properties"].values())
+    assert schemas["ArticleInput"]["required"] == ["title", "slug", "author_id"]
+
+
+def test_an_action_names_its_body_and_a_subclass_its_own_schema() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/auth", InvitedAuthViewSet, basename="auth")
+    router.register("/moves", MoveViewSet, basename="move")
+    document = CoreApp(settings=test_settings(), routers=[router]).fastapi.openapi()
+    validate(document)
+    schemas = document["components"]["schemas"]
+
+    assert _body_ref(_operation(document, "auth_register")) == "SignUp"
+    assert "invitation" in schemas["SignUp"]["required"]
+    assert "RegisterInput" not in schemas
+    move = _operation(document, "move_move")
+    assert _body_ref(move) == "Move"
+    assert schemas["Move"]["description"] == "Where to move an article."
+    # One model as body and answer: the answer keeps the name, the body is `<name>-Input`.
+    tag = _operation(document, "move_tag")
+    assert _ok_schema(tag) == {"$ref": "#/components/schemas/Tagged"}
+    assert _body_ref(tag) == "Tagged-Input"
+    assert set(schemas["Tagged"]["properties"]) == {"tag", "length"}
+    assert set(schemas["Tagged-Input"]["properties"]) == {"tag"}
+
+
+async def test_a_documented_body_is_still_read_by_the_handler() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/moves", MoveViewSet, basename="move")
+    app = CoreApp(settings=test_settings(), routers=[router])
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        answer = await http.post("/api/moves/tag/", json={"tag": "sport"})
+    assert answer.status_code == 200 and answer.json() == {"tag": "sport", "length": 5}
