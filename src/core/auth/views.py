@@ -122,9 +122,12 @@ _THROTTLED = {
 }
 
 
-def _throttled(*, hashes: bool = True) -> dict[str, Any]:
+def _throttled(*, hashes: bool = True, taken: dict[str, Any] | None = None) -> dict[str, Any]:
     # What a throttled action can also answer (FastAPI merges these into its responses).
-    return {"responses": _THROTTLED if hashes else {"429": _THROTTLED["429"]}}
+    responses = dict(_THROTTLED) if hashes else {"429": _THROTTLED["429"]}
+    if taken is not None:
+        responses["400"] = taken
+    return {"responses": responses}
 
 
 class AuthRateThrottle(SimpleRateThrottle):
@@ -184,7 +187,13 @@ class AuthViewSet(APIView):
         methods=["POST"],
         detail=False,
         status_code=201,
-        openapi_extra=_throttled(),
+        openapi_extra=_throttled(
+            taken={
+                "description": "The email is taken (`code: unique`, `field: email`), or the "
+                "password breaks the policy (`code: invalid_password`, `detail` maps "
+                "`password` to every reason)"
+            }
+        ),
     )
     async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Create an account."""

@@ -11,6 +11,7 @@ from typing import Any, get_type_hints
 
 from fastapi import Path, Query
 from pydantic import BaseModel
+from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
 from starlette.responses import Response
 
 from core.models import lookups
@@ -212,6 +213,23 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     return params
 
 
+def _unique_columns(view: type[GenericViewSet], body: type[BaseModel]) -> list[str]:
+    """The fields of `body` a write may find taken: `unique_fields`, and the columns (the
+    primary key included) that a unique constraint or index of their own covers."""
+    table: Any = lookups.mapper_of(view.model).local_table
+    single: set[str] = {column.key for column in table.columns if column.unique}
+    for constraint in (*getattr(table, "constraints", ()), *getattr(table, "indexes", ())):
+        columns = list(getattr(constraint, "columns", ()))
+        if len(columns) == 1 and (
+            isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint)
+            or (isinstance(constraint, Index) and constraint.unique)
+        ):
+            single.add(columns[0].key)
+    found = [name for name in view.unique_fields if name in body.model_fields]
+    found += [name for name in body.model_fields if name in single and name not in found]
+    return found
+
+
 def _envelope_count(pagination: type[Pagination]) -> str:
     """The page envelope's `count`: a number, a number or null, or absent (a cursor page)."""
     if issubclass(pagination, CursorPagination):
@@ -242,17 +260,21 @@ def viewset_routes(
             "status_code": status,
             "summary": summary.format(model=model),
             "description": description.format(model=model),
-            "responses": error_responses(*sorted({*_ERRORS[handler], *_refusals(permissions)})),
             "openapi_extra": _security(permissions),
         }
+        unique: list[str] = []
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
         body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
             body = view.resolved_input_schema()
+            unique = _unique_columns(view, body)
             if handler == "partial_update":
                 body = schemas.partial_schema_for(body)
+        options["responses"] = error_responses(
+            *sorted({*_ERRORS[handler], *_refusals(permissions)}), unique=unique, model=model
+        )
         if handler == "list":
             params.extend(_list_parameters(view))
             if view.filterset_class is not None:
