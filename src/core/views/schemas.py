@@ -93,6 +93,17 @@ def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
     return py
 
 
+def _documentation(column: Any) -> dict[str, Any]:
+    """The column's `examples` (`Field.string(examples=[...])`) and `doc`, for OpenAPI."""
+    found: dict[str, Any] = {}
+    examples = column.info.get("examples")
+    if examples:
+        found["examples"] = list(examples)
+    if column.doc:
+        found["description"] = column.doc
+    return found
+
+
 @typed_cache
 def input_schema_for(
     model: type[Any],
@@ -109,14 +120,16 @@ def input_schema_for(
         if name in read_only or (server_owned(model, name, column) and name not in write_only):
             continue
         annotation = _constrained(model, name, py, column)
+        documented = _documentation(column)
         if column.nullable:
-            fields[name] = (Optional[annotation], None)  # noqa: UP045
+            annotation, default = Optional[annotation], None  # noqa: UP045
         elif column.default is not None and not column.default.is_callable:
-            fields[name] = (annotation, column.default.arg)
+            default = column.default.arg
         elif column.default is not None or column.server_default is not None:
-            fields[name] = (annotation, None)
+            default = None
         else:
-            fields[name] = (annotation, ...)
+            default = ...
+        fields[name] = (annotation, PydanticField(default, **documented) if documented else default)
     return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
 
 

@@ -12,10 +12,12 @@ import pytest
 from fastapi import FastAPI
 from openapi_spec_validator import validate
 from pydantic import BaseModel, computed_field
+from pydantic import Field as PydanticField
+from sqlalchemy.orm import Mapped
 from starlette.requests import Request
 from starlette.routing import Router
 
-from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
+from core import APIView, AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.auth.views import AuthViewSet
 from core.permissions import AllowAny, IsAuthenticated
 from core.testing import test_settings
@@ -361,3 +363,55 @@ async def test_a_documented_body_is_still_read_by_the_handler() -> None:
     ):
         answer = await http.post("/api/moves/tag/", json={"tag": "sport"})
     assert answer.status_code == 200 and answer.json() == {"tag": "sport", "length": 5}
+
+
+# -- field examples -------------------------------------------------------------------------------
+class Recipe(Model):
+    __tablename__ = "openapi_recipes"
+
+    id: Mapped[int] = Field.pk()
+    title: Mapped[str] = Field.string(
+        max_length=120, examples=["Pão de queijo"], doc="What the dish is called."
+    )
+    servings: Mapped[int] = Field.integer(default=2, examples=[4])
+    notes: Mapped[str | None] = Field.text(nullable=True, examples=["Best warm."])
+    slug: Mapped[str] = Field.string(unique=True)
+
+
+class RecipeIn(BaseModel):
+    title: str = PydanticField(examples=["Feijoada"])
+    servings: int = 2
+
+
+class RecipeViewSet(ModelViewSet):
+    model = Recipe
+    permission_classes = [AllowAny]
+
+
+class DeclaredRecipeViewSet(ModelViewSet):
+    model = Recipe
+    input_schema = RecipeIn
+    permission_classes = [AllowAny]
+
+
+def test_input_schemas_carry_the_examples_the_model_or_schema_declares() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/recipes", RecipeViewSet, basename="recipe")
+    router.register("/declared", DeclaredRecipeViewSet, basename="declared")
+    document = CoreApp(settings=test_settings(), routers=[router]).fastapi.openapi()
+    validate(document)
+    schemas = document["components"]["schemas"]
+
+    derived = schemas[_body_ref(_operation(document, "recipe_create"))]["properties"]
+    assert derived["title"]["examples"] == ["Pão de queijo"]
+    assert derived["title"]["description"] == "What the dish is called."
+    assert derived["title"]["maxLength"] == 120  # the column's limit stays
+    assert derived["servings"]["examples"] == [4] and derived["servings"]["default"] == 2
+    assert derived["notes"]["examples"] == ["Best warm."]
+    assert "examples" not in derived["slug"]
+    partial = schemas[_body_ref(_operation(document, "recipe_partial_update"))]["properties"]
+    assert partial["title"]["examples"] == ["Pão de queijo"]
+    declared = schemas[_body_ref(_operation(document, "declared_create"))]["properties"]
+    assert declared["title"]["examples"] == ["Feijoada"]
+    # The examples are documentation: the column still takes any value that fits.
+    assert Recipe.__table__.c.title.info == {"examples": ["Pão de queijo"]}
