@@ -132,7 +132,7 @@ class CoreApp:
         - **Routes included** (the host does not mount this app): this app's routers are
           included into `host` (don't include them yourself). Their requests run on this
           app's container, Core's error handlers answer for them (404, 422 with
-          `invalid_lookup_value`, 400 on unique violations; the host's own routes keep the
+          `invalid_lookup_value`, 409 on unique violations; the host's own routes keep the
           host's handlers), and the host's OpenAPI lists their operations.
         - **Mounted** (`host.mount("/core", core_app)` before this call): requests reach this
           app whole, with its own error handlers and OpenAPI (`/core/openapi.json`).

@@ -107,6 +107,15 @@ _RETRY_AFTER = {
     }
 }
 _ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+# Login, refresh and logout are open to anyone (AllowAny) and still answer 401: credentials or
+# a token that do not hold.
+_REFUSED = {
+    "401": {
+        "description": "Invalid credentials (`invalid_credentials`) or token (`invalid_token`)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": _ERROR_BODY,
+    }
+}
 # What a throttled action can also answer (FastAPI merges these into the operation's responses).
 _THROTTLED = {
     "429": {
@@ -122,12 +131,11 @@ _THROTTLED = {
 }
 
 
-def _throttled(*, hashes: bool = True, taken: dict[str, Any] | None = None) -> dict[str, Any]:
+def _throttled(*, hashes: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    # `extra`: more responses of the action.
     # What a throttled action can also answer (FastAPI merges these into its responses).
     responses = dict(_THROTTLED) if hashes else {"429": _THROTTLED["429"]}
-    if taken is not None:
-        responses["400"] = taken
-    return {"responses": responses}
+    return {"responses": {**responses, **(extra or {})}}
 
 
 class AuthRateThrottle(SimpleRateThrottle):
@@ -147,8 +155,8 @@ class AuthViewSet(APIView):
 
     Register it like any view: `router.register("/auth", AuthViewSet)`.
 
-    - `POST register/` `{"email", "password"}` → 201 with the user. 400 when the email is taken
-      (`field: "email"`) or the password breaks the policy (every reason listed).
+    - `POST register/` `{"email", "password"}` → 201 with the user. 409 when the email is taken
+      (`field: "email"`), 400 when the password breaks the policy (every reason listed).
     - `POST login/` `{"email", "password"}` → `{"access_token", "refresh_token",
       "token_type"}`. The credentials go through the auth-backend chain (the user model,
       then registered backends). One 401 body for an unknown email, a wrong password and an
@@ -188,10 +196,15 @@ class AuthViewSet(APIView):
         detail=False,
         status_code=201,
         openapi_extra=_throttled(
-            taken={
-                "description": "The email is taken (`code: unique`, `field: email`), or the "
-                "password breaks the policy (`code: invalid_password`, `detail` maps "
-                "`password` to every reason)"
+            extra={
+                "400": {
+                    "description": "The password breaks the policy (`code: invalid_password`; "
+                    "`detail` maps `password` to every reason), or a malformed body"
+                },
+                "409": {
+                    "description": "The email is taken (`code: unique`, `field: email`)",
+                    "content": _ERROR_BODY,
+                },
             }
         ),
     )
@@ -210,7 +223,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_throttled(),
+        openapi_extra=_throttled(extra=_REFUSED),
         response_model=TokenPair,
     )
     async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -231,7 +244,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_throttled(hashes=False),
+        openapi_extra=_throttled(hashes=False, extra=_REFUSED),
         response_model=TokenPair,
     )
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -264,6 +277,7 @@ class AuthViewSet(APIView):
         detail=False,
         status_code=204,
         response_class=Response,
+        openapi_extra={"responses": _REFUSED},
     )
     async def logout(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Revoke the tokens of this login: its refresh tokens, and its access tokens (the one

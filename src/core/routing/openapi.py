@@ -11,7 +11,7 @@ from fastapi import FastAPI, routing
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from core.routing.routes import BEARER_SCHEME, REQUEST_MODEL
+from core.routing.routes import BEARER_SCHEME, REQUEST_MODEL, REQUEST_RANGES
 from core.settings import Settings
 
 __all__ = ("docs_options", "install_security_scheme", "register_schemas")
@@ -82,10 +82,12 @@ def _add_request_bodies(app: FastAPI, document: dict[str, Any]) -> None:
     """Each Core route's body (`document_request_model`) as a `$ref` to its schema in
     `components.schemas`; a `requestBody` the route's `openapi_extra` gives wins."""
     targets: list[tuple[dict[str, Any], type[BaseModel]]] = []
+    ranges: dict[type[BaseModel], dict[str, dict[str, Any]]] = {}
     for route in _routes(app):
         schema = getattr(route.endpoint, REQUEST_MODEL, None)
         if schema is None or not route.include_in_schema:
             continue
+        ranges.setdefault(schema, {}).update(getattr(route.endpoint, REQUEST_RANGES, {}))
         item = document.get("paths", {}).get(route.path_format, {})
         for method in sorted(route.methods or ()):
             operation = item.get(method.lower())
@@ -93,7 +95,9 @@ def _add_request_bodies(app: FastAPI, document: dict[str, Any]) -> None:
                 targets.append((operation, schema))
     if not targets:
         return
-    refs = register_schemas(document, list(dict.fromkeys(schema for _, schema in targets)))
+    refs = register_schemas(
+        document, list(dict.fromkeys(schema for _, schema in targets)), ranges=ranges
+    )
     for operation, schema in targets:
         operation["requestBody"] = {
             "required": True,
@@ -114,7 +118,9 @@ def _routes(app: FastAPI) -> list[Any]:
 
 
 def register_schemas(
-    document: dict[str, Any], models: list[type[BaseModel]]
+    document: dict[str, Any],
+    models: list[type[BaseModel]],
+    ranges: dict[type[BaseModel], dict[str, dict[str, Any]]] | None = None,
 ) -> dict[type[BaseModel], dict[str, Any]]:
     """Add the validation-mode JSON schemas of `models` (and of the models they use) to
     `document`'s `components.schemas`; answers each model's `$ref`.
@@ -127,6 +133,9 @@ def register_schemas(
     generator = GenerateJsonSchema(ref_template=_REF + "{model}")
     inputs = [(model, "validation", model.__pydantic_core_schema__) for model in models]
     keyed, definitions = generator.generate_definitions(inputs)  # type: ignore[arg-type]
+    _document_limits(definitions, keyed, models, ranges or {})
+    if any(_json_value_ref in str(schema) for schema in definitions.values()):
+        components.setdefault("JsonValue", _JSON_VALUE)
     names: dict[str, str] = {name: name for name in definitions}
     while True:
         renamed = {names[name]: _rename_refs(schema, names) for name, schema in definitions.items()}
@@ -144,6 +153,57 @@ def register_schemas(
     for name, schema in renamed.items():
         components.setdefault(name, schema)
     return {model: _rename_refs(dict(keyed[(model, "validation")]), names) for model in models}
+
+
+_json_value_ref = _REF + "JsonValue"
+# Any JSON value the body parser holds: integers within 64 bits (see core.views.body).
+_INT64 = {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1}
+_SCALAR = [
+    {"type": "null"},
+    {"type": "boolean"},
+    {"type": "string"},
+    _INT64,
+    # Any number written with a fraction or an exponent (`1e300` too); JSON Schema cannot
+    # tell an integer literal past 64 bits apart from it, see docs/errors.md.
+    {"type": "number"},
+]
+# Not recursive: generated clients (openapi-python-client) parse no recursive schema, so the
+# values inside arrays and objects are left open.
+_JSON_VALUE = {
+    "description": "Any JSON value; integers within 64 bits (a body with a longer one is a "
+    "400 `parse_error`).",
+    "anyOf": [
+        *_SCALAR,
+        {"type": "array", "items": {}},
+        {"type": "object", "additionalProperties": {}},
+    ],
+}
+
+
+def _document_limits(
+    definitions: dict[Any, Any],
+    keyed: dict[Any, Any],
+    models: list[type[BaseModel]],
+    ranges: dict[type[BaseModel], dict[str, dict[str, Any]]],
+) -> None:
+    """What the server refuses that a model's own schema does not say: an integer past its
+    column's range, a NUL character in text, and in the fields a body may add (a schema that
+    ignores or keeps unknown fields), an integer past 64 bits."""
+    for model in models:
+        ref = keyed[(model, "validation")].get("$ref", "")
+        schema = definitions.get(ref.removeprefix(_REF))
+        if schema is None:
+            continue
+        for name, by_type in ranges.get(model, {}).items():
+            prop = schema.get("properties", {}).get(name)
+            for node in [prop, *(prop or {}).get("anyOf", ())]:
+                if isinstance(node, dict) and node.get("type") in by_type:
+                    for key, value in by_type[node["type"]].items():
+                        node.setdefault(key, value)
+        if model.model_config.get("extra") != "forbid" and schema.get(
+            "additionalProperties", True
+        ) in (True, {}):
+            schema["additionalProperties"] = {"$ref": _json_value_ref}
 
 
 def _free_name(name: str, taken: set[str]) -> str:

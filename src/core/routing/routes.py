@@ -28,6 +28,9 @@ from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 BEARER_SCHEME = "BearerAuth"
 #: The endpoint attribute naming the schema of the JSON body its handler reads itself.
 REQUEST_MODEL = "core_request_model"
+#: The endpoint attribute giving, per body field that writes a column, the JSON Schema limits
+#: of the column (by JSON type: an integer's range, a string's characters).
+REQUEST_RANGES = "core_request_ranges"
 
 __all__ = (
     "BEARER_SCHEME",
@@ -106,13 +109,29 @@ def join(*parts: str) -> str:
 
 
 def document_request_model(
-    endpoint: Callable[..., Any], schema: type[BaseModel] | None
+    endpoint: Callable[..., Any],
+    schema: type[BaseModel] | None,
+    model: type[Any] | None = None,
 ) -> Callable[..., Any]:
     """Document `schema` as the JSON body of `endpoint`'s routes: a `$ref` to a named
     component (see `core.routing.openapi`). The endpoint reads the body itself, after the
-    permissions, so FastAPI does not see it."""
+    permissions, so FastAPI does not see it. With the `model` the body writes, its integer
+    fields are documented with their columns' ranges (the database refuses values past them)."""
     if schema is not None:
         setattr(endpoint, REQUEST_MODEL, schema)
+        if model is not None:
+            bounds = lookups.integer_bounds(model)
+            types = lookups.column_types(model)
+            limits: dict[str, dict[str, Any]] = {}
+            for name in schema.model_fields:
+                if name in bounds:
+                    limits[name] = {
+                        "integer": {"minimum": bounds[name][0], "maximum": bounds[name][1]}
+                    }
+                elif types.get(name) is str:
+                    # Text columns hold no NUL character (PostgreSQL's refuse it: a 400).
+                    limits[name] = {"string": {"pattern": "^[^\x00]*$"}}
+            setattr(endpoint, REQUEST_RANGES, limits)
     return endpoint
 
 
@@ -165,13 +184,15 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
                 continue
             low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
             if name in ("page_size", "limit"):
-                # Larger values are capped at max_page_size: document the real maximum.
+                # Larger values are accepted and capped at max_page_size, so the schema has no
+                # `maximum` (that would say they are refused); the description gives it.
                 query = Query(
                     None,
                     ge=1,
+                    le=MAX_PAGE,
                     description=f"Objects per page, at most {view.max_page_size} "
                     f"(larger values are capped); {view.page_size} by default.",
-                    json_schema_extra={"maximum": view.max_page_size},
+                    json_schema_extra={"default": view.page_size},
                 )
                 params.append(_keyword(name, int, query))
                 continue
@@ -182,7 +203,12 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
             _keyword(
                 SEARCH_PARAM,
                 str | None,
-                Query(None, description=f"Search in {', '.join(view.search_fields)}."),
+                Query(
+                    None,
+                    description=f"Search in {', '.join(view.search_fields)}.",
+                    # Text columns hold no NUL character (PostgreSQL's refuse it): a 400.
+                    pattern=r"^[^\x00]*$",
+                ),
             )
         )
     if view.ordering_fields:
@@ -200,17 +226,50 @@ def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
                     json_schema_extra={
                         "enum": [
                             name for field in view.ordering_fields for name in (field, f"-{field}")
-                        ]
+                        ],
+                        # Names for generated clients' enums (`-title` is TITLE_DESC).
+                        "x-enum-varnames": [
+                            name
+                            for field in view.ordering_fields
+                            for name in (field.upper(), f"{field.upper()}_DESC")
+                        ],
                     },
                 ),
             )
         )
     types = lookups.column_types(view.model)
     declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
+    bounds: dict[str, Any] = lookups.integer_bounds(view.model)
     for name in view.filterset_fields:
         if "__" not in name and name in types and name not in declared:
-            params.append(_keyword(name, (types[name] or str) | None, Query(None)))
+            low, high = bounds.get(name, (None, None))
+            params.append(_keyword(name, (types[name] or str) | None, Query(None, ge=low, le=high)))
     return params
+
+
+def _referenced(view: type[GenericViewSet]) -> bool:
+    """Whether another table's foreign key points at the view's model (a delete can conflict)."""
+    table: Any = lookups.mapper_of(view.model).local_table
+    return any(
+        key.column.table is table
+        for other in table.metadata.tables.values()
+        for key in other.foreign_keys
+        if other is not table or key.parent.table is not table
+    )
+
+
+def _conflicts(
+    view: type[GenericViewSet], handler: str, body: type[BaseModel] | None, unique: list[str]
+) -> tuple[int, ...]:
+    """409 where the stored rows can refuse the write: a unique or foreign-key column written,
+    or a delete of a row other tables refer to."""
+    if handler == "destroy":
+        return (409,) if _referenced(view) else ()
+    if body is None:
+        return ()
+    table: Any = lookups.mapper_of(view.model).local_table
+    keys = {column.key for column in table.columns if column.foreign_keys}
+    return (409,) if unique or keys & set(body.model_fields) else ()
 
 
 def _unique_columns(view: type[GenericViewSet], body: type[BaseModel]) -> list[str]:
@@ -272,9 +331,12 @@ def viewset_routes(
             unique = _unique_columns(view, body)
             if handler == "partial_update":
                 body = schemas.partial_schema_for(body)
-        options["responses"] = error_responses(
-            *sorted({*_ERRORS[handler], *_refusals(permissions)}), unique=unique, model=model
-        )
+        statuses = {
+            *_ERRORS[handler],
+            *_refusals(permissions),
+            *_conflicts(view, handler, body, unique),
+        }
+        options["responses"] = error_responses(*sorted(statuses), unique=unique, model=model)
         if handler == "list":
             params.extend(_list_parameters(view))
             if view.filterset_class is not None:
@@ -303,6 +365,7 @@ def viewset_routes(
                         view, handler, handler, status, params, passthrough, None, body_schema=body
                     ),
                     body,
+                    view.model,
                 ),
                 options=options,
             )

@@ -138,10 +138,13 @@ class ValidationErrorBody(BaseModel):
 
 
 _DESCRIBED = {
-    400: "Malformed body, invalid input or a constraint violated",
+    400: "Malformed body, invalid input or a query parameter the list refuses",
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
+    409: "The stored rows refuse the write: a unique value already taken (`unique`), a "
+    "related row missing or still referring to this one (`foreign_key`, `not_null`); "
+    "`field` names the column",
     413: "Request body too large",
     415: "Body is not JSON",
     422: "Validation error",
@@ -160,8 +163,8 @@ def error_responses(
 ) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses a route can answer.
 
-    `unique` names the columns whose values a write may find taken: the 400 then documents
-    the `unique` answer (`field` names the column) with an example; `model` names the model.
+    `unique` names the columns whose values a write may find taken: the 409 then says so,
+    with an example of the `unique` answer; `model` names the model.
     """
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
@@ -171,12 +174,9 @@ def error_responses(
         }
         if status == 401:
             response["headers"] = _CHALLENGE
-        if status == 400 and unique:
+        if status == 409 and unique:
             names = ", ".join(f"`{name}`" for name in unique)
-            response["description"] += (
-                f"; a value of {names} another {model or 'object'} already has answers "
-                "`code: unique` with `field` naming the column"
-            )
+            response["description"] += f". Unique here: {names}"
             response["content"] = {
                 "application/json": {
                     "examples": {

@@ -87,14 +87,14 @@ async def test_inactive_users_cannot_log_in(
     assert response.json()["code"] == "invalid_credentials"
 
 
-async def test_register_with_an_existing_email_is_a_400_naming_the_field(
+async def test_register_with_an_existing_email_is_a_409_naming_the_field(
     http: httpx.AsyncClient, ann: User
 ) -> None:
     response = await http.post(
         f"{AUTH}/register/", json={"email": "ANN@example.com", "password": PASSWORD}
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["field"] == "email"
     assert response.json()["code"] == "unique"
 

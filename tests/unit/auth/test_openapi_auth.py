@@ -49,7 +49,7 @@ async def test_error_bodies_are_what_the_document_says(http: httpx.AsyncClient, 
     document = (await http.get("/openapi.json")).json()
     register, me = "/api/v1/auth/register/", "/api/v1/auth/me/"
     answers = [
-        # The email is taken: a 400 `unique` naming the field, as documented on register.
+        # The email is taken: a 409 `unique` naming the field, as documented on register.
         (
             register,
             "post",
@@ -70,7 +70,7 @@ async def test_error_bodies_are_what_the_document_says(http: httpx.AsyncClient, 
     for path, method, answer in answers:
         _documented(document, path, method, answer.status_code).validate(answer.json())
         seen.add((answer.status_code, answer.json()["code"]))
-    assert seen >= {(400, "unique"), (400, "invalid_password"), (422, "validation_error")}
+    assert seen >= {(409, "unique"), (400, "invalid_password"), (422, "validation_error")}
     assert (401, "not_authenticated") in seen
     unique = answers[0][2].json()
     assert unique["field"] == "email"
@@ -78,7 +78,7 @@ async def test_error_bodies_are_what_the_document_says(http: httpx.AsyncClient, 
     item = answers[2][2].json()["detail"][0]
     assert item["loc"] == ["body", "email"] and {"msg", "type"} <= set(item)
     assert "WWW-Authenticate" in document["paths"][me]["get"]["responses"]["401"]["headers"]
-    assert "unique" in document["paths"][register]["post"]["responses"]["400"]["description"]
+    assert "unique" in document["paths"][register]["post"]["responses"]["409"]["description"]
 
 
 @pytest.fixture

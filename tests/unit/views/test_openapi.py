@@ -19,7 +19,7 @@ from starlette.routing import Router
 
 from core import APIView, AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.auth.views import AuthViewSet
-from core.permissions import AllowAny, IsAuthenticated
+from core.permissions import AllowAny, IsAuthenticated, can_refuse, resolve_permissions
 from core.testing import test_settings
 from tests.apps import ArticleInput, ArticleOutput, build_app
 from tests.models import Article
@@ -126,8 +126,25 @@ def test_operations_carry_the_security_their_permissions_need(document: dict[str
     assert _operation(document, "report_touch")["security"] == bearer
     for _, _, operation in _operations(document):
         assert "security" in operation, operation["operationId"]
-        refusable = "401" in operation["responses"]
+        refusable = "403" in operation["responses"]
         assert (operation["security"] == bearer) is refusable, operation["operationId"]
+
+
+def test_each_operations_security_follows_its_permission_classes() -> None:
+    app = _app()
+    document = app.fastapi.openapi()
+    by_id = {operation["operationId"]: operation for _, _, operation in _operations(document)}
+    checked = 0
+    for spec in app.routes:
+        operation = by_id[spec.operation_id]
+        permissions = resolve_permissions(list(spec.permissions))
+        if any(can_refuse(permission) for permission in permissions):
+            expected: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+        else:  # AllowAny alone (or nothing that refuses an anonymous caller)
+            expected = []
+        assert operation["security"] == expected, (spec.operation_id, permissions)
+        checked += 1
+    assert checked == len(by_id)  # every operation of the document
 
 
 def test_the_document_has_no_scheme_when_nothing_needs_one() -> None:
@@ -237,6 +254,28 @@ async def test_a_405_allows_every_method_of_its_path(client: httpx.AsyncClient) 
     assert read_only.status_code == 405 and read_only.headers["allow"] == "GET"
     action_route = await client.get("/api/v1/articles/1/publish/")
     assert action_route.status_code == 405 and action_route.headers["allow"] == "POST"
+    # A collection action's path is no object id: PUT there is its 405, not `/{id}/`'s 422.
+    for path in ("/api/v1/articles/featured/", "/api/v1/articles/featured"):
+        shadowed = await client.put(path, json={})
+        assert shadowed.status_code == 405, shadowed.text
+        assert shadowed.headers["allow"] == "GET"
+    assert (await client.put("/api/v1/articles/bulk-hide/")).headers["allow"] == "POST"
+
+
+async def test_bodies_take_json_types_as_documented(
+    client: httpx.AsyncClient, seeded: dict[str, Any]
+) -> None:
+    # The document says boolean, integer and string: 0, "5" and 7 are refused, not coerced.
+    ann = {"x-user": "ann"}
+    body = {"title": "T", "slug": "strict", "author_id": seeded["ann"].id}
+    for field, value in (("is_published", 0), ("views", "5"), ("title", 7)):
+        response = await client.post("/api/v1/articles/", json={**body, field: value}, headers=ann)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["body", field]
+    # 5.0 is an integer to JSON Schema, so it is one here too.
+    created = await client.post("/api/v1/articles/", json={**body, "views": 5.0}, headers=ann)
+    assert created.status_code == 201, created.text
+    assert created.json()["views"] == 5
 
 
 def test_a_host_app_gets_the_scheme_its_core_operations_name() -> None:
