@@ -12,6 +12,7 @@ Run (the runner does this):
 from __future__ import annotations
 
 import os
+import secrets
 
 from posts import Post, PostIn, PostOut, PostViewSet  # bench/http/posts.py, a sibling module
 
@@ -24,4 +25,9 @@ __all__ = ("Post", "PostIn", "PostOut", "PostViewSet", "app")
 router = AutoRouter(prefix="/posts")
 router.register("", PostViewSet, basename="post")
 
-app = CoreApp(settings=Settings(database_url=os.environ["DATABASE_URL"]), routers=[router])
+# No token is signed here, but the framework refuses to start without a secret key.
+settings = Settings(
+    database_url=os.environ["DATABASE_URL"],
+    secret_key=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
+)
+app = CoreApp(settings=settings, routers=[router])

@@ -1,9 +1,10 @@
 """The floor: the posts resource on bare Starlette + the database driver + orjson.
 
 No ORM, no validation library, no dependency injection: what Python can do with no framework.
-It still does the same work per request as the other two apps: the list runs the COUNT query and
-the page query and builds the same `{count, next, previous, results}` envelope with the same
-links; POST checks the body's types by hand and inserts with `RETURNING id`.
+It still does the same work per request as the framework: the list reads the page and the count
+in one statement (the count a scalar subquery, as the framework's default pagination does) and
+builds the same `{count, next, previous, results}` envelope with the same links; POST checks the
+body's types by hand and inserts with `RETURNING id`.
 
 PostgreSQL goes through an asyncpg pool (no reset query on release: nothing changes session
 state); SQLite through a small queue of aiosqlite connections in autocommit mode.
@@ -32,11 +33,18 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 POOL_SIZE = 10
 COLUMNS = "id, title, content, is_published, views"
+# The page and the count of all rows in one statement (a scalar subquery), as the framework's
+# default pagination reads them; an empty page (past the end) needs the COUNT on its own.
+PAGE = (
+    f"SELECT {COLUMNS}, (SELECT count(*) FROM bench_posts) FROM bench_posts"
+    " ORDER BY id LIMIT ? OFFSET ?"
+)
+PG_PAGE = PAGE.replace("LIMIT ? OFFSET ?", "LIMIT $1 OFFSET $2")
 
 
 class Backend(Protocol):
     async def count(self) -> int: ...
-    async def page(self, limit: int, offset: int) -> list[dict[str, Any]]: ...
+    async def page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]: ...
     async def get(self, post_id: int) -> dict[str, Any] | None: ...
     async def insert(self, values: Sequence[Any]) -> int: ...
     async def close(self) -> None: ...
@@ -70,11 +78,9 @@ class PostgresBackend:
     async def count(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM bench_posts"))
 
-    async def page(self, limit: int, offset: int) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            f"SELECT {COLUMNS} FROM bench_posts ORDER BY id LIMIT $1 OFFSET $2", limit, offset
-        )
-        return [dict(row) for row in rows]
+    async def page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+        rows = await self.pool.fetch(PG_PAGE, limit, offset)
+        return [_row(row) for row in rows], rows[0][5] if rows else None
 
     async def get(self, post_id: int) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(f"SELECT {COLUMNS} FROM bench_posts WHERE id = $1", post_id)
@@ -125,11 +131,10 @@ class SqliteBackend:
             row = await c.fetchone()
         return int(row[0])
 
-    async def page(self, limit: int, offset: int) -> list[dict[str, Any]]:
-        sql = f"SELECT {COLUMNS} FROM bench_posts ORDER BY id LIMIT ? OFFSET ?"
-        async with self._connection() as db, db.execute(sql, (limit, offset)) as cursor:
+    async def page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+        async with self._connection() as db, db.execute(PAGE, (limit, offset)) as cursor:
             rows = await cursor.fetchall()
-        return [_row(row) for row in rows]
+        return [_row(row) for row in rows], rows[0][5] if rows else None
 
     async def get(self, post_id: int) -> dict[str, Any] | None:
         sql = f"SELECT {COLUMNS} FROM bench_posts WHERE id = ?"
@@ -176,10 +181,11 @@ async def list_posts(request: Request) -> Response:
         return _json({"detail": "page and page_size must be integers >= 1."}, 422)
     size = min(page_size, MAX_PAGE_SIZE)
     offset = (page - 1) * size
-    count = await backend.count()
+    results, count = await backend.page(size, offset)
+    if count is None:
+        count = await backend.count() if offset else 0
     if page > 1 and offset >= count:
         return _json({"detail": "Invalid page."}, 404)
-    results = await backend.page(size, offset) if count else []
     next_ = str(request.url.include_query_params(page=page + 1)) if offset + size < count else None
     previous = None
     if page == 2:

@@ -56,6 +56,7 @@ VARIANTS = (
     "core-values",
     "core-lean",
     "fastapi",
+    "fastapi_count",
     "floor",
 )
 TOGGLES = {
@@ -227,8 +228,9 @@ async def batch(
     async def client() -> None:
         nonlocal bad
         for index in counter:
-            if endpoint == "list":
-                status = await call(app, state, "GET", "/posts/", b"page_size=100", b"")
+            if endpoint in ("list20", "list100"):
+                query = b"page_size=100" if endpoint == "list100" else b""
+                status = await call(app, state, "GET", "/posts/", query, b"")
             elif endpoint == "detail":
                 post_id = index * 7919 % rows + 1
                 status = await call(app, state, "GET", f"/posts/{post_id}/", b"", b"")
@@ -253,7 +255,7 @@ async def measure(args: argparse.Namespace, database: bench.Database) -> dict[st
     lifespans: dict[str, Lifespan] = {}
     for name in sorted({v.split("-")[0] for v in args.variants}):
         os.environ["DATABASE_URL"] = database.url_for(name)
-        apps[name] = importlib.import_module(f"app_{name}").app
+        apps[name] = importlib.import_module(bench.MODULES[name]).app
         lifespans[name] = Lifespan(apps[name])
         await lifespans[name].start()
     pre_ping = (

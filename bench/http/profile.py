@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--endpoint", choices=bench.ENDPOINTS, default="detail")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--setup", choices=bench.SETUPS, default="pinned")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--frames", type=int, default=25)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
@@ -141,22 +141,26 @@ def main() -> None:
             else bench.PostgresDatabase(args.rows, args.postgres_url)
         )
         try:
-            with bench.servers(database, (args.app,), Path(tmp)) as started:
+            pinned = args.setup == "pinned"
+            with bench.servers(database, (args.app,), Path(tmp), pinned) as started:
                 server = started[args.app]
-                warm = bench.Run(args.backend, args.endpoint, args.app, 0)
-                bench.run_wrk(server, warm, 2, args.connections, args.rows, False)
+                warm = bench.Run(args.setup, args.backend, args.endpoint, args.app, 0)
+                bench.run_wrk(server, warm, 2, args.rows, False)
                 raw = args.raw or Path(tmp) / "profile.txt"
-                load = bench.Run(args.backend, args.endpoint, args.app, 1)
+                load = bench.Run(args.setup, args.backend, args.endpoint, args.app, 1)
                 loader = threading.Thread(
-                    target=bench.run_wrk,
-                    args=(server, load, args.seconds + 4, args.connections, args.rows, False),
+                    target=bench.run_wrk, args=(server, load, args.seconds + 4, args.rows, False)
                 )
                 loader.start()
                 time.sleep(2)
                 cpu_before = server.cpu_seconds()
                 subprocess.run(
                     [
-                        *(["taskset", "-c", bench.WRK_CPU] if shutil.which("taskset") else []),
+                        *(
+                            ["taskset", "-c", bench.WRK_CPU]
+                            if pinned and shutil.which("taskset")
+                            else []
+                        ),
                         spy,
                         "record",
                         "--pid",

@@ -1,14 +1,20 @@
-"""HTTP benchmark: Core Framework vs a hand-written FastAPI app vs a bare Starlette floor.
+"""HTTP benchmark: Core Framework vs the FastAPI app a FastAPI user writes vs a bare floor.
 
-Serves the same `posts` table three ways, each under uvicorn (1 worker, no access log, uvloop and
-httptools when installed — the same for all three), and loads them with wrk on loopback:
+Serves the same `posts` table several ways, each under uvicorn (1 worker, no access log, uvloop
+and httptools when installed — the same for all), and loads them with wrk on loopback:
 
-* ``core``     bench/http/app_core.py     Model + ModelViewSet + AutoRouter
-* ``fastapi``  bench/http/app_fastapi.py  FastAPI + SQLAlchemy ORM the way FastAPI's docs teach
-* ``floor``    bench/http/app_floor.py    Starlette + asyncpg/aiosqlite + orjson, no framework
+* ``core``           bench/http/app_core.py           Model + ModelViewSet + AutoRouter, defaults
+* ``fastapi``        bench/http/app_fastapi_plain.py  FastAPI + SQLAlchemy ORM as FastAPI's docs
+                                                      teach: `response_model=list[PostOut]`, a
+                                                      plain list (no count): the headline baseline
+* ``fastapi_count``  bench/http/app_fastapi.py        the same with COUNT + page and DRF's
+                                                      envelope (optional: ``--apps``)
+* ``floor``          bench/http/app_floor.py          Starlette + asyncpg/aiosqlite + orjson
 
-Endpoints: ``GET /posts/?page_size=100`` (COUNT + page query, DRF envelope), ``GET /posts/{id}/``
-(random id among the seeded rows) and ``POST /posts/`` (bench/http/post.lua).
+Endpoints: ``list20`` ``GET /posts/`` (the default page: 20 rows), ``list100``
+``GET /posts/?page_size=100``, ``detail`` ``GET /posts/{id}/`` (random id among the seeded rows)
+and ``create`` ``POST /posts/`` (bench/http/post.lua). Core's lists use its default pagination
+(PageNumberPagination, exact count in one statement); so does the floor.
 
 For each backend (a SQLite file in a temporary directory; a scratch PostgreSQL database it creates
 and drops) and each endpoint, the apps run interleaved — round 1: core, fastapi, floor; round 2:
@@ -19,12 +25,16 @@ error is INVALID), and the server process's CPU time per request (utime + stime 
 Medians over the rounds are reported with the ratios core/fastapi, floor/fastapi and core/floor.
 The table is reset to the seeded rows before each endpoint and after every POST run.
 
-Pinning (2 cores): the servers run on CPU 0 (`taskset -c 0`), wrk on CPU 1 with one thread and
-16 connections; PostgreSQL is not pinned.
+Two set-ups (2 cores), each with its own servers: ``pinned`` — the servers on CPU 0
+(`taskset -c 0`), wrk on CPU 1 with one thread and 16 connections; ``unpinned`` — nothing
+pinned, ``wrk -t2 -c50``. PostgreSQL is never pinned.
 
-Run (about 5 minutes with the defaults):
+It ends with the results as markdown, ready for bench/http/README.md.
+
+Run (about 25 minutes with the defaults):
     .venv/bin/python bench/http/run.py [--duration 5] [--rounds 3] [--backends sqlite,postgres]
-        [--endpoints list,detail,create] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+        [--endpoints list20,list100,detail,create] [--setups pinned,unpinned]
+        [--apps core,fastapi,floor] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
         [--json results.json]
 """
 
@@ -55,13 +65,24 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-APPS = ("core", "fastapi", "floor")
-ENDPOINTS = ("list", "detail", "create")
+APPS = ("core", "fastapi", "fastapi_count", "floor")
+DEFAULT_APPS = ("core", "fastapi", "floor")
+MODULES = {
+    "core": "app_core",
+    "fastapi": "app_fastapi_plain",
+    "fastapi_count": "app_fastapi",
+    "floor": "app_floor",
+}
+ENDPOINTS = ("list20", "list100", "detail", "create")
 BACKENDS = ("sqlite", "postgres")
+SETUPS = ("pinned", "unpinned")
 BASE_PORT = 8761
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU = "0"
 WRK_CPU = "1"
+# wrk's threads and connections per set-up.
+WRK = {"pinned": (1, 16), "unpinned": (2, 50)}
+PATHS = {"list20": "/posts/", "list100": "/posts/?page_size=100"}
 # Targets from the issue: core / fastapi req/s on every endpoint.
 TARGETS = {"postgres": 1.5, "sqlite": 1.3}
 
@@ -205,6 +226,7 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    pinned: bool = True
 
     @property
     def base(self) -> str:
@@ -214,16 +236,16 @@ class Server:
         return process_cpu(self.process.pid)
 
 
-def start_server(app: str, port: int, url: str, logs: Path) -> Server:
+def start_server(app: str, port: int, url: str, logs: Path, pinned: bool) -> Server:
     log = logs / f"{app}.log"
     command = [
-        *(["taskset", "-c", SERVER_CPU] if shutil.which("taskset") else []),
+        *(["taskset", "-c", SERVER_CPU] if pinned and shutil.which("taskset") else []),
         sys.executable,
         "-m",
         "uvicorn",
         "--app-dir",
         str(HERE),
-        f"app_{app}:app",
+        f"{MODULES[app]}:app",
         "--host",
         "127.0.0.1",
         "--port",
@@ -233,7 +255,7 @@ def start_server(app: str, port: int, url: str, logs: Path) -> Server:
     env = {**os.environ, "DATABASE_URL": url, "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(app, port, process, log)
+    server = Server(app, port, process, log, pinned)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -260,11 +282,14 @@ def stop_server(server: Server) -> None:
 
 
 @contextlib.contextmanager
-def servers(database: Database, apps: tuple[str, ...], logs: Path) -> Iterator[dict[str, Server]]:
+def servers(
+    database: Database, apps: tuple[str, ...], logs: Path, pinned: bool
+) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
         for index, app in enumerate(apps):
-            started[app] = start_server(app, BASE_PORT + index, database.url_for(app), logs)
+            url = database.url_for(app)
+            started[app] = start_server(app, BASE_PORT + index, url, logs, pinned)
         yield started
     finally:
         for server in started.values():
@@ -318,14 +343,24 @@ def _without_host(page: Any) -> Any:
     return page
 
 
+def _rows_of(page: Any) -> Any:
+    """The rows of a list answer: the plain FastAPI app's list, or an envelope's `results`."""
+    return page["results"] if isinstance(page, dict) and "results" in page else page
+
+
 def check_same_answers(started: dict[str, Server], database: Database) -> None:
-    """Every app answers the three requests with the same status and the same JSON."""
+    """Every app answers the same requests with the same status and the same rows (the
+    envelopes of the apps that have one are compared too)."""
     answers: dict[str, list[Any]] = {app: [] for app in started}
+    envelopes: dict[str, list[Any]] = {app: [] for app in started}
     body = {"title": "Check", "content": "Same answer everywhere?", "is_published": True}
     # All reads first, then the writes, so every app reads the same rows.
     for app, server in started.items():
-        answers[app] += http("GET", f"{server.base}/posts/?page_size=3&page=2")
-        answers[app][-1] = _without_host(answers[app][-1])
+        for path in ("/posts/?page_size=3&page=2", "/posts/", "/posts/?page_size=100"):
+            status, page = http("GET", f"{server.base}{path}")
+            answers[app] += [status, _rows_of(page)]
+            if app != "fastapi":
+                envelopes[app].append(_without_host(page))
     for app, server in started.items():
         answers[app] += http("GET", f"{server.base}/posts/7/")
     for app, server in started.items():
@@ -334,19 +369,27 @@ def check_same_answers(started: dict[str, Server], database: Database) -> None:
             created.pop("id", None)
         answers[app] += [status, created]
     database.reset()
-    first_app, first = next(iter(answers.items()))
-    for app, answer in answers.items():
-        if answer != first:
-            raise SystemExit(
-                f"{app} and {first_app} answer differently:\n{app}: {answer}\n{first_app}: {first}"
-            )
-    if first[0] != 200 or first[2] != 200 or first[4] != 201:
-        raise SystemExit(f"unexpected statuses (list, detail, create): {first[0::2]}")
+    for table in (answers, {app: e for app, e in envelopes.items() if app != "fastapi"}):
+        if not table:
+            continue
+        first_app, first = next(iter(table.items()))
+        for app, answer in table.items():
+            if answer != first:
+                raise SystemExit(
+                    f"{app} and {first_app} answer differently:\n"
+                    f"{app}: {answer}\n{first_app}: {first}"
+                )
+    first = next(iter(answers.values()))
+    if first[0::2] != [200, 200, 200, 200, 201]:
+        raise SystemExit(f"unexpected statuses (3 lists, detail, create): {first[0::2]}")
+    if [len(first[i]) for i in (1, 3, 5)] != [3, 20, 100]:
+        raise SystemExit("the lists do not hold 3, 20 and 100 rows")
 
 
 # -- wrk ----------------------------------------------------------------------------------------
 @dataclass
 class Run:
+    setup: str
     backend: str
     endpoint: str
     app: str
@@ -380,13 +423,14 @@ def _latency_ms(text: str, label: str) -> float:
     return float(match[1]) * _UNITS[match[2]] if match else float("nan")
 
 
-def wrk_command(server: Server, endpoint: str, seconds: int, connections: int) -> list[str]:
+def wrk_command(server: Server, endpoint: str, seconds: int, setup: str) -> list[str]:
     script = HERE / ("post.lua" if endpoint == "create" else "get.lua")
-    url = f"{server.base}/posts/" + ("?page_size=100" if endpoint == "list" else "")
+    url = server.base + PATHS.get(endpoint, "/posts/")
+    threads, connections = WRK[setup]
     return [
-        *(["taskset", "-c", WRK_CPU] if shutil.which("taskset") else []),
+        *(["taskset", "-c", WRK_CPU] if server.pinned and shutil.which("taskset") else []),
         "wrk",
-        "-t1",
+        f"-t{threads}",
         f"-c{connections}",
         f"-d{seconds}s",
         "--timeout",
@@ -398,16 +442,14 @@ def wrk_command(server: Server, endpoint: str, seconds: int, connections: int) -
     ]
 
 
-def run_wrk(
-    server: Server, run: Run, seconds: int, connections: int, rows: int, measure_db: bool
-) -> str:
+def run_wrk(server: Server, run: Run, seconds: int, rows: int, measure_db: bool) -> str:
     env = {**os.environ}
     if run.endpoint == "detail":
         env["BENCH_DETAIL_IDS"] = str(rows)
     cpu_before = server.cpu_seconds()
     db_before = postgres_cpu() if measure_db else 0.0
     done = subprocess.run(
-        wrk_command(server, run.endpoint, seconds, connections),
+        wrk_command(server, run.endpoint, seconds, run.setup),
         env=env,
         capture_output=True,
         text=True,
@@ -443,6 +485,7 @@ def run_wrk(
 # -- the run ------------------------------------------------------------------------------------
 @dataclass
 class Summary:
+    setup: str
     backend: str
     endpoint: str
     app: str
@@ -458,6 +501,7 @@ def summarize(runs: list[Run]) -> Summary:
     first = runs[0]
     db = [r.db_cpu_us for r in runs if r.db_cpu_us is not None]
     return Summary(
+        setup=first.setup,
         backend=first.backend,
         endpoint=first.endpoint,
         app=first.app,
@@ -471,37 +515,35 @@ def summarize(runs: list[Run]) -> Summary:
 
 
 def bench_backend(
-    database: Database, args: argparse.Namespace, logs: Path
+    database: Database, setup: str, args: argparse.Namespace, logs: Path
 ) -> tuple[list[Run], list[Summary]]:
     apps = tuple(args.apps)
     runs: list[Run] = []
     summaries: list[Summary] = []
     measure_db = database.backend == "postgres"
-    with servers(database, apps, logs) as started:
+    with servers(database, apps, logs, pinned=setup == "pinned") as started:
         check_same_answers(started, database)
         for endpoint in args.endpoints:
             database.reset()
             for app in apps:  # warm-up: JIT-free Python still fills pools and caches
-                warm = Run(database.backend, endpoint, app, 0)
-                run_wrk(started[app], warm, args.warmup, args.connections, args.rows, False)
+                warm = Run(setup, database.backend, endpoint, app, 0)
+                run_wrk(started[app], warm, args.warmup, args.rows, False)
                 if endpoint == "create":
                     database.reset()
             by_app: dict[str, list[Run]] = {app: [] for app in apps}
             for index in range(args.rounds):
                 shift = index % len(apps)
                 for app in apps[shift:] + apps[:shift]:
-                    run = Run(database.backend, endpoint, app, index + 1)
-                    run_wrk(
-                        started[app], run, args.duration, args.connections, args.rows, measure_db
-                    )
+                    run = Run(setup, database.backend, endpoint, app, index + 1)
+                    run_wrk(started[app], run, args.duration, args.rows, measure_db)
                     if endpoint == "create":
                         database.reset()
                     by_app[app].append(run)
                     runs.append(run)
                     flag = "" if run.valid else f"  INVALID: {run.problem()}"
                     print(
-                        f"  {database.backend:8} {endpoint:6} round {index + 1} {app:8}"
-                        f" {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
+                        f"  {setup:8} {database.backend:8} {endpoint:7} round {index + 1}"
+                        f" {app:13} {run.rps:9.1f} req/s  p99 {run.p99_ms:7.2f} ms"
                         f"  cpu {run.cpu_us:7.0f} us/req{flag}",
                         flush=True,
                     )
@@ -513,51 +555,97 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def setup_title(setup: str) -> str:
+    threads, connections = WRK[setup]
+    where = (
+        f"servers on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}"
+        if setup == "pinned"
+        else "nothing pinned"
+    )
+    return f"{setup}: `wrk -t{threads} -c{connections}`, {where}"
+
+
 def report(summaries: list[Summary], args: argparse.Namespace) -> str:
-    lines = [
-        "| backend | endpoint | app | req/s (median) | p99 ms | server CPU µs/req"
+    """The results as markdown: per set-up, the ratios table, then every app's numbers."""
+    index = {(s.setup, s.backend, s.endpoint, s.app): s for s in summaries}
+    counting = "fastapi_count" in args.apps
+    lines: list[str] = []
+    for setup in args.setups:
+        if not any(s.setup == setup for s in summaries):
+            continue
+        lines += [
+            f"#### {setup_title(setup)}",
+            "",
+            "| backend | endpoint | core/fastapi req/s | target | core/floor"
+            + (" | core/fastapi_count" if counting else "")
+            + " | req/s core · fastapi · floor | p99 ms core · fastapi"
+            " | server CPU µs/req core · fastapi · floor | verdict |",
+            "|---|---|---:|---:|---:" + ("|---:" if counting else "") + "|---|---|---|---|",
+        ]
+        for backend in args.backends:
+            for endpoint in args.endpoints:
+                row = {a: index.get((setup, backend, endpoint, a)) for a in APPS}
+                core, fastapi, floor = row["core"], row["fastapi"], row["floor"]
+                if core is None or fastapi is None:
+                    continue
+                target = TARGETS[backend]
+                ratio = core.rps / fastapi.rps if fastapi.rps else 0.0
+                if any(s is not None and s.invalid_runs for s in row.values()):
+                    verdict = "INVALID (errors)"
+                elif ratio < target:
+                    verdict = "below target"
+                elif core.p99_ms > fastapi.p99_ms:
+                    verdict = "p99 worse"
+                else:
+                    verdict = "meets target"
+
+                def value(s: Summary | None, attr: str, digits: int = 0) -> str:
+                    return "–" if s is None else f"{getattr(s, attr):.{digits}f}"
+
+                count_col = ""
+                if counting:
+                    counted = row["fastapi_count"]
+                    count_col = f" | {_ratio(core.rps, counted.rps) if counted else 'n/a'}"
+                lines.append(
+                    f"| {backend} | {endpoint} | **{_ratio(core.rps, fastapi.rps)}**"
+                    f" | {target}x | {_ratio(core.rps, floor.rps) if floor else 'n/a'}"
+                    f"{count_col}"
+                    f" | {value(core, 'rps')} · {value(fastapi, 'rps')} · {value(floor, 'rps')}"
+                    f" | {value(core, 'p99_ms', 1)} · {value(fastapi, 'p99_ms', 1)}"
+                    f" | {value(core, 'cpu_us')} · {value(fastapi, 'cpu_us')}"
+                    f" · {value(floor, 'cpu_us')} | {verdict} |"
+                )
+        lines.append("")
+    lines += [
+        "<details><summary>Every app, medians over the rounds</summary>",
+        "",
+        "| set-up | backend | endpoint | app | req/s | p99 ms | server CPU µs/req"
         " | PostgreSQL CPU µs/req | invalid runs | req/s per round |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for s in summaries:
         db = f"{s.db_cpu_us:.0f}" if s.db_cpu_us is not None else "–"
         lines.append(
-            f"| {s.backend} | {s.endpoint} | {s.app} | {s.rps:.0f} | {s.p99_ms:.1f}"
+            f"| {s.setup} | {s.backend} | {s.endpoint} | {s.app} | {s.rps:.0f} | {s.p99_ms:.1f}"
             f" | {s.cpu_us:.0f} | {db} | {s.invalid_runs} | {', '.join(map(str, s.rounds))} |"
         )
-    lines += [
-        "",
-        "| backend | endpoint | core/fastapi req/s | target | floor/fastapi | core/floor"
-        " | fastapi/core CPU per req | verdict |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    index = {(s.backend, s.endpoint, s.app): s for s in summaries}
-    for backend in args.backends:
-        for endpoint in args.endpoints:
-            core = index.get((backend, endpoint, "core"))
-            fastapi = index.get((backend, endpoint, "fastapi"))
-            floor = index.get((backend, endpoint, "floor"))
-            if core is None or fastapi is None:
-                continue
-            target = TARGETS[backend]
-            invalid = any(s and s.invalid_runs for s in (core, fastapi, floor))
-            verdict = (
-                "INVALID (errors)"
-                if invalid
-                else ("meets target" if core.rps / fastapi.rps >= target else "below target")
-            )
-            lines.append(
-                f"| {backend} | {endpoint} | {_ratio(core.rps, fastapi.rps)} | {target}x"
-                f" | {_ratio(floor.rps, fastapi.rps) if floor else 'n/a'}"
-                f" | {_ratio(core.rps, floor.rps) if floor else 'n/a'}"
-                f" | {_ratio(fastapi.cpu_us, core.cpu_us)} | {verdict} |"
-            )
+    lines += ["", "</details>"]
     return "\n".join(lines)
 
 
-def environment() -> str:
+def _command_version(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "-"
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else "-"
+
+
+def environment(args: argparse.Namespace) -> str:
     versions = []
     for name in (
+        "core-framework",
         "fastapi",
         "starlette",
         "pydantic",
@@ -574,12 +662,33 @@ def environment() -> str:
             versions.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{name} -")
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    commit = _command_version(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"])
+    wrk = _command_version(["wrk", "--version"]).split(" [")[0]
+    postgres = "-"
+    if "postgres" in args.backends:
+        with contextlib.suppress(Exception):
+            admin = args.postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+            postgres = asyncio.run(_postgres_version(admin))
+    cpu = "-"
+    with contextlib.suppress(OSError):
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = found[1] if found else "-"
     return (
-        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-        f"{(wrk.stdout or wrk.stderr).splitlines()[0].split(' [')[0]}\n"
+        f"{time.strftime('%Y-%m-%d')}, commit `{commit}`; Python {sys.version.split()[0]},"
+        f" {os.cpu_count()} CPUs ({cpu}); {wrk}; PostgreSQL {postgres};"
+        f" SQLite {sqlite3.sqlite_version}\n"
         f"{', '.join(versions)}\nuvicorn {' '.join(server_options())}"
     )
+
+
+async def _postgres_version(dsn: str) -> str:
+    import asyncpg
+
+    db = await asyncpg.connect(dsn)
+    try:
+        return str(await db.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await db.close()
 
 
 def main() -> None:
@@ -587,11 +696,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per app")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--backends", type=lambda s: s.split(","), default=list(BACKENDS))
     parser.add_argument("--endpoints", type=lambda s: s.split(","), default=list(ENDPOINTS))
-    parser.add_argument("--apps", type=lambda s: s.split(","), default=list(APPS))
+    parser.add_argument("--setups", type=lambda s: s.split(","), default=list(SETUPS))
+    parser.add_argument("--apps", type=lambda s: s.split(","), default=list(DEFAULT_APPS))
     parser.add_argument(
         "--postgres-url",
         default="postgresql://postgres@127.0.0.1:5432/test",
@@ -599,17 +708,25 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every run and summary here")
     args = parser.parse_args()
-    for name, allowed in (("backends", BACKENDS), ("endpoints", ENDPOINTS), ("apps", APPS)):
+    for name, allowed in (
+        ("backends", BACKENDS),
+        ("endpoints", ENDPOINTS),
+        ("apps", APPS),
+        ("setups", SETUPS),
+    ):
         unknown = set(getattr(args, name)) - set(allowed)
         if unknown:
             parser.error(f"unknown {name}: {', '.join(sorted(unknown))}")
+    if not {"core", "fastapi"} <= set(args.apps):
+        parser.error("--apps must include core and fastapi (the ratios are core/fastapi)")
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk).")
 
-    print(environment())
+    env = environment(args)
+    print(env)
     print(
-        f"wrk -t1 -c{args.connections} -d{args.duration}s (CPU {WRK_CPU}); servers on CPU "
-        f"{SERVER_CPU}; {args.rounds} interleaved rounds; {args.rows} seeded rows\n",
+        f"{', '.join(setup_title(s) for s in args.setups)}; {args.duration} s per run;"
+        f" {args.rounds} interleaved rounds; {args.rows} seeded rows\n",
         flush=True,
     )
     started = time.monotonic()
@@ -623,22 +740,34 @@ def main() -> None:
                 else PostgresDatabase(args.rows, args.postgres_url)
             )
             try:
-                backend_runs, backend_summaries = bench_backend(database, args, Path(tmp))
-                runs += backend_runs
-                summaries += backend_summaries
+                for setup in args.setups:
+                    backend_runs, backend_summaries = bench_backend(
+                        database, setup, args, Path(tmp)
+                    )
+                    runs += backend_runs
+                    summaries += backend_summaries
                 database.reset()
                 if database.count() != args.rows:
                     raise SystemExit(f"{backend}: the table did not reset to {args.rows} rows")
             finally:
                 database.close()
-    print()
-    print(report(summaries, args))
     invalid = sum(not r.valid for r in runs)
-    print(f"\n{len(runs)} runs, {invalid} invalid, {time.monotonic() - started:.0f} s")
+    print("\n" + "-" * 40 + " markdown for bench/http/README.md " + "-" * 40 + "\n")
+    print("```text\n" + env + "\n```\n")
+    print(
+        f"{len(runs)} runs ({args.duration} s each, {args.rounds} interleaved rounds,"
+        f" {args.rows} seeded rows), **{invalid} invalid**"
+        f" (non-2xx or socket errors); {time.monotonic() - started:.0f} s in all.\n"
+    )
+    print(report(summaries, args))
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"runs": [asdict(r) for r in runs], "summaries": [asdict(s) for s in summaries]},
+                {
+                    "environment": env,
+                    "runs": [asdict(r) for r in runs],
+                    "summaries": [asdict(s) for s in summaries],
+                },
                 indent=2,
             )
         )

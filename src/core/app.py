@@ -89,7 +89,13 @@ class CoreApp:
         )
         self.fastapi.state.core_app = self
         # Outside FastAPI's own middleware, so even its 500 answers carry the request id.
-        self._asgi = RequestIdMiddleware(self.fastapi)
+        self._asgi: Any = RequestIdMiddleware(self.fastapi)
+        # METRICS_ENABLED: outermost, so the time and status are what the client gets.
+        recorder = container.metrics.recorder()
+        if recorder.enabled:
+            from core.metrics import HttpMetricsMiddleware
+
+            self._asgi = HttpMetricsMiddleware(self._asgi, recorder)
         install_security_scheme(self.fastapi, self._login_path)
         add_docs_routes(
             self.fastapi,
@@ -115,6 +121,10 @@ class CoreApp:
         # After the project's routers, so one that serves /health itself wins. Probes of load
         # balancers and orchestrators (see `core deploy`) call /health/live and /health/ready.
         add_health_routes(self.fastapi)
+        if recorder.enabled:
+            from core.metrics import add_metrics_route
+
+            add_metrics_route(self.fastapi, self.settings.metrics_path)
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""

@@ -194,6 +194,34 @@ class Settings(BaseSettings):
         "answer; a probe's own timeout must be longer.",
     )
 
+    # Metrics (Prometheus; needs the `metrics` extra): docs/operations.md#metrics.
+    metrics_enabled: bool = Field(
+        default=False,
+        description="Record request, event and task metrics and serve them in Prometheus' "
+        "format (needs the `metrics` extra).",
+    )
+    metrics_path: str = Field(
+        default="/metrics",
+        pattern=r"^/",
+        description="Where the API serves the metrics (not in OpenAPI).",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which `core worker` and `core consumer` serve their metrics; 0: none.",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",
+        description="Interface the METRICS_PORT of `core worker` and `core consumer` binds.",
+    )
+    metrics_scrape_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds a scrape has to read the outbox counts and the task queue's "
+        "streams; what misses it is left out of that scrape.",
+    )
+
     message_broker: Literal["memory", "kafka", "redis", "rabbitmq"] = "memory"
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
@@ -290,6 +318,12 @@ class Settings(BaseSettings):
     def database_backend(self) -> Literal["memory", "sqlalchemy"]:
         """`memory` for `DATABASE_URL=memory://`, else `sqlalchemy`."""
         return "memory" if self.database_url.startswith("memory:") else "sqlalchemy"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def metrics_backend(self) -> Literal["prometheus", "off"]:
+        """`prometheus` when METRICS_ENABLED, else `off`."""
+        return "prometheus" if self.metrics_enabled else "off"
 
     @model_validator(mode="after")
     def _test_secret_key(self) -> Settings:

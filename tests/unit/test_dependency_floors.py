@@ -30,6 +30,7 @@ CHECKED = {
     "faststream": ("0.5.48", "0.8.0"),  # 0.5 has no AckPolicy; 0.x minors break
     "taskiq": (None, "0.14.0"),
     "taskiq-redis": (None, "2.0.0"),
+    "sqlalchemy": (None, "2.2.0"),  # core.models.relations subclasses its lazy loader
 }
 
 

@@ -14,6 +14,7 @@ of logins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
@@ -73,6 +74,8 @@ class HashingPool:
                 waves = self._pending / self.workers
                 raise ServiceBusyError(retry_after=waves * self._seconds_per_call)
             self._pending += 1
+        if _observers:
+            self._notify()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
@@ -81,6 +84,19 @@ class HashingPool:
         finally:
             with self._lock:
                 self._pending -= 1
+            if _observers:
+                self._notify()
+
+    def load(self) -> tuple[int, int, int]:
+        """`(running, waiting, queue_size)`: calls hashing now, calls waiting for a thread,
+        and how many may wait."""
+        pending = self._pending
+        return min(pending, self.workers), max(pending - self.workers, 0), self.queue_size
+
+    def _notify(self) -> None:
+        load = self.load()
+        for observer in list(_observers):
+            observer(*load)
 
     def _timed(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         started = time.monotonic()
@@ -95,6 +111,7 @@ _pool: HashingPool | None = None
 _pool_pid: int | None = None
 _pool_lock = threading.Lock()
 _queue_size = DEFAULT_QUEUE_SIZE
+_observers: list[Callable[[int, int, int], None]] = []
 
 
 def hashing_pool() -> HashingPool:
@@ -110,6 +127,26 @@ def hashing_pool() -> HashingPool:
         return _pool
 
 
+def pool_load() -> tuple[int, int, int]:
+    """`(running, waiting, queue_size)` of this process's hashing pool (`HashingPool.load`);
+    builds no pool."""
+    with _pool_lock:
+        pool = _pool if _pool_pid == os.getpid() else None
+        return pool.load() if pool is not None else (0, 0, _queue_size)
+
+
+def observe_pool(observer: Callable[[int, int, int], None]) -> Callable[[], None]:
+    """Call `observer(running, waiting, queue_size)` whenever this process's pool starts or
+    finishes a hash (the metrics recorder's gauges); returns what stops it."""
+    _observers.append(observer)
+
+    def stop() -> None:
+        with contextlib.suppress(ValueError):
+            _observers.remove(observer)
+
+    return stop
+
+
 def set_queue_size(size: int) -> int:
     """Bound this process's hashing queue to `size` waiting calls; returns the previous bound.
 
@@ -123,6 +160,10 @@ def set_queue_size(size: int) -> int:
         previous, _queue_size = _queue_size, size
         if _pool is not None:
             _pool.queue_size = size
+    if _observers:
+        load = pool_load()
+        for observer in list(_observers):
+            observer(*load)
     return previous
 
 

@@ -104,7 +104,13 @@ async def _consume(application: Any, group: str | None, topics: list[str]) -> No
         )
     runtime = application.container.messaging.runtime()
     runtime.consumers = selection
-    async with _until_signalled() as stopped, application.lifespan():
+    from core.metrics import metrics_server
+
+    async with (
+        _until_signalled() as stopped,
+        application.lifespan(),
+        metrics_server(application.container),
+    ):
         for declaration, read in chosen:
             print(f"Consuming {', '.join(read)} as {declaration.group} ({declaration.name})")
         print("Waiting for events (Ctrl+C or SIGTERM to stop).", flush=True)
@@ -217,7 +223,13 @@ async def _relay(application: Any, once: bool) -> None:
     runtime = application.container.messaging.runtime()
     runtime.consumers = None
     runtime.run_relay = not once
-    async with _until_signalled() as stopped, application.lifespan():
+    from core.metrics import metrics_server
+
+    async with (
+        _until_signalled() as stopped,
+        application.lifespan(),
+        metrics_server(application.container),
+    ):
         if once:
             sent = await runtime.relay.flush()
             print(f"Relayed {sent} event{'s' if sent != 1 else ''}.")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import code
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +17,10 @@ from cyclopts import Parameter
 from core.cli.app import app
 from core.discovery import is_app_factory, load_app, put_on_sys_path, read_settings
 from core.errors import ConfigurationError
+
+# prometheus-client's multi-process directory (core.adapters.prometheus.metrics.MULTIPROC_ENV,
+# named here so `core run` imports no adapter).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 AppOption = Annotated[
     str | None, Parameter(name="--app", help="module:attr of the CoreApp (APP_MODULE).")
@@ -37,19 +44,65 @@ def run(
         reload: Restart when a source file changes (one worker).
         workers: Worker processes (ignored with --reload).
     """
-    import uvicorn
-
-    from core.logs import process_log_config
-
     if not 1 <= port <= 65535:
         raise ConfigurationError(f"--port must be between 1 and 65535, got {port}.")
     if workers < 1:
         raise ConfigurationError(f"--workers must be at least 1, got {workers}.")
     settings = read_settings()
     spec = app_module or settings.app_module
-    # Import once here so a broken app fails with one line, before uvicorn starts.
-    loaded = load_app(spec)
-    effective = getattr(loaded, "settings", settings)
+    # Before the app is imported: prometheus-client picks its storage when first imported.
+    metrics_dir = _multiprocess_metrics(settings.metrics_enabled and workers > 1 and not reload)
+    try:
+        # Import once here so a broken app fails with one line, before uvicorn starts.
+        loaded = load_app(spec)
+        effective = getattr(loaded, "settings", settings)
+        if (
+            effective.metrics_enabled
+            and workers > 1
+            and not reload
+            and not os.environ.get(MULTIPROC_ENV)
+        ):
+            print(
+                "warning: the app enables metrics in code, not in the environment: with "
+                f"--workers {workers} each worker counts alone; set METRICS_ENABLED=true in "
+                "the environment or .env.",
+                file=sys.stderr,
+                flush=True,
+            )
+        _serve(spec, effective, host=host, port=port, reload=reload, workers=workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics(needed: bool) -> str | None:
+    """With METRICS_ENABLED and several workers: a fresh directory for prometheus-client's
+    multi-process files, in PROMETHEUS_MULTIPROC_DIR for the workers; returns it when this
+    process made it (and removes it at exit). A directory the user set is used as it is."""
+    if not needed:
+        return None
+    if os.environ.get(MULTIPROC_ENV):
+        print(f"Metrics: multi-process files in {os.environ[MULTIPROC_ENV]}", flush=True)
+        return None
+    made = tempfile.mkdtemp(prefix="core-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    print(f"Metrics: multi-process files in {made} (removed at exit)", flush=True)
+    return made
+
+
+def _serve(
+    spec: str,
+    effective: Any,
+    *,
+    host: str,
+    port: int,
+    reload: bool,
+    workers: int,
+) -> None:
+    import uvicorn
+
+    from core.logs import process_log_config
+
     if workers > 1 and not reload and effective.auth_token_store == "memory":
         print(
             f"warning: AUTH_TOKEN_STORE=memory with --workers {workers}: each worker keeps its "

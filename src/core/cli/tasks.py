@@ -76,7 +76,9 @@ def worker(
     configure_logging(settings, process=True)
 
     async def serve() -> None:
-        async with application.lifespan():
+        from core.metrics import metrics_server
+
+        async with application.lifespan(), metrics_server(application.container):
             task_queue = application.container.tasks.queue()
             print(
                 f"worker: consuming {', '.join(queues)} with concurrency {concurrency}; "

@@ -7,6 +7,7 @@ from dependency_injector import containers, providers
 from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
 from core.containers.messaging import MessagingContainer
+from core.containers.metrics import MetricsContainer
 from core.containers.tasks import TasksContainer
 from core.containers.throttling import ThrottlingContainer
 from core.declarations import Declarations
@@ -33,6 +34,7 @@ class CoreContainer(containers.DeclarativeContainer):
     context = providers.Dependency(instance_of=containers.Container)
 
     database = providers.Container(DatabaseContainer, config=config)
+    metrics = providers.Container(MetricsContainer, config=config)
     auth = providers.Container(
         AuthContainer, config=config, database=database.database, declarations=declarations
     )
@@ -42,9 +44,14 @@ class CoreContainer(containers.DeclarativeContainer):
         database=database,
         declarations=declarations,
         context=context,
+        metrics=metrics.recorder,
     )
     tasks = providers.Container(
-        TasksContainer, config=config, declarations=declarations, context=context
+        TasksContainer,
+        config=config,
+        declarations=declarations,
+        context=context,
+        metrics=metrics.recorder,
     )
     throttling = providers.Container(ThrottlingContainer, config=config)
 

@@ -12,6 +12,7 @@ from core.adapters.memory.broker import InMemoryEventBroker
 from core.declarations import Declarations
 from core.errors import MissingDependencyError
 from core.ports.broker import EventBroker
+from core.ports.metrics import Metrics
 
 if TYPE_CHECKING:
     from core.messaging.consumers import RetryPolicy
@@ -119,14 +120,16 @@ class MessagingContainer(containers.DeclarativeContainer):
       stops them.
 
     Given by the root: `database` (the database container, whose `database` the runtime checks
-    before starting a relay), `declarations` (events and consumers), and `context`, the app
-    container that relay passes and consumer messages make ambient.
+    before starting a relay), `declarations` (events and consumers), `context`, the app
+    container that relay passes and consumer messages make ambient, and `metrics`, the
+    recorder of consumed events (a no-op unless METRICS_ENABLED).
     """
 
     config = providers.Configuration(strict=True)
     database = providers.DependenciesContainer()
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
+    metrics: providers.Dependency[Metrics] = providers.Dependency()
 
     broker = providers.Selector(
         config.message_broker,
@@ -179,6 +182,7 @@ class MessagingContainer(containers.DeclarativeContainer):
         message_broker=config.message_broker,
         consumers_in_process=config.consumers_in_process,
         run_relay=config.outbox_relay_in_process,
+        metrics=metrics,
     )
 
     lifecycle = providers.Resource(

@@ -11,6 +11,7 @@ from dependency_injector import containers, providers
 from core.adapters.memory.tasks import InMemoryTaskQueue
 from core.declarations import Declarations
 from core.errors import MissingDependencyError
+from core.ports.metrics import Metrics
 from core.ports.tasks import TaskQueue
 
 if TYPE_CHECKING:
@@ -42,11 +43,16 @@ def _binder(
     runner: Callable[..., TaskRunner],
     default_queue: str,
     declarations: Declarations,
+    metrics: Metrics,
 ) -> TaskBinder:
     from core.tasks.binding import TaskBinder
 
     return TaskBinder(
-        queue=queue, runner=runner, default_queue=default_queue, declarations=declarations
+        queue=queue,
+        runner=runner,
+        default_queue=default_queue,
+        declarations=declarations,
+        metrics=metrics,
     )
 
 
@@ -69,13 +75,15 @@ class TasksContainer(containers.DeclarativeContainer):
     - `lifecycle`: binds the declared tasks and starts the queue; CoreApp's lifespan and
       `core worker` / `core scheduler` initialise it.
 
-    Given by the root: `declarations` (which tasks exist) and `context`, the app container a
-    run makes ambient for the task's own code and passes to its `container` parameter.
+    Given by the root: `declarations` (which tasks exist), `context`, the app container a
+    run makes ambient for the task's own code and passes to its `container` parameter, and
+    `metrics`, the recorder of enqueued and run tasks (a no-op unless METRICS_ENABLED).
     """
 
     config = providers.Configuration(strict=True)
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
+    metrics: providers.Dependency[Metrics] = providers.Dependency()
 
     queue = providers.Selector(
         config.task_broker,
@@ -88,7 +96,7 @@ class TasksContainer(containers.DeclarativeContainer):
         ),
     )
 
-    runner = providers.Factory(_runner, container=context)
+    runner = providers.Factory(_runner, container=context, metrics=metrics)
 
     # The queue and runner *providers*: a send resolves the queue per call, so an override of
     # `tasks.queue` made after the binder was built still wins.
@@ -98,6 +106,7 @@ class TasksContainer(containers.DeclarativeContainer):
         runner=runner.provider,
         default_queue=config.task_default_queue,
         declarations=declarations,
+        metrics=metrics,
     )
 
     lifecycle = providers.Resource(_queue_lifecycle, queue, binder=binder)

@@ -25,6 +25,7 @@ from core.errors import ConfigurationError
 from core.messaging.events import Event, handling, use_correlation_id
 from core.models.session import unit_of_work
 from core.ports.broker import EventBroker, Message
+from core.ports.metrics import NO_METRICS, Metrics
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -248,6 +249,7 @@ class Dispatcher:
         container: the app container a message's handling runs in (made ambient; its
             database gives the unit of work; handlers reach it as `self.container`).
         broker: gives the broker dead letters are published to.
+        metrics: what each message's outcome and duration are recorded to.
     """
 
     def __init__(
@@ -259,9 +261,11 @@ class Dispatcher:
         policy: RetryPolicy,
         *,
         broker: Callable[[], EventBroker],
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.container = container
         self.broker = broker
+        self.metrics = metrics
         self.group = group
         self.topic = topic
         self.handlers = dict(handlers)
@@ -282,7 +286,9 @@ class Dispatcher:
                     outcome = await self._dispatch(message, run, correlated)
                 finally:
                     _group.reset(token)
-                    self._log_run(run, outcome, time.perf_counter() - started)
+                    seconds = time.perf_counter() - started
+                    self.metrics.event_processed(self.topic, self.group, outcome, seconds)
+                    self._log_run(run, outcome, seconds)
 
     def _log_run(self, run: dict[str, Any], outcome: str, seconds: float) -> None:
         duration_ms = round(seconds * 1000, 3)
@@ -356,6 +362,7 @@ class Dispatcher:
                         await handler(event, db)
                 return "handled"
             except Exception as exc:
+                self.metrics.event_attempt_failed(self.topic, self.group)
                 if attempt > self.policy.max_retries:
                     logger.error(
                         "%s/%s: handler of %r failed %d time(s); dead-lettering event %s to %r",

@@ -526,3 +526,23 @@ async def requeue_failed(db: Any, ids: list[int] | None = None) -> int:
 def _describe(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"[:2_000]
+
+
+async def outbox_stats(db: Any, now: datetime | None = None) -> tuple[int, int, float]:
+    """What the outbox holds, in `db`'s unit of work: pending rows, rows parked as failed,
+    and the age in seconds of the oldest pending row (0 with none pending).
+
+    Each is one indexed query (`status`, `id`), so a metrics scrape costs three small reads.
+    """
+    rows = OutboxMessage.objects.using(db)
+    pending = await rows.filter(status=PENDING).count()
+    failed = await rows.filter(status=FAILED).count()
+    age = 0.0
+    if pending:
+        oldest = await rows.filter(status=PENDING).order_by("id")[:1].values_list("created_at")
+        if oldest and oldest[0][0] is not None:
+            created: datetime = oldest[0][0]
+            if created.tzinfo is None:  # SQLite keeps no zone: Core writes UTC
+                created = created.replace(tzinfo=UTC)
+            age = max(((now or _utcnow()) - created).total_seconds(), 0.0)
+    return pending, failed, age

@@ -19,6 +19,7 @@ from core.messaging.consumers import (
 )
 from core.messaging.outbox import Outbox, OutboxRelay
 from core.ports.broker import EventBroker
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.repository import Database
 
 if TYPE_CHECKING:
@@ -66,8 +67,10 @@ class MessagingRuntime:
         message_broker: str,
         consumers_in_process: bool,
         run_relay: bool,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.container = container
+        self.metrics = metrics
         self.source = source
         self.outbox = outbox
         self.relay = relay
@@ -134,7 +137,13 @@ class MessagingRuntime:
                 else self.retry_policy()
             )
             dispatcher = Dispatcher(
-                self.container, group, topic, handlers, policy, broker=self.broker
+                self.container,
+                group,
+                topic,
+                handlers,
+                policy,
+                broker=self.broker,
+                metrics=self.metrics,
             )
             # One subscription per topic, so a failing event is dead-lettered next to its own.
             broker.subscribe([topic], dispatcher, group=group)

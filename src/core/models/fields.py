@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import MappedColumn, mapped_column, relationship
 
+from core.models.relations import EXPLICIT
 from core.models.types import UTCDateTime
 
 OnDelete = Literal["CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT"]
@@ -225,12 +226,17 @@ class Field:
 
     @staticmethod
     def relationship(target: str | type[Any] | Callable[[], Any], **kw: Any) -> Any:
-        """A relationship, loaded with `selectin` by default: lazy loads cannot run in async code.
+        """A relationship, loaded only when a query asks for it: `select_related` (a JOIN) or
+        `prefetch_related` (one more statement), or a ViewSet whose output schema shows it.
+
+        Reading it unloaded raises `RelationNotLoadedError` naming those methods (`lazy=
+        "explicit"`, see `core.models.relations`); `await obj.awaitable_attrs.<name>` loads it for
+        one object. Pass SQLAlchemy's own `lazy=` ("selectin", "joined", ...) to load it always.
 
         Deleting a row leaves its dependants to the foreign key's `on_delete` in the database
         (`passive_deletes`), as Django users expect, instead of the ORM nulling them first.
         """
-        kw.setdefault("lazy", "selectin")
+        kw.setdefault("lazy", EXPLICIT)
         kw.setdefault("passive_deletes", True)
         return relationship(target, **kw)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from core.context import current_container, current_session
 from core.errors import FieldError
-from core.models import lookups
+from core.models import lookups, relations
 from core.ports.repository import Node, Query
 
 if TYPE_CHECKING:
@@ -18,6 +18,13 @@ M = TypeVar("M")
 
 _QUERY_FIELDS = tuple(f.name for f in fields(Query))  # in the order Query() takes them
 _EMPTY_QUERIES: dict[type[Any], Query] = {}
+
+
+def _paths(paths: tuple[Any, ...]) -> tuple[str, ...]:
+    for path in paths:
+        if not isinstance(path, str) or not path:
+            raise FieldError(f"A relation path is a string like 'author__team', got {path!r}.")
+    return paths
 
 
 class Q:
@@ -143,6 +150,36 @@ class QuerySet(Generic[M]):
             lookups.convert_value(self.model, name, None)
         return self._clone(columns=tuple(fields))
 
+    def select_related(self, *paths: str) -> QuerySet[M]:
+        """Load these to-one relations (`"author"`, `"author__team"` across several) with the
+        objects, joined into the same statement (LEFT OUTER JOIN): one statement in all.
+
+        Raises:
+            FieldError: a name is not a relation, or a relation on the path is to-many (those
+                are `prefetch_related`'s).
+
+        Example:
+            >>> posts = await Post.objects.select_related("author").all()  # doctest: +SKIP
+            >>> posts[0].author.email  # doctest: +SKIP
+        """
+        loads = relations.add_loads(self.model, self._query.loads, _paths(paths), "joined")
+        return self._clone(loads=loads)
+
+    def prefetch_related(self, *paths: str) -> QuerySet[M]:
+        """Load these relations, to-many or to-one (`"comments"`, `"author__posts"`), with the
+        objects: one more statement per relation on the path (`WHERE key IN (...)`), whatever
+        the number of objects.
+
+        Raises:
+            FieldError: a name on a path is not a relation.
+
+        Example:
+            >>> posts = await Post.objects.prefetch_related("comments").all()  # doctest: +SKIP
+            >>> len(posts[0].comments)  # doctest: +SKIP
+        """
+        loads = relations.add_loads(self.model, self._query.loads, _paths(paths), "selectin")
+        return self._clone(loads=loads)
+
     @overload
     def __getitem__(self, item: slice) -> QuerySet[M]: ...
     @overload
@@ -184,9 +221,9 @@ class QuerySet(Generic[M]):
 
     async def values_list_counted(self, *fields: str) -> tuple[list[tuple[Any, ...]], int | None]:
         """`values_list(*fields)` of this window, and how many rows match without the window
-        (ignoring the slice), read together: one statement where the database allows (a
-        `count(*) OVER ()` window). The count is None when no row came back past the first
-        (then only a `count()` can tell).
+        (ignoring the slice), read together: one statement where the database allows (the
+        count a scalar subquery beside the rows). The count is None when no row came back past
+        the first (then only a `count()` can tell).
 
         Example:
             >>> page = Post.objects.order_by("id")[20:40]  # doctest: +SKIP
@@ -238,6 +275,7 @@ class QuerySet(Generic[M]):
             and not query.where.children
             and query.limit is None
             and not query.offset
+            and not query.loads
         ):
             # By primary key alone: one keyed read (the session's identity map may answer).
             ((key, value),) = lookups_.items()

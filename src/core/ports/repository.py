@@ -74,8 +74,22 @@ class Ordering:
 
 
 @dataclass(frozen=True, slots=True)
+class Load:
+    """Load the relation at `path` (relationship names, from the query's model) with the objects
+    a `list` returns: `joined` into the same statement (a LEFT OUTER JOIN; to-one relations
+    only) or `selectin` (one more statement per relation, any relation).
+
+    A query's `loads` hold every prefix of a path before the path itself, each once.
+    """
+
+    path: tuple[str, ...]
+    strategy: Literal["joined", "selectin"]
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
-    """What to read: rows of `model` matching `where`, ordered, then windowed."""
+    """What to read: rows of `model` matching `where`, ordered, then windowed; and the relations
+    (`loads`) to load with the objects `list` returns (row reads ignore them)."""
 
     model: type[Any]
     where: Node = field(default_factory=lambda: Node("and", ()))
@@ -83,6 +97,7 @@ class Query:
     limit: int | None = None
     offset: int = 0
     columns: tuple[str, ...] | None = None
+    loads: tuple[Load, ...] = ()
 
 
 @runtime_checkable
@@ -97,7 +112,12 @@ class Repository(Protocol[M]):
 
     # `list` names a method here, so annotations in this class spell the type `builtins.list`.
     async def get(self, pk: Any) -> M | None: ...
-    async def list(self, query: Query) -> builtins.list[M]: ...
+    async def list(self, query: Query) -> builtins.list[M]:
+        """The matching objects, each relation of `query.loads` loaded on them (a to-one as the
+        object or None, a to-many as a list); other relations stay unloaded (reading one raises
+        `RelationNotLoadedError`)."""
+        ...
+
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]: ...
     async def values_list(self, query: Query) -> builtins.list[tuple[Any, ...]]:
         """Rows as tuples of `query.columns` (every column when None), no instances built."""
@@ -107,7 +127,7 @@ class Repository(Protocol[M]):
         self, query: Query
     ) -> tuple[builtins.list[tuple[Any, ...]], int | None]:
         """`values_list(query)`, and the count of the rows matching `query` without its window,
-        read in one statement where the store allows (a `count(*) OVER ()` window). The count is
+        read in one statement where the store allows (the count a scalar subquery). The count is
         None when the window starts past the first row and holds none."""
         ...
 

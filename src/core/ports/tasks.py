@@ -87,6 +87,38 @@ class FailedTask:
         return self.name is not None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """What one queue holds, as a metrics scrape reads it.
+
+    Attributes:
+        queue: the queue's name.
+        depth: messages in the queue's stream: waiting, or fetched by a worker and not yet
+            acknowledged.
+        pending: of those, the ones a worker has fetched and not acknowledged (running, or
+            abandoned by a worker that died, until redelivery).
+        delayed: runs waiting for their eta (countdown, retry backoff) before they join.
+    """
+
+    queue: str
+    depth: int
+    pending: int
+    delayed: int
+
+
+@runtime_checkable
+class QueueDepths(Protocol):
+    """A task queue that can say, at scrape time, how full each of its queues is."""
+
+    async def stats(self) -> list[QueueStats]:
+        """One `QueueStats` per queue a task is registered on.
+
+        Raises:
+            TaskQueueUnavailableError: the engine cannot be reached.
+        """
+        ...
+
+
 @runtime_checkable
 class DeadLetters(Protocol):
     """The dead-letter list of a task queue: what `core tasks failed` and `core tasks retry` use.

@@ -130,7 +130,7 @@ def document_request_model(
                     }
                 elif types.get(name) is str:
                     # Text columns hold no NUL character (PostgreSQL's refuse it: a 400).
-                    limits[name] = {"string": {"pattern": "^[^\x00]*$"}}
+                    limits[name] = {"string": {"pattern": "^[^\\x00]*$"}}
             setattr(endpoint, REQUEST_RANGES, limits)
     return endpoint
 
@@ -172,78 +172,90 @@ def _lookup_parameter(view: type[GenericViewSet]) -> inspect.Parameter:
     return _keyword(field_name, python_type or str, path)
 
 
-def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
-    # Documented in OpenAPI; the list handler reads them from the request itself, so lookup
-    # variants (`?views__gte=`) work too.
-    params: list[inspect.Parameter] = []
+def _query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """An optional query parameter as OpenAPI documents it (the shape FastAPI gives one)."""
+    parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+    schema = {**schema, "title": name.replace("_", " ").title()}
+    if description is not None:
+        schema["description"] = parameter["description"] = description
+    parameter["schema"] = schema
+    return parameter
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _list_query_docs(view: type[GenericViewSet]) -> list[dict[str, Any]]:
+    """The list's pagination, `search` and `ordering` parameters, for OpenAPI only.
+
+    They are not declared on the endpoint: the list handler reads them from the request (the
+    paginator and `filter_queryset` check them and answer 400 naming the parameter), so each
+    is parsed once, by the code that uses it, and FastAPI does no work for them per request.
+    """
+    params: list[dict[str, Any]] = []
     if view.pagination_class is not None:
         for name in view.pagination_class.query_params:
             if name == "cursor":
                 description = "The page's position, from a previous page's `next` or `previous`."
-                params.append(_keyword(name, str | None, Query(None, description=description)))
-                continue
-            low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
-            if name in ("page_size", "limit"):
-                # Larger values are accepted and capped at max_page_size, so the schema has no
-                # `maximum` (that would say they are refused); the description gives it.
-                query = Query(
-                    None,
-                    ge=1,
-                    le=MAX_PAGE,
-                    description=f"Objects per page, at most {view.max_page_size} "
-                    f"(larger values are capped); {view.page_size} by default.",
-                    json_schema_extra={"default": view.page_size},
+                params.append(_query(name, _nullable({"type": "string"}), description))
+            elif name in ("page_size", "limit"):
+                # Larger values are accepted and capped at max_page_size, so the schema's
+                # `maximum` is what the paginator refuses; the description gives the cap.
+                description = (
+                    f"Objects per page, at most {view.max_page_size} "
+                    f"(larger values are capped); {view.page_size} by default."
                 )
-                params.append(_keyword(name, int, query))
-                continue
-            query = Query(None, ge=low, le=high)
-            params.append(_keyword(name, int | None, query))
+                schema = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE,
+                    "default": view.page_size,
+                }
+                params.append(_query(name, schema, description))
+            else:
+                low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
+                schema = {"type": "integer", "maximum": high, "minimum": low}
+                params.append(_query(name, _nullable(schema)))
     if view.search_fields:
-        params.append(
-            _keyword(
-                SEARCH_PARAM,
-                str | None,
-                Query(
-                    None,
-                    description=f"Search in {', '.join(view.search_fields)}.",
-                    # Text columns hold no NUL character (PostgreSQL's refuse it): a 400.
-                    pattern=r"^[^\x00]*$",
-                ),
-            )
-        )
+        description = f"Search in {', '.join(view.search_fields)}."
+        # Text columns hold no NUL character (PostgreSQL's refuse it: a 400).
+        text = {"type": "string", "pattern": "^[^\\x00]*$"}
+        params.append(_query(SEARCH_PARAM, _nullable(text), description))
     if view.ordering_fields:
-        params.append(
-            _keyword(
-                ORDERING_PARAM,
-                str,
-                Query(
-                    None,
-                    description=(
-                        f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
-                        "several, comma-separated, order by each in turn."
-                    ),
-                    # What clients may name; the handler checks each name of a list itself.
-                    json_schema_extra={
-                        "enum": [
-                            name for field in view.ordering_fields for name in (field, f"-{field}")
-                        ],
-                        # Names for generated clients' enums (`-title` is TITLE_DESC).
-                        "x-enum-varnames": [
-                            name
-                            for field in view.ordering_fields
-                            for name in (field.upper(), f"{field.upper()}_DESC")
-                        ],
-                    },
-                ),
-            )
+        description = (
+            f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
+            "several, comma-separated, order by each in turn."
         )
+        # What clients may name; the handler checks each name of a list itself.
+        names = [name for field in view.ordering_fields for name in (field, f"-{field}")]
+        ordering = {
+            "type": "string",
+            "enum": names,
+            # Names for generated clients' enums (`-title` is TITLE_DESC).
+            "x-enum-varnames": [
+                name
+                for field in view.ordering_fields
+                for name in (field.upper(), f"{field.upper()}_DESC")
+            ],
+        }
+        params.append(_query(ORDERING_PARAM, ordering, description))
+    return params
+
+
+def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
+    """The `filterset_fields` on plain columns, typed from the model (a value of the wrong type
+    is a 422; an integer, within its column's range); the handler reads them, and their lookup
+    variants (`?views__gte=`), from the request."""
+    params: list[inspect.Parameter] = []
     types = lookups.column_types(view.model)
     declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
     bounds: dict[str, Any] = lookups.integer_bounds(view.model)
     for name in view.filterset_fields:
         if "__" not in name and name in types and name not in declared:
             low, high = bounds.get(name, (None, None))
-            params.append(_keyword(name, (types[name] or str) | None, Query(None, ge=low, le=high)))
+            query = Query(None, ge=low, le=high)
+            params.append(_keyword(name, (types[name] or str) | None, query))
     return params
 
 
@@ -339,10 +351,13 @@ def viewset_routes(
         options["responses"] = error_responses(*sorted(statuses), unique=unique, model=model)
         if handler == "list":
             params.extend(_list_parameters(view))
+            documented = _list_query_docs(view)
             if view.filterset_class is not None:
                 # Documented here, not declared on the endpoint: the FilterSet converts them
                 # itself, so a bad value is its 400 naming the parameter.
-                options["openapi_extra"]["parameters"] = view.filterset_class.openapi_parameters()
+                documented += view.filterset_class.openapi_parameters()
+            if documented:
+                options["openapi_extra"]["parameters"] = documented
             options["response_model"] = (
                 schemas.page_schema_for(output, _envelope_count(view.pagination_class))
                 if view.pagination_class is not None

@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 from core.context import reset_container, set_container
 from core.declarations import Declarations
 from core.logs import current_correlation_id, current_request_id, use_log_ids
+from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.tasks import TaskQueue, describe_error, running_task_id
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
@@ -46,15 +47,24 @@ class TaskRunner:
         container: the app container a run makes ambient and gives to a `container` parameter.
         queue: the queue it is registered on, which its retries go to.
         home: the task's home queue's name.
+        metrics: what each attempt's start, outcome and duration are recorded to.
     """
 
-    __slots__ = ("container", "home", "queue", "task")
+    __slots__ = ("container", "home", "metrics", "queue", "task")
 
-    def __init__(self, task: Task[Any], container: Any, queue: TaskQueue, home: str) -> None:
+    def __init__(
+        self,
+        task: Task[Any],
+        container: Any,
+        queue: TaskQueue,
+        home: str,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self.task = task
         self.container = container
         self.queue = queue
         self.home = home
+        self.metrics = metrics
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
@@ -66,6 +76,7 @@ class TaskRunner:
         task = self.task
         # `use_container`, without a context manager's cost on every run.
         token = set_container(self.container)
+        self.metrics.task_started(task.name)
         started = time.perf_counter()
         outcome = "failure"
         try:
@@ -109,7 +120,9 @@ class TaskRunner:
                 return {RETRIED_KEY: next_id}
         finally:
             reset_container(token)
-            _log_run(task.name, attempt + 1, time.perf_counter() - started, outcome)
+            seconds = time.perf_counter() - started
+            self.metrics.task_finished(task.name, outcome, seconds)
+            _log_run(task.name, attempt + 1, seconds, outcome)
 
 
 def _log_run(name: str, attempt: int, seconds: float, outcome: str) -> None:
@@ -142,6 +155,7 @@ class TaskBinder:
         runner: builds the `TaskRunner` for one task (`runner(task=, queue=, home=)`).
         default_queue: the home queue of tasks that name none (TASK_DEFAULT_QUEUE).
         declarations: where the declared tasks are.
+        metrics: what each run sent is recorded to.
     """
 
     def __init__(
@@ -151,11 +165,13 @@ class TaskBinder:
         runner: Callable[..., TaskRunner],
         default_queue: str,
         declarations: Declarations,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.queue = queue
         self.runner = runner
         self.default_queue = default_queue
         self.declarations = declarations
+        self.metrics = metrics
         # Queue -> {task name: (the Task bound, its home queue)}. Weak keys: an overriding
         # queue is forgotten with its test; the values hold no reference back to the queue.
         self._bindings: WeakKeyDictionary[TaskQueue, dict[str, tuple[Task[Any], str]]] = (
@@ -214,11 +230,13 @@ class TaskBinder:
         if context:
             kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, **context}}
         try:
-            return await task_queue.enqueue(
+            task_id = await task_queue.enqueue(
                 task.name, args, kwargs, queue=queue or home, eta=eta, countdown=countdown
             )
         except TypeError as exc:
             raise TypeError(f"Cannot send task {task.name!r}: {exc}") from exc
+        self.metrics.task_enqueued(task.name)
+        return task_id
 
 
 async def send(

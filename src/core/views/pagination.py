@@ -2,7 +2,7 @@
 results}`, and the cursor (keyset) envelope `{next, previous, results}`.
 
 A page-number or limit/offset page counts its rows as its class's `count` says: `"exact"` (the
-page and the count in one statement where the database allows, a `count(*) OVER ()` window),
+page and the count in one statement where the database allows, the count a scalar subquery),
 `"estimated"` (PostgreSQL's planner statistics for a big unfiltered table, exact below
 `estimate_threshold`) or `"none"` (no count; `count` is null and `next` comes from reading one
 row past the page).
@@ -71,6 +71,15 @@ def _int_param(params: Any, name: str, default: int, minimum: int, maximum: int 
     return value
 
 
+def _with_param(url: URL, name: str, value: int) -> str:
+    """`url` with `?name=value` set: what `URL.include_query_params` writes, without parsing
+    and re-encoding a query when there is none (a list's first page, most often)."""
+    text = str(url)
+    if "?" not in text and "#" not in text:
+        return f"{text}?{name}={value}"
+    return str(url.include_query_params(**{name: value}))
+
+
 class Pagination(ABC):
     """Base class: turns query parameters into a window and builds the envelope's links.
 
@@ -131,7 +140,7 @@ class PageNumberPagination(Pagination):
     def links(self, url: URL, window: Window, has_next: bool) -> tuple[str | None, str | None]:
         next_ = None
         if has_next:
-            next_ = str(url.include_query_params(**{self.page_query_param: window.page + 1}))
+            next_ = _with_param(url, self.page_query_param, window.page + 1)
         previous = None
         if window.page > 1:
             previous = (

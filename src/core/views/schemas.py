@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import datetime
-from typing import Annotated, Any, Optional
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Annotated, Any, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydanticField
@@ -280,3 +282,63 @@ def plain_columns(schema: type[BaseModel], model: type[Any]) -> tuple[str, ...] 
         ):
             return None
     return tuple(schema.model_fields) or None
+
+
+def _nested_schemas(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models an annotation holds: `X`, `X | None`, `list[X]`, `Annotated[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    origin = get_origin(annotation)
+    if origin is None:
+        return
+    arguments = get_args(annotation)
+    if origin is Annotated:
+        arguments = arguments[:1]
+    elif origin not in (Union, types.UnionType) and (
+        not isinstance(origin, type)
+        or not issubclass(origin, Iterable)
+        or issubclass(origin, str | bytes | Mapping)
+    ):
+        return
+    for argument in arguments:
+        yield from _nested_schemas(argument)
+
+
+def _read_relations(
+    schema: type[BaseModel], model: type[Any], seen: frozenset[tuple[type[Any], type[Any]]]
+) -> Iterator[tuple[tuple[str, ...], bool]]:
+    mapper = lookups.mapper_of(model)
+    for name, field in schema.model_fields.items():
+        # `from_attributes` reads the alias when there is one (validate_by_alias), else the name.
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
+        prop = mapper.relationships.get(alias or name) or mapper.relationships.get(name)
+        if prop is None:
+            continue
+        to_one = not prop.uselist
+        yield (prop.key,), to_one
+        target = prop.mapper.class_
+        for nested in _nested_schemas(field.annotation):
+            if (nested, target) in seen:  # a schema inside itself: one level is loaded
+                continue
+            for path, joined in _read_relations(nested, target, seen | {(nested, target)}):
+                yield (prop.key, *path), to_one and joined
+
+
+@typed_cache
+def relation_paths(
+    schema: type[BaseModel], model: type[Any]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The relations `schema` shows of `model`, as `(select_related, prefetch_related)` paths.
+
+    A schema field named after a relationship shows it (nested schemas, `X | None` and
+    `list[X]`, are followed into the related model). A path of to-one relations only is
+    joined; one that crosses a to-many is prefetched. Nothing else is loaded.
+    """
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return (), ()
+    joined: dict[str, None] = {}
+    prefetched: dict[str, None] = {}
+    for path, to_one in _read_relations(schema, model, frozenset({(schema, model)})):
+        (joined if to_one else prefetched)["__".join(path)] = None
+    return tuple(joined), tuple(prefetched)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.errors import FieldError, NotFoundError, UniqueViolationError, ValidationFailedError
-from core.models import Model, Q, QuerySet, lookups
+from core.models import Model, Q, QuerySet, lookups, relations
 from core.models.lookups import typed_cache
 from core.permissions import Permission, checks_objects, owner_fields
 from core.ports.repository import LOOKUPS
@@ -55,6 +55,13 @@ class GenericViewSet(ViewSet):
             columns are left out of the input, write-only ones are accepted even when the
             server owns them by default and never appear in the output or in an error.
         owner_field: the column holding the owner's id (for IsOwner); server-owned.
+        queryset: the objects served, DRF style (`Post.objects.select_related("author")`);
+            `model` defaults to its model. `get_queryset` starts from it.
+
+    Relations: the list, retrieve, create and update actions load the relations the output
+    schema shows (a field named after a relationship, nested schemas followed), to-one paths
+    joined and to-many ones prefetched (`schemas.relation_paths`), on top of what `queryset` or
+    `get_queryset` already loads; nothing else is loaded.
 
     A derived input schema never holds server-owned columns: generated keys, password hashes,
     `is_superuser`/`is_staff`/`is_active`, `last_login`, groups and permissions, stamped
@@ -62,6 +69,7 @@ class GenericViewSet(ViewSet):
     """
 
     model: ClassVar[type[Model]]
+    queryset: ClassVar[QuerySet[Any] | None] = None
     input_schema: ClassVar[type[BaseModel] | None] = None
     lookup_field: ClassVar[str] = "id"
     unique_fields: ClassVar[Sequence[str]] = ()
@@ -76,6 +84,12 @@ class GenericViewSet(ViewSet):
     owner_field: ClassVar[str | None] = None
     read_only_fields: ClassVar[Sequence[str]] = ()
     write_only_fields: ClassVar[Sequence[str]] = ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        queryset = cls.__dict__.get("queryset")
+        if queryset is not None and "model" not in cls.__dict__:
+            cls.model = queryset.model
 
     # -- schemas ----------------------------------------------------------------------------
     @classmethod
@@ -102,8 +116,37 @@ class GenericViewSet(ViewSet):
 
     # -- querysets and objects --------------------------------------------------------------
     def get_queryset(self, db: Any) -> QuerySet[Any]:
-        """The objects this ViewSet serves; override to scope them (e.g. published only)."""
+        """The objects this ViewSet serves (`queryset`, else all of `model`'s); override to scope
+        them (e.g. published only)."""
+        if self.queryset is not None:
+            return self.queryset.using(db)
         return self.model.objects.using(db)
+
+    def load_relations(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """`queryset`, also loading the relations the output schema shows (see the class); a
+        relation `queryset` already loads keeps the way it was asked for."""
+        joined, prefetched = schemas.relation_paths(self.get_output_schema(), queryset.model)
+        if queryset.query.loads and (joined or prefetched):
+            asked = {"__".join(load.path) for load in queryset.query.loads}
+            joined = tuple(path for path in joined if path not in asked)
+            prefetched = tuple(path for path in prefetched if path not in asked)
+        if joined:
+            queryset = queryset.select_related(*joined)
+        if prefetched:
+            queryset = queryset.prefetch_related(*prefetched)
+        return queryset
+
+    async def with_relations(self, db: Any, obj: Any) -> Any:
+        """`obj` with the relations the output schema shows loaded on it (after a write)."""
+        joined, prefetched = schemas.relation_paths(self.get_output_schema(), type(obj))
+        if all(relations.is_loaded(obj, path.split("__")[0]) for path in (*joined, *prefetched)):
+            # Nothing shown, or read with the object and still current (a write that changes a
+            # relation's key column unloads it).
+            return obj
+        base = self.queryset if self.queryset is not None else self.model.objects
+        pk = lookups.primary_key(type(obj))
+        found = await self.load_relations(base.using(db)).filter(**{pk: obj.pk}).all()
+        return found[0] if found else obj
 
     async def get_object(self, db: Any, **kwargs: Any) -> Any:
         """The object named by the lookup value in `kwargs`, after its object permissions.
@@ -118,6 +161,8 @@ class GenericViewSet(ViewSet):
                 f"get_object() needs the lookup value {self.lookup_field}=..."
             ) from None
         queryset = self.scope_queryset(self.get_queryset(db))
+        if self.action != "destroy":  # a delete shows nothing
+            queryset = self.load_relations(queryset)
         obj = await queryset.get_or_none(**{self.lookup_field: value})
         if obj is None:
             raise NotFoundError(f"{self.model.__name__} not found.")
@@ -441,7 +486,7 @@ def _json_str(value: str | None) -> bytes:
 class ListModelMixin:
     async def list(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """GET /things/ — a page of objects, filtered, searched and ordered by query parameters."""
-        queryset = self.scope_queryset(self.get_queryset(db))
+        queryset = self.load_relations(self.scope_queryset(self.get_queryset(db)))
         return await self.paginated_response(self.filter_queryset(queryset))
 
 
@@ -475,7 +520,7 @@ class CreateModelMixin:
             self._insert_columns(values) if type(self).create is CreateModelMixin.create else None
         )
         if columns is None:
-            return await self.perform_create(db, values)
+            return await self.with_relations(db, await self.perform_create(db, values))
         # Nothing needs the instance (see `_insert_columns`): INSERT ... RETURNING to JSON.
         await self.check_unique(db, values)
         # Nothing else is written in this request: the row commits on its own.
@@ -494,7 +539,7 @@ class UpdateModelMixin:
         data: BaseModel = kwargs.pop("data")
         instance = await self.get_object(db, **kwargs)
         values = self.validated_update(data, instance) if partial else data.model_dump()
-        return await self.perform_update(db, instance, values)
+        return await self.with_relations(db, await self.perform_update(db, instance, values))
 
     async def partial_update(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """PATCH /things/{lookup}/ — change only the fields sent.

@@ -9,8 +9,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import inspect
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import operators
+
 from core.adapters.memory.database import InMemoryDatabase, InMemorySession
 from core.errors import (
+    FieldError,
     ForeignKeyViolationError,
     NotFoundError,
     NotNullViolationError,
@@ -18,7 +24,7 @@ from core.errors import (
 )
 from core.models import lookups
 from core.models.lookups import typed_cache
-from core.ports.repository import Condition, Node, Query
+from core.ports.repository import Condition, Load, Node, Query
 
 # Set on instances this adapter has stored, so save() knows insert from update.
 _MARK = "_core_memory_pk"
@@ -48,11 +54,18 @@ class _Schema:
             for k, c in self.columns.items()
             if not c.nullable and c.default is None and c.server_default is None and k != self.pk
         ]
+        self.relations: dict[str, _Relation] = {}
         self.foreign_keys: list[tuple[str, type[Any], str]] = []
         for key, column in self.columns.items():
             for fk in column.foreign_keys:
                 target = lookups._model_for_table(model, fk.column.table)
                 self.foreign_keys.append((key, target, schema(target).key_of[fk.column.name]))
+
+    def relation(self, name: str) -> _Relation:
+        found = self.relations.get(name)
+        if found is None:
+            found = self.relations[name] = _Relation(self.model, name)
+        return found
 
     @property
     def dependants(self) -> list[tuple[_Schema, str, str, str | None]]:
@@ -66,6 +79,29 @@ class _Schema:
                     if fk.column.table is self.table:
                         found.append((other, key, self.key_of[fk.column.name], fk.ondelete))
         return found
+
+
+class _Relation:
+    """A relationship as rows see it: objects of `target` whose `remote` column equals our
+    `local` one, a list or (to-one) the first, in the relationship's `order_by`."""
+
+    def __init__(self, model: type[Any], name: str) -> None:
+        prop = lookups.mapper_of(model).relationships[name]
+        pairs = prop.local_remote_pairs or []
+        if prop.secondary is not None or len(pairs) != 1:
+            raise FieldError(
+                f"{model.__name__}.{name}: the in-memory repository loads relations over one "
+                f"foreign key column (a link model instead of a secondary table)."
+            )
+        self.target: type[Any] = prop.mapper.class_
+        self.local = lookups.mapper_of(model).get_property_by_column(pairs[0][0]).key
+        self.remote = prop.mapper.get_property_by_column(pairs[0][1]).key
+        self.many = bool(prop.uselist)
+        self.order: list[tuple[str, bool]] = []
+        for clause in prop.order_by or ():
+            column = getattr(clause, "element", clause)
+            descending = getattr(clause, "modifier", None) is operators.desc_op
+            self.order.append((prop.mapper.get_property_by_column(column).key, descending))
 
 
 @typed_cache
@@ -173,11 +209,7 @@ class InMemoryRepository:
             if not query.where.children or self._truth(query.model, row, query.where) is True
         ]
         for ordering in reversed(query.order_by):
-            # NULLs last ascending, first descending: as PostgreSQL (and the SQL adapter) sort them.
-            def key(r: dict[str, Any], c: str = ordering.column) -> tuple[bool, Any]:
-                return (r.get(c) is None, r.get(c) if r.get(c) is not None else 0)
-
-            rows.sort(key=key, reverse=ordering.descending)
+            rows.sort(key=_by_key(ordering.column), reverse=ordering.descending)
         end = None if query.limit is None else query.offset + query.limit
         return rows[query.offset : end]
 
@@ -188,9 +220,39 @@ class InMemoryRepository:
             obj = lookups.mapper_of(self.model).class_manager.new_instance()
             for name, value in row.items():
                 setattr(obj, name, value)
+            # Persistent-looking (an identity, no session): reading a relation nobody loaded
+            # raises RelationNotLoadedError, as it does on SQLAlchemy.
+            make_transient_to_detached(obj)
             setattr(obj, _MARK, key[1])
             self.session.identity[key] = obj
         return obj
+
+    def _load(
+        self, objects: builtins.list[Any], loads: tuple[Load, ...], at: tuple[str, ...]
+    ) -> None:
+        """Set the relations of `loads` below the path `at` on `objects` (of this model)."""
+        for load in loads:
+            if load.path[:-1] != at:
+                continue
+            relation = schema(self.model).relation(load.path[-1])
+            wanted = {getattr(obj, relation.local) for obj in objects} - {None}
+            matches: dict[Any, builtins.list[dict[str, Any]]] = {}
+            for row in self.database.table(relation.target).values():
+                if (value := row.get(relation.remote)) in wanted:
+                    matches.setdefault(value, []).append(row)
+            related = InMemoryRepository(relation.target, session=self.session)
+            reached: dict[int, Any] = {}
+            for obj in objects:
+                found = [
+                    related._materialize(r) for r in matches.get(getattr(obj, relation.local), ())
+                ]
+                for name, descending in reversed(relation.order):
+                    found.sort(key=_by_attribute(name), reverse=descending)
+                reached.update((id(o), o) for o in found)
+                set_committed_value(
+                    obj, load.path[-1], found if relation.many else (found[0] if found else None)
+                )
+            related._load(list(reached.values()), loads, load.path)
 
     # `list` names a method here, so annotations in this class spell the type `builtins.list`.
     async def get(self, pk: Any) -> Any | None:
@@ -198,7 +260,10 @@ class InMemoryRepository:
         return None if row is None else self._materialize(row)
 
     async def list(self, query: Query) -> builtins.list[Any]:
-        return [self._materialize(row) for row in self._rows(query)]
+        objects = [self._materialize(row) for row in self._rows(query)]
+        if query.loads:
+            self._load(objects, query.loads, ())
+        return objects
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(schema(query.model).columns)
@@ -286,6 +351,8 @@ class InMemoryRepository:
         self.session.record(undo)
         for key, value in row.items():
             setattr(obj, key, value)
+        if inspect(obj).transient:
+            make_transient_to_detached(obj)  # as `_materialize` leaves what it reads
         setattr(obj, _MARK, pk)
         self.session.identity[(self.model.__table__, pk)] = obj
         return obj
@@ -301,6 +368,7 @@ class InMemoryRepository:
         self.session.record(_put_back(table, pk, previous))
         for key, value in row.items():
             setattr(obj, key, value)
+        _unload_stale(obj, previous, row)
         return obj
 
     async def add(self, obj: Any) -> Any:
@@ -383,6 +451,7 @@ class InMemoryRepository:
             if obj is not None:
                 for key, value in updated.items():
                     setattr(obj, key, value)
+                _unload_stale(obj, previous, updated)
         return len(rows)
 
     async def delete_where(self, query: Query) -> int:
@@ -391,6 +460,30 @@ class InMemoryRepository:
         for row in rows:
             self._remove(info, row[info.pk])
         return len(rows)
+
+
+def _unload_stale(obj: Any, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Forget the loaded relations of `obj` whose key column changed (they would be stale)."""
+    mapper = lookups.mapper_of(type(obj))
+    for prop in mapper.relationships:
+        if prop.key in obj.__dict__ and any(
+            before.get(key) != after.get(key)
+            for key in (mapper.get_property_by_column(c).key for c in prop.local_columns)
+        ):
+            del obj.__dict__[prop.key]
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    # NULLs last ascending, first descending: as PostgreSQL (and the SQL adapter) sort them.
+    return (value is None, value if value is not None else 0)
+
+
+def _by_key(column: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:
+    return lambda row: _sort_key(row.get(column))
+
+
+def _by_attribute(name: str) -> Callable[[Any], tuple[bool, Any]]:
+    return lambda obj: _sort_key(getattr(obj, name))
 
 
 def _put_back(table: dict[Any, dict[str, Any]], pk: Any, row: dict[str, Any]) -> Callable[[], None]:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy.util import LRUCache
-from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from core.adapters.sqlalchemy.errors import is_unavailable
 
@@ -179,17 +179,6 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
-async def checkout(engine: AsyncEngine) -> Any:
-    """A connection from the engine's pool (its pre-ping and events apply), without the
-    `AsyncConnection` around it: half the cost of `engine.connect()` for one statement."""
-    return await greenlet_spawn(engine.sync_engine.pool.connect)
-
-
-async def checkin(pooled: Any) -> None:
-    """Return a `checkout()` connection to its pool (the pool's reset-on-return applies)."""
-    await greenlet_spawn(pooled.close)
-
-
 async def run(
     engine: AsyncEngine,
     statement: Callable[[Any, bool, str, list[Any]], Awaitable[Any]],
@@ -199,18 +188,31 @@ async def run(
 ) -> Any:
     """`statement` (`fetch` or `write`) on a connection borrowed from the pool for it alone.
 
-    A connection that fails the way a lost server makes it fail is invalidated rather than
-    put back, so the pool never hands it out again (SQLAlchemy does the same on its own path).
+    Checkout, statement and checkin run in one greenlet (the pool's own I/O, a pre-ping or a
+    reset, needs one): one switch into it instead of one for the checkout and one for the
+    checkin. A connection that fails the way a lost server makes it fail is invalidated rather
+    than put back, so the pool never hands it out again (SQLAlchemy does the same on its own
+    path).
     """
-    pooled = await checkout(engine)
+    return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
+
+
+def _run_borrowed(
+    engine: AsyncEngine,
+    statement: Callable[[Any, bool, str, list[Any]], Awaitable[Any]],
+    postgres: bool,
+    sql: str,
+    args: list[Any],
+) -> Any:
+    pooled = engine.sync_engine.pool.connect()
     try:
-        return await statement(pooled.driver_connection, postgres, sql, args)
+        return await_(statement(pooled.driver_connection, postgres, sql, args))
     except Exception as exc:
         if is_unavailable(exc):
-            await greenlet_spawn(pooled.invalidate, exc)
+            pooled.invalidate(exc)
         raise
     finally:
-        await checkin(pooled)
+        pooled.close()
 
 
 async def fetch(driver_connection: Any, postgres: bool, sql: str, args: list[Any]) -> Any:

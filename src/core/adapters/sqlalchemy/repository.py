@@ -18,6 +18,7 @@ from sqlalchemy import (
     column,
     delete,
     insert,
+    inspect,
     select,
     table,
     update,
@@ -38,6 +39,7 @@ from core.adapters.sqlalchemy.statements import (
     Binder,
     compile_where,
     filtered,
+    loader_options,
     read_statement,
     where_shape,
     windowed,
@@ -81,6 +83,22 @@ class _Translated:
             ) from exc
 
 
+def _stale_relations(obj: Any) -> builtins.list[str]:
+    """The loaded relations of `obj` whose key column changed while they did not."""
+    state = inspect(obj)
+    mapper = state.mapper
+    return [
+        prop.key
+        for prop in mapper.relationships
+        if prop.key in state.dict
+        and not state.attrs[prop.key].history.has_changes()
+        and any(
+            state.attrs[mapper.get_property_by_column(c).key].history.has_changes()
+            for c in prop.local_columns
+        )
+    ]
+
+
 def _estimate_statement() -> Select[Any]:
     """The planner's row estimate of the table named by `table_` (PostgreSQL)."""
     return (
@@ -112,6 +130,8 @@ class SqlAlchemyRepository:
 
     async def list(self, query: Query) -> builtins.list[Any]:
         statement = windowed(filtered(select(query.model), query), query)
+        if query.loads:
+            statement = statement.options(*loader_options(query.model, query.loads))
         return list((await self._execute(statement)).scalars().all())
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
@@ -251,8 +271,12 @@ class SqlAlchemyRepository:
         return list(objs)
 
     async def save(self, obj: Any) -> Any:
+        stale = _stale_relations(obj)
         self.session.add(obj)
         await self._flush()
+        if stale:
+            # Their key column changed under them: read them again when next asked for.
+            self.session.expire(obj, stale)
         return obj
 
     async def delete(self, obj: Any) -> None:

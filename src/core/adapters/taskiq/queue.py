@@ -19,6 +19,7 @@ from taskiq_redis.exceptions import ResultIsMissingError
 from core.adapters.taskiq.broker import (
     DELAYED_BATCH,
     ERROR_LABEL,
+    GROUP,
     MOVE_DUE,
     UNREACHABLE,
     CoreReceiver,
@@ -31,6 +32,7 @@ from core.cancellation import raise_if_cancelled
 from core.errors import TaskQueueUnavailableError
 from core.ports.tasks import (
     FailedTask,
+    QueueStats,
     TaskFunction,
     TaskResult,
     TaskStatus,
@@ -95,11 +97,38 @@ class TaskiqTaskQueue:
         self._redelivery_timeout = redelivery_timeout
         self._delayed_poll_interval = delayed_poll_interval
         self._functions: dict[str, TaskFunction] = {}
+        self._queues: dict[str, None] = {}
         self._producer = self._broker(["default"], worker=False)
         self._results = self._result_backend()
 
     def register(self, name: str, function: TaskFunction, *, queue: str) -> None:
         self._functions[name] = function
+        self._queues[queue] = None
+
+    async def stats(self) -> list[QueueStats]:
+        """Each registered queue's stream length, pending entries of the workers' group and
+        delayed runs: one pipelined round trip (metrics scrapes)."""
+        queues = list(self._queues)
+        if not queues:
+            return []
+        try:
+            async with self._producer.client().pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.xlen(self._stream(queue))
+                    pipe.xpending(self._stream(queue), GROUP)
+                    pipe.zcard(self._delayed(queue))
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except UNREACHABLE as exc:
+            raise TaskQueueUnavailableError("Could not read the task queues' sizes.") from exc
+        stats = []
+        for index, queue in enumerate(queues):
+            depth, pending, delayed = replies[3 * index : 3 * index + 3]
+            if isinstance(depth, Exception) or isinstance(delayed, Exception):
+                raise TaskQueueUnavailableError("Could not read the task queues' sizes.")
+            # No group yet (no worker ever read this queue): nothing is pending.
+            count = 0 if isinstance(pending, Exception) else int(pending["pending"])
+            stats.append(QueueStats(queue, int(depth), count, int(delayed)))
+        return stats
 
     async def start(self) -> None:
         try:

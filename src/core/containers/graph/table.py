@@ -170,6 +170,16 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
         },
     ),
     PortEntry(
+        "metrics.recorder",
+        "Metrics",
+        "metrics_backend",
+        {
+            "prometheus": Adapter("core.adapters.prometheus.metrics.PrometheusMetrics"),
+            "off": Adapter("core.ports.metrics.NullMetrics"),
+        },
+        label="METRICS_ENABLED",
+    ),
+    PortEntry(
         "tasks.queue",
         "TaskQueue",
         "task_broker",

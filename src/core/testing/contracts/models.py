@@ -1,5 +1,6 @@
 """The models the Repository contract runs on (tables `test_authors`, `test_articles`,
-`test_comments`, `test_documents`), registered on `Model.metadata` when this module is imported.
+`test_comments`, `test_documents`, `test_teams`, `test_memberships`), registered on
+`Model.metadata` when this module is imported.
 
 A backend's test creates their tables (`Model.metadata`) before the suite runs.
 """
@@ -63,3 +64,32 @@ class Document(Model):
     meta: Mapped[dict[str, Any] | None] = Field.json()
     price: Mapped[decimal.Decimal | None] = Field.decimal(10, 2)
     due: Mapped[datetime.date | None] = Field.date()
+
+
+class Team(Model):
+    """Led by an author (a nullable to-one), with members through a link model."""
+
+    __tablename__ = "test_teams"
+
+    id: Mapped[int] = Field.pk()
+    name: Mapped[str] = Field.string(max_length=80)
+    lead_id: Mapped[int | None] = Field.foreign_key("test_authors.id", on_delete="SET NULL")
+
+    lead: Mapped[Author | None] = Field.relationship("Author")
+    members: Mapped[list[Membership]] = Field.relationship(
+        "Membership", back_populates="team", order_by="Membership.id"
+    )
+
+
+class Membership(Model):
+    """An author in a team: a link model (its two to-one relations make a many-to-many)."""
+
+    __tablename__ = "test_memberships"
+
+    id: Mapped[int] = Field.pk()
+    team_id: Mapped[int] = Field.foreign_key("test_teams.id", on_delete="CASCADE")
+    author_id: Mapped[int] = Field.foreign_key("test_authors.id", on_delete="CASCADE")
+    role: Mapped[str] = Field.string(max_length=20, default="member")
+
+    team: Mapped[Team] = Field.relationship("Team", back_populates="members")
+    author: Mapped[Author] = Field.relationship("Author")

@@ -25,9 +25,9 @@ from core.errors import (
     NotNullViolationError,
     UniqueViolationError,
 )
-from core.models import Q
+from core.models import Q, RelationNotLoadedError
 from core.models.session import unit_of_work
-from core.testing.contracts.models import Article, Author, Comment, Document
+from core.testing.contracts.models import Article, Author, Comment, Document, Membership, Team
 
 
 class RepositoryContract:
@@ -397,6 +397,134 @@ class RepositoryContract:
             {"name": "Cid"}, email="cid@example.com", db=db
         )
         assert created and new.name == "Cid"
+
+    # -- relations ---------------------------------------------------------------------------
+    @pytest.fixture
+    async def teams(self, db: Any, seeded: dict[str, Any]) -> dict[str, Any]:
+        ann, bob = seeded["ann"], seeded["bob"]
+        core = await Team.objects.create(name="Core", lead_id=ann.id, db=db)
+        docs = await Team.objects.create(name="Docs", db=db)  # no lead
+        for team, author, role in [
+            (core, ann, "lead"),
+            (core, bob, "member"),
+            (docs, bob, "editor"),
+        ]:
+            await Membership.objects.create(team_id=team.id, author_id=author.id, role=role, db=db)
+        return {"core": core, "docs": docs}
+
+    async def test_relations_load_only_when_asked(self, db: Any, seeded: dict[str, Any]) -> None:
+        post = await Article.objects.using(db).get(slug="hello-world")
+        with pytest.raises(RelationNotLoadedError, match=r"prefetch_related\('comments'\)"):
+            _ = post.comments
+        loaded = await Article.objects.using(db).prefetch_related("comments").get(id=post.id)
+        assert loaded is post or loaded.id == post.id  # the unit of work's own object, now loaded
+        assert [c.body for c in loaded.comments] == ["great read"]
+
+    async def test_select_related_joins_to_one_relations(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        articles = Article.objects.using(db).select_related("author")
+        assert [(a.slug, a.author.name) for a in await articles.order_by("id").all()] == [
+            ("hello-world", "Ann"),
+            ("python-tips", "Ann"),
+            ("draft", "Bob"),
+            ("hello-again", "Bob"),
+        ]
+        first = await articles.filter(is_published=False).first()
+        assert first is not None and first.author.email == "Bob@Example.com"
+        got = await articles.get(pk=seeded["articles"][1].id)
+        assert got.author.name == "Ann"
+        window = await articles.order_by("-views")[1:2].all()
+        assert [(a.slug, a.author.name) for a in window] == [("python-tips", "Ann")]
+        assert [a.author.name async for a in articles.filter(author__name="Bob")] == ["Bob", "Bob"]
+
+    async def test_select_related_follows_nested_and_empty_to_one_paths(
+        self, db: Any, teams: dict[str, Any]
+    ) -> None:
+        memberships = Membership.objects.using(db).select_related("team__lead", "author")
+        found = [
+            (m.author.name, m.team.name, m.team.lead.name if m.team.lead else None)
+            for m in await memberships.order_by("id").all()
+        ]
+        assert found == [("Ann", "Core", "Ann"), ("Bob", "Core", "Ann"), ("Bob", "Docs", None)]
+
+    async def test_prefetch_related_loads_lists_and_nested_paths(
+        self, db: Any, seeded: dict[str, Any], teams: dict[str, Any]
+    ) -> None:
+        authors = await Author.objects.using(db).prefetch_related("posts__comments").all()
+        assert {a.name: sorted(p.slug for p in a.posts) for a in authors} == {
+            "Ann": ["hello-world", "python-tips"],
+            "Bob": ["draft", "hello-again"],
+        }
+        assert {p.slug: [c.body for c in p.comments] for a in authors for p in a.posts} == {
+            "hello-world": ["great read"],
+            "python-tips": ["thanks"],
+            "draft": [],
+            "hello-again": [],
+        }
+        # Through a link model (a many-to-many), in the relationship's own order_by.
+        team_list = await Team.objects.using(db).prefetch_related("members__author").all()
+        assert {t.name: [(m.role, m.author.name) for m in t.members] for t in team_list} == {
+            "Core": [("lead", "Ann"), ("member", "Bob")],
+            "Docs": [("editor", "Bob")],
+        }
+        # Joined and prefetched along one path: the join loads the author, one more statement
+        # its posts.
+        posts = (
+            await Article.objects.using(db)
+            .select_related("author")
+            .prefetch_related("author__posts")
+            .filter(slug="draft")
+            .all()
+        )
+        assert sorted(p.slug for p in posts[0].author.posts) == ["draft", "hello-again"]
+
+    async def test_loading_composes_and_leaves_the_queryset_unchanged(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        base = Article.objects.using(db).filter(is_published=True)
+        loading = base.select_related("author").order_by("-views").prefetch_related("comments")
+        assert base.query.loads == ()
+        assert [load.path for load in loading.query.loads] == [("author",), ("comments",)]
+        assert [load.strategy for load in loading.query.loads] == ["joined", "selectin"]
+        # A relation both joined and prefetched is joined.
+        both = base.prefetch_related("author").select_related("author")
+        assert [(load.path, load.strategy) for load in both.query.loads] == [
+            (("author",), "joined")
+        ]
+        top = await loading.filter(views__gte=150).first()
+        assert top is not None and (top.author.name, len(top.comments)) == ("Bob", 0)
+        # Row reads ignore what instances would load.
+        assert await loading.values_list("slug") == [
+            ("hello-again",),
+            ("python-tips",),
+            ("hello-world",),
+        ]
+        assert await loading.count() == 3
+
+    async def test_unknown_or_wrong_relations_are_field_errors(self, db: Any) -> None:
+        with pytest.raises(FieldError, match="Article has no relation 'editor'.*Relations: author"):
+            Article.objects.select_related("editor")
+        with pytest.raises(
+            FieldError, match="Author has no relation 'team' \\(in 'author__team'\\)"
+        ):
+            Article.objects.prefetch_related("author__team")
+        with pytest.raises(FieldError, match=r"Article.comments is a list: use prefetch_related"):
+            Article.objects.select_related("comments")
+        with pytest.raises(FieldError, match="no relation 'title'"):
+            Article.objects.prefetch_related("title")
+        with pytest.raises(FieldError, match="relation path is a string"):
+            Article.objects.select_related(["author"])  # type: ignore[arg-type]
+
+    async def test_a_changed_key_reloads_its_relation(
+        self, db: Any, seeded: dict[str, Any]
+    ) -> None:
+        post = await Article.objects.using(db).select_related("author").get(slug="draft")
+        assert post.author.name == "Bob"
+        post.author_id = seeded["ann"].id
+        await post.save(db)
+        again = await Article.objects.using(db).select_related("author").get(slug="draft")
+        assert again.author.name == "Ann"
 
     # -- instances ---------------------------------------------------------------------------
     async def test_instance_save_delete_refresh(self, db: Any, seeded: dict[str, Any]) -> None:
