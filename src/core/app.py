@@ -88,6 +88,10 @@ class CoreApp:
             **options,
         )
         self.fastapi.state.core_app = self
+        # TRACING_ENABLED: a server span per request (FastAPI's OpenTelemetry instrumentation).
+        tracing = container.tracing()
+        if tracing is not None:
+            tracing.instrument_app(self.fastapi)
         # Outside FastAPI's own middleware, so even its 500 answers carry the request id.
         self._asgi: Any = RequestIdMiddleware(self.fastapi)
         # METRICS_ENABLED: outermost, so the time and status are what the client gets.

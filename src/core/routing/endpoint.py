@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.context import current_container, reset_session, set_session
+from core.idempotency import Claim
 from core.models.session import close, commit, rollback
 from core.views.base import ViewSet
 from core.views.body import (
@@ -27,6 +28,8 @@ from core.views.errors import InvalidBodyError
 
 __all__ = ("action_endpoint",)
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def action_endpoint(
     view_class: type[ViewSet],
@@ -38,12 +41,15 @@ def action_endpoint(
     action_permissions: tuple[Any, ...] | None,
     with_db: bool = True,
     body_schema: type[BaseModel] | None = None,
+    idempotent: bool = False,
 ) -> Callable[..., Any]:
     """The FastAPI endpoint for one action: unit of work, user, permissions, body, handler, one
     JSON pass.
 
     The body is read only once the user is known and allowed: a refused caller gets its 401
-    or 403 whatever it sent, and nothing it sent is parsed.
+    or 403 whatever it sent, and nothing it sent is parsed. With `idempotent`, a request
+    carrying `Idempotency-Key` (other than GET, HEAD or OPTIONS) claims its key then, and the
+    response is saved with the unit of work; a retry gets the saved response back.
     """
 
     async def endpoint(request: Request, **params: Any) -> Response:
@@ -67,10 +73,16 @@ def action_endpoint(
         view._action_permissions = action_permissions
         db = container.database.database().session()
         token = set_session(db)
+        claim: Claim | None = None
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
             await view.check_throttles()
+            if idempotent and request.method not in _SAFE_METHODS:
+                claim = await container.idempotency.keys().begin(request, db)
+                if claim is not None and claim.replayed is not None:
+                    # The key's first request answered: that answer again, nothing run.
+                    return claim.replayed
             values = {name: params[name] for name in passthrough}
             if body_schema is not None:
                 values["data"] = await _validated_body(view_class, request, body_schema)
@@ -79,9 +91,15 @@ def action_endpoint(
                 handler(request, db, **values) if with_db else handler(request, **values)
             )
             response = view.render(result, status_code)
+            if claim is not None:
+                await claim.before_commit(db, response)
             await commit(db)
+            if claim is not None:
+                await claim.after_commit(db)
         except BaseException:
             await rollback(db)
+            if claim is not None:
+                await claim.failed(db)
             raise
         finally:
             reset_session(token)

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
 from starlette.responses import Response
 
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from core.models import lookups
 from core.permissions import can_refuse, resolve_permissions
 from core.routing.endpoint import action_endpoint
@@ -53,6 +55,9 @@ _CRUD = (
     ("destroy", ("DELETE",), True, 204),
 )
 
+# The CRUD actions that accept `Idempotency-Key`: POST and PATCH (PUT and DELETE are
+# idempotent by themselves).
+_IDEMPOTENT = frozenset({"create", "partial_update"})
 
 # (summary, description) of each CRUD operation; `{model}` is the model's class name.
 _CRUD_TEXTS = {
@@ -75,10 +80,10 @@ _CRUD_TEXTS = {
 # 403 only where the action's permissions can refuse).
 _ERRORS = {
     "list": (400, 404, 422),
-    "create": (400, 413, 415, 422),
+    "create": (400, 409, 413, 415, 422),
     "retrieve": (404, 422),
     "update": (400, 404, 413, 415, 422),
-    "partial_update": (400, 404, 413, 415, 422),
+    "partial_update": (400, 404, 409, 413, 415, 422),
     "destroy": (400, 404, 422),
 }
 
@@ -95,6 +100,8 @@ class RouteSpec:
     permissions: tuple[Any, ...]
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Whether the route accepts `Idempotency-Key` (create, partial_update, opted-in actions).
+    idempotent: bool = field(default=False, compare=False)
 
     @property
     def operation_id(self) -> str:
@@ -135,6 +142,38 @@ def document_request_model(
     return endpoint
 
 
+def _idempotency(methods: tuple[str, ...]) -> dict[str, Any]:
+    """The `Idempotency-Key` header parameter of an operation that accepts it (none for a
+    GET-only action), and the table its keys are kept in declared on the models' metadata."""
+    if not set(methods) - {"GET", "HEAD", "OPTIONS"}:
+        return {}
+    # Declares `core_idempotency_keys` for the database store (and `core makemigrations`).
+    import core.idempotency.models  # noqa: F401
+
+    return {
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": (
+                    "A key of the client's choosing (a UUID, say) that makes retrying this "
+                    "request safe: a retry with the same key and the same request gets the "
+                    "first response back (with `Idempotent-Replayed: true`) and changes "
+                    "nothing; the same key with another request is a 422; while the first "
+                    "request runs, a retry waits for it or gets a 409."
+                ),
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": KEY_PATTERN,
+                },
+            }
+        ]
+    }
+
+
 def _refusals(permissions: Any) -> tuple[int, ...]:
     """401 and 403 when one of `permissions` can refuse, else nothing (AllowAny)."""
     return (401, 403) if any(can_refuse(p) for p in resolve_permissions(permissions)) else ()
@@ -151,6 +190,16 @@ def _security(permissions: Any) -> dict[str, Any]:
 def _with_extra(options: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`options` with `extra` merged into its `openapi_extra` (the route's own keys win)."""
     return {**options, "openapi_extra": {**extra, **options.get("openapi_extra", {})}}
+
+
+def _with_parameters(options: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:
+    """`options` with `parameters` added to its `openapi_extra` parameters (kept, not
+    replaced)."""
+    if not parameters:
+        return options
+    extra = dict(options.get("openapi_extra", {}))
+    extra["parameters"] = [*extra.get("parameters", []), *parameters]
+    return {**options, "openapi_extra": extra}
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -337,6 +386,9 @@ def viewset_routes(
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
+        idempotent = handler in _IDEMPOTENT
+        if idempotent:
+            options["openapi_extra"].update(_idempotency(methods))
         body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
             body = view.resolved_input_schema()
@@ -377,12 +429,21 @@ def viewset_routes(
                 permissions=tuple(permissions),
                 endpoint=document_request_model(
                     action_endpoint(
-                        view, handler, handler, status, params, passthrough, None, body_schema=body
+                        view,
+                        handler,
+                        handler,
+                        status,
+                        params,
+                        passthrough,
+                        None,
+                        body_schema=body,
+                        idempotent=idempotent,
                     ),
                     body,
                     view.model,
                 ),
                 options=options,
+                idempotent=idempotent,
             )
         )
     # Collection routes and collection actions first: `/posts/featured/` must not be taken for
@@ -417,10 +478,16 @@ def _action_routes(
             "tags": tags,
             "status_code": status,
             "summary": info.summary or _summary(info.name, view),
-            "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
+            "responses": error_responses(
+                *sorted(
+                    {400, 404, 413, 422, *_refusals(declared), *((409,) if info.idempotent else ())}
+                )
+            ),
             **info.route_options,
         }
         options = _with_extra(options, _security(declared))
+        if info.idempotent:
+            options = _with_parameters(options, _idempotency(info.methods).get("parameters", []))
         if "response_model" not in options and "response_class" not in options:
             response = _response_model(view, info.name)
             if response is not None:
@@ -435,11 +502,19 @@ def _action_routes(
                 permissions=tuple(declared),
                 endpoint=document_request_model(
                     action_endpoint(
-                        view, info.name, info.name, status, params, passthrough, permissions
+                        view,
+                        info.name,
+                        info.name,
+                        status,
+                        params,
+                        passthrough,
+                        permissions,
+                        idempotent=info.idempotent,
                     ),
                     info.request_model or view.request_model_for(info.name),
                 ),
                 options=options,
+                idempotent=info.idempotent,
             )
         )
     return specs

@@ -20,6 +20,7 @@ class ActionInfo:
     status_code: int | None = None
     summary: str | None = None
     request_model: Any = None
+    idempotent: bool = False
     route_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -31,6 +32,7 @@ def action(
     url_name: str | None = None,
     status_code: int | None = None,
     request_model: Any = None,
+    idempotent: bool = False,
     **route_options: Any,
 ) -> Callable[[F], F]:
     """Mark a ViewSet method as an extra route.
@@ -50,6 +52,9 @@ def action(
         request_model: the pydantic model of the JSON body the handler reads
             (`await request.json()`), documented in OpenAPI as a named component. The handler
             validates the body itself, as the spec's handlers do (`Model.model_validate(body)`).
+        idempotent: accept an `Idempotency-Key` header on its POST, PUT, PATCH and DELETE
+            requests: a retry with the same key gets the first response back and runs nothing
+            (see docs/idempotency.md).
         route_options: passed to FastAPI's `add_api_route` (e.g. `response_model`, `summary`).
 
     Example:
@@ -75,6 +80,7 @@ def action(
             url_name=url_name or name,
             status_code=status_code,
             request_model=request_model,
+            idempotent=idempotent,
             route_options=route_options,
         )
         return function

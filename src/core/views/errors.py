@@ -23,7 +23,12 @@ from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException
 
-from core.errors import CoreError, IntegrityViolationError, InvalidFilterError
+from core.errors import (
+    CoreError,
+    IntegrityViolationError,
+    InvalidFilterError,
+    InvalidIdempotencyKeyError,
+)
 from core.views.body import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_JSON_DEPTH,
@@ -128,11 +133,13 @@ class LookupErrorDetail(BaseModel):
 
 
 class ValidationErrorBody(BaseModel):
-    """422: the field errors of the body or query, or a path value of the wrong type."""
+    """422: the field errors of the body or query, a path value of the wrong type, or (a
+    sentence) an `Idempotency-Key` reused with another request."""
 
-    detail: list[FieldError] | LookupErrorDetail
+    detail: list[FieldError] | LookupErrorDetail | str
     code: str = Field(
-        description="`validation_error` (a list of field errors) or `invalid_lookup_value`.",
+        description="`validation_error` (a list of field errors), `invalid_lookup_value`, or "
+        "`idempotency_key_mismatch` (a sentence).",
         examples=["validation_error"],
     )
 
@@ -142,9 +149,10 @@ _DESCRIBED = {
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
-    409: "The stored rows refuse the write: a unique value already taken (`unique`), a "
-    "related row missing or still referring to this one (`foreign_key`, `not_null`); "
-    "`field` names the column",
+    409: "A conflict: the stored rows refuse the write (a unique value already taken, "
+    "`unique`; a related row missing or still referring to this one, `foreign_key`, "
+    "`not_null`; `field` names the column), or a request with this Idempotency-Key is still "
+    "in progress (`idempotency_key_in_use`)",
     413: "Request body too large",
     415: "Body is not JSON",
     422: "Validation error",
@@ -298,7 +306,10 @@ def envelope(
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
     extra = {}
-    if isinstance(exc, IntegrityViolationError | InvalidFilterError) and exc.field:
+    if (
+        isinstance(exc, IntegrityViolationError | InvalidFilterError | InvalidIdempotencyKeyError)
+        and exc.field
+    ):
         extra["field"] = exc.field
     detail = exc.detail
     if exc.status_code >= 500:
