@@ -126,20 +126,24 @@ class IntegrityViolationError(CoreError, ValueError):
 
 
 class UniqueViolationError(IntegrityViolationError):
-    """A unique column or constraint already holds the value."""
+    """A unique column or constraint already holds the value (409: the body is well formed,
+    the rows the database holds refuse it)."""
 
+    status_code = 409
     code = "unique"
 
 
 class ForeignKeyViolationError(IntegrityViolationError):
-    """A foreign key points to a row that does not exist (or still has dependants)."""
+    """A foreign key points to a row that does not exist (or still has dependants) (409)."""
 
+    status_code = 409
     code = "foreign_key"
 
 
 class NotNullViolationError(IntegrityViolationError):
-    """A required column got no value."""
+    """A required column got no value, e.g. from a deleted row's dependants (409)."""
 
+    status_code = 409
     code = "not_null"
 
 

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="Serve /docs, /redoc and /openapi.json; turn off to hide the API's "
         "description in production.",
     )
+    docs_permission: str | None = Field(
+        default=None,
+        description="The dotted path of a permission (`core.permissions.IsAdmin`) that "
+        "/docs, /redoc and /openapi.json require; a refused caller gets 401 or 403.",
+    )
     openapi_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/"],
         description="The OpenAPI `servers` URLs, comma-separated; `/` (where the document is "

@@ -97,6 +97,17 @@ def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
     return py
 
 
+def _documentation(column: Any) -> dict[str, Any]:
+    """The column's `examples` (`Field.string(examples=[...])`) and `doc`, for OpenAPI."""
+    found: dict[str, Any] = {}
+    examples = column.info.get("examples")
+    if examples:
+        found["examples"] = list(examples)
+    if column.doc:
+        found["description"] = column.doc
+    return found
+
+
 @typed_cache
 def input_schema_for(
     model: type[Any],
@@ -113,14 +124,16 @@ def input_schema_for(
         if name in read_only or (server_owned(model, name, column) and name not in write_only):
             continue
         annotation = _constrained(model, name, py, column)
+        documented = _documentation(column)
         if column.nullable:
-            fields[name] = (Optional[annotation], None)  # noqa: UP045
+            annotation, default = Optional[annotation], None  # noqa: UP045
         elif column.default is not None and not column.default.is_callable:
-            fields[name] = (annotation, column.default.arg)
+            default = column.default.arg
         elif column.default is not None or column.server_default is not None:
-            fields[name] = (annotation, None)
+            default = None
         else:
-            fields[name] = (annotation, ...)
+            default = ...
+        fields[name] = (annotation, PydanticField(default, **documented) if documented else default)
     return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -139,7 +152,11 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
         "__doc__": f"{schema.__name__}, every field optional (PATCH).",
         "__annotations__": {},
         # A default is never validated here, so an unsent field stays unset and harmless.
-        "model_config": {**schema.model_config, "validate_default": False},
+        "model_config": {
+            **schema.model_config,
+            "validate_default": False,
+            "json_schema_extra": _without_defaults(schema.model_config.get("json_schema_extra")),
+        },
     }
     for name, field in schema.model_fields.items():
         info = copy.copy(field)
@@ -156,33 +173,24 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     return partial
 
 
+def _without_defaults(extra: Any) -> Any:
+    """A `json_schema_extra` that also drops the properties' defaults: a field PATCH does not
+    send stays as it is, it does not take a default."""
+
+    def drop(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+        if callable(extra):
+            extra(schema, cls)
+        elif isinstance(extra, dict):
+            schema.update(extra)
+        for prop in schema.get("properties", {}).values():
+            if isinstance(prop, dict):
+                prop.pop("default", None)
+
+    return drop
+
+
 def has_model_validators(schema: type[BaseModel]) -> bool:
     return bool(schema.__pydantic_decorators__.model_validators)
-
-
-@typed_cache
-def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """`schema`'s JSON schema with every `$defs` reference inlined: an OpenAPI document can
-    hold it anywhere, with no component to register. A recursive reference becomes `{}`."""
-    document = schema.model_json_schema(mode="validation")
-    definitions: dict[str, Any] = document.pop("$defs", {})
-
-    def inline(node: Any, seen: frozenset[str]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                name = ref.removeprefix("#/$defs/")
-                if name in seen or name not in definitions:
-                    return {}
-                rest = {k: inline(v, seen) for k, v in node.items() if k != "$ref"}
-                return {**inline(definitions[name], seen | {name}), **rest}
-            return {k: inline(v, seen) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(item, seen) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(document, frozenset())
-    return inlined
 
 
 # The page links: absolute URLs (documented as such; the page is rendered without parsing them).

@@ -44,7 +44,7 @@ class GenericViewSet(ViewSet):
         input_schema / output_schema: pydantic models; derived from the model when absent.
         lookup_field: the column a detail route looks objects up by (`id`); its type types the
             path parameter, and a value that does not convert answers 422 `invalid_lookup_value`.
-        unique_fields: columns checked for an existing value before a write (400 naming the field).
+        unique_fields: columns checked for an existing value before a write (409 naming the field).
         page_size / max_page_size / pagination_class: the list's pages (`?page=`, `?page_size=`).
         filterset_fields: columns clients may filter on (`?is_published=true`, `?views__gte=10`).
         filterset_class: a `core.filters.FilterSet` of declared, typed filters (beside
@@ -289,9 +289,9 @@ class GenericViewSet(ViewSet):
         return {name: value for name, value in whole.model_dump().items() if name in sent}
 
     async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
-        """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
+        """Refuse a write that would duplicate a `unique_fields` value (409 naming the field).
 
-        The database's own constraint still decides under a race; it answers the same 400.
+        The database's own constraint still decides under a race; it answers the same 409.
         """
         for field in self.unique_fields:
             if field not in data or data[field] is None:
