@@ -23,15 +23,22 @@ prefix, deleted at the end.
 
 Run (about a minute with the defaults):
     .venv/bin/python bench/tasks.py [--tasks 3000] [--rounds 4] [--concurrency 4]
-        [--redis-url redis://127.0.0.1:6379/0] [--database-url sqlite+aiosqlite:///...]
+        [--redis-url redis://127.0.0.1:6379/0]
+        [--database-url sqlite+aiosqlite:///... | --postgres postgresql+asyncpg://.../postgres]
+
+With `--postgres ADMIN_URL` the core side's DATABASE_URL is a `bench_tasks_<random>` database
+created through ADMIN_URL for the run and dropped at its end. The bench prints the versions
+it ran with (Python, Redis server, taskiq, taskiq-redis, redis-py, SQLAlchemy, ...).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -39,7 +46,8 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +93,76 @@ RAW_MODULE = """
 
 
 SIDES = ("core", "raw")
+
+# What the results depend on, printed with them.
+PACKAGES = (
+    "taskiq",
+    "taskiq-redis",
+    "taskiq-dependencies",
+    "redis",
+    "hiredis",
+    "faststream",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "pydantic",
+    "pydantic-core",
+    "anyio",
+    "dependency-injector",
+)
+
+
+async def versions(redis: Redis) -> str:
+    """Python, the Redis server, the packages in PACKAGES and the commit of this tree."""
+    info = await redis.info("server")
+    return ", ".join(
+        [
+            f"Python {platform.python_version()}",
+            f"Redis server {info.get('redis_version')}",
+            *package_versions(),
+        ]
+    )
+
+
+def package_versions() -> list[str]:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        found.append(f"core at {commit}")
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return found
+
+
+@asynccontextmanager
+async def scratch_database(admin_url: str) -> AsyncIterator[str]:
+    """A `bench_tasks_<random>` PostgreSQL database made through `admin_url` (used for
+    nothing else) and dropped at the end; yields its URL."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"bench_tasks_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
 
 
 @dataclass
@@ -160,17 +238,38 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument(
+    database = parser.add_mutually_exclusive_group()
+    database.add_argument(
         "--database-url",
         default=None,
         help="DATABASE_URL of the core side (a SQLite file in the temporary project by default)",
     )
+    database.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        default=None,
+        help="run the core side on a scratch PostgreSQL database made through ADMIN_URL "
+        "(e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres), dropped at the end",
+    )
+    parser.add_argument(
+        "--worker-src",
+        type=Path,
+        default=ROOT / "src",
+        help="the `src` folder the core worker imports Core from: another checkout's, to "
+        "compare code versions (e.g. a `git worktree` of an older commit); this tree's by default",
+    )
     options = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="core-bench-tasks-"))
+    if options.postgres is None:
+        await run(options, work, options.database_url or f"sqlite+aiosqlite:///{work}/app.db")
+        return
+    async with scratch_database(options.postgres) as database_url:
+        await run(options, work, database_url)
+
+
+async def run(options: argparse.Namespace, work: Path, database_url: str) -> None:
     run_id = uuid.uuid4().hex[:8]
     core_prefix, raw_prefix = f"bench-core-{run_id}", f"bench-raw-{run_id}"
-    database_url = options.database_url or f"sqlite+aiosqlite:///{work}/app.db"
     (work / "src").mkdir()
     (work / "src" / "__init__.py").write_text("")
     (work / "src" / "main.py").write_text(textwrap.dedent(CORE_PROJECT))
@@ -180,13 +279,15 @@ async def main() -> None:
         "REDIS_URL": options.redis_url,
         "TASK_KEY_PREFIX": core_prefix,
         "DATABASE_URL": database_url,
+        # The app refuses to start without a signing key; the bench signs nothing with it.
+        "SECRET_KEY": secrets.token_urlsafe(48),
     }
     env = {
         **os.environ,
         **settings,
         "BENCH_REDIS_URL": options.redis_url,
         "BENCH_RAW_PREFIX": raw_prefix,
-        "PYTHONPATH": f"{work}{os.pathsep}{ROOT / 'src'}",
+        "PYTHONPATH": f"{work}{os.pathsep}{options.worker_src.resolve()}",
     }
     os.environ.update(env)
     sys.path.insert(0, str(work))
@@ -202,6 +303,8 @@ async def main() -> None:
         raise AssertionError("runs in the worker")
 
     concurrency = str(options.concurrency)
+    # Built before the workers start: a settings error must not leave them running.
+    app = CoreApp(settings=Settings(_env_file=None, **{k.lower(): v for k, v in settings.items()}))
     workers = [
         start_process(
             [str(BIN / "core"), "worker", "--queue", "default", "--concurrency", concurrency],
@@ -225,10 +328,12 @@ async def main() -> None:
             env,
         ),
     ]
-    app = CoreApp(settings=Settings(_env_file=None, **{k.lower(): v for k, v in settings.items()}))
     runs: list[Run] = []
+    ran_with = ""
     try:
         async with Redis.from_url(options.redis_url) as redis, app.lifespan():
+            ran_with = await versions(redis)
+            print(ran_with, flush=True)
             await bench_raw.broker.startup()
             sides: dict[str, tuple[Callable[[int], Awaitable[Any]], str, int]] = {
                 "core": (core_noop.delay, core_prefix, workers[0].pid),
@@ -277,9 +382,12 @@ async def main() -> None:
     print()
     print(
         f"{options.tasks} no-op tasks x {options.rounds} rounds per side, worker concurrency "
-        f"{options.concurrency}, Python {platform.python_version()}, core DATABASE_URL "
-        f"{database_url.split(':')[0]}"
+        f"{options.concurrency}, core DATABASE_URL {database_url.split(':')[0]}, "
+        f"{os.cpu_count()} CPUs"
     )
+    print(ran_with)
+    if options.worker_src.resolve() != (ROOT / "src").resolve():
+        print(f"core worker imported from {options.worker_src}")
     print(
         "| metric (median) | core `.delay()` | raw Taskiq `.kiq()` | core vs raw "
         "| per-round ratio: median (min–max) |"

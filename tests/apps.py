@@ -38,6 +38,20 @@ class ArticleOutput(BaseModel):
     created_at: datetime.datetime
 
 
+class BulkHide(BaseModel):
+    """The articles to hide."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]] = Field(max_length=100)
+
+
+class Echo(BaseModel):
+    """Any JSON object."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class ArticleViewSet(ModelViewSet):
     model = Article
     input_schema = ArticleInput
@@ -77,9 +91,11 @@ class ArticleViewSet(ModelViewSet):
         detail=False,
         permission_classes=[IsInGroup("editors")],
         url_path="bulk-hide",
+        request_model=BulkHide,
     )
     async def bulk_hide(self, request: Request, db: Any, **kwargs: Any) -> Any:
-        body = await request.json()
+        # Strict, as the framework validates bodies: JSON's own types, as documented.
+        body = BulkHide.model_validate(await request.json(), strict=True).model_dump()
         hidden = (
             await Article.objects.using(db).filter(id__in=body["ids"]).update(is_published=False)
         )
@@ -111,7 +127,12 @@ class HealthView(APIView):
         return {"status": "healthy"}
 
     async def post(self, request: Request, **kwargs: Any) -> Any:
+        Echo.model_validate(await request.json(), strict=True)  # an object, as documented
         return {"echo": await request.json()}
+
+    @classmethod
+    def request_model_for(cls, handler: str) -> type[BaseModel] | None:
+        return Echo if handler == "post" else None
 
 
 class NoteViewSet(ModelViewSet):

@@ -110,8 +110,8 @@ async def assert_same_bodies(app: CoreApp, seeded: dict[str, Any]) -> None:
         author_id = seeded["articles"][0].author_id
         for body, status in [
             ({"title": "New", "slug": "{}-new", "author_id": author_id, "rating": 2.5}, 201),
-            ({"title": "Dup", "slug": "ola", "author_id": author_id}, 400),  # unique slug
-            ({"title": "Orphan", "slug": "{}-orphan", "author_id": 10**6}, 400),  # no author
+            ({"title": "Dup", "slug": "ola", "author_id": author_id}, 409),  # unique slug
+            ({"title": "Orphan", "slug": "{}-orphan", "author_id": 10**6}, 409),  # no author
         ]:
             answers = [
                 await http.post(

@@ -5,10 +5,14 @@ ReDoc's fonts from Google Fonts), so on a machine with no internet they are a bl
 `DOCS_ASSETS=local` (the default) a CoreApp serves those files itself, from the fastapi-offline
 distribution (a dependency that ships them as package data), under `/docs-assets`; with
 `DOCS_ASSETS=cdn` the pages load them from FastAPI's CDN as a plain FastAPI app does.
+
+With `DOCS_PERMISSION` (a permission's dotted path) the pages and the documents they read are
+served only to callers that permission allows, authenticated as every view's callers are.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +26,23 @@ from fastapi.openapi.docs import (
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.context import current_container
 from core.errors import ConfigurationError
+from core.models.session import close
+from core.permissions import Permission, resolve_permissions
+from core.views.base import APIView
 
-__all__ = ("ASSETS_URL", "DocsAssets", "add_docs_routes", "assets_directory")
+__all__ = (
+    "ASSETS_URL",
+    "DocsAssets",
+    "add_docs_routes",
+    "assets_directory",
+    "guard_docs",
+    "load_permission",
+)
 
 DocsAssets = Literal["local", "cdn"]
 
@@ -131,3 +148,57 @@ def _root_path(request: Request) -> str:
     # The prefix a mounting app or a proxy gave: the pages' URLs are under it, as FastAPI's are.
     root: str = request.scope.get("root_path", "")
     return root.rstrip("/")
+
+
+def load_permission(path: str) -> Permission:
+    """The permission a dotted path names (`core.permissions.IsAdmin`), as an instance.
+
+    Raises:
+        ConfigurationError: the path names nothing importable, or no permission.
+    """
+    module_name, _, name = path.strip().rpartition(".")
+    try:
+        found = getattr(import_module(module_name), name, None) if module_name else None
+    except ImportError:
+        found = None
+    permission = found() if isinstance(found, type) else found
+    if not isinstance(permission, Permission):
+        raise ConfigurationError(
+            f"DOCS_PERMISSION={path!r} names no permission: give the dotted path of a "
+            "Permission class or instance, e.g. `core.permissions.IsAdmin`."
+        )
+    return permission
+
+
+class _DocsView(APIView):
+    """The view the docs are checked as: its permission is DOCS_PERMISSION's."""
+
+
+def guard_docs(fastapi: FastAPI, permission: Permission, paths: set[str]) -> None:
+    """Serve the routes of `fastapi` at `paths` (the pages and the documents they read) only to
+    callers `permission` allows: the request's user is authenticated as for any view, and a
+    refusal is the usual 401 (nobody authenticated) or 403, in the error envelope."""
+    permissions = resolve_permissions([permission])
+    for route in fastapi.router.routes:
+        if isinstance(route, Route) and route.path in paths:
+            route.app = _guarded(route.app, permissions)
+
+
+def _guarded(app: ASGIApp, permissions: tuple[Permission, ...]) -> ASGIApp:
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        container = current_container()
+        view = _DocsView()
+        view.request, view.action, view.container, view.kwargs = request, "docs", container, {}
+        view._action_permissions = permissions
+        db = container.database.database().session()
+        try:
+            request.state.user = await view.authenticate(db)
+            # Raises NotAuthenticatedError (401) or PermissionDeniedError (403): the app's
+            # handlers answer them in the error envelope.
+            await view.check_permissions()
+        finally:
+            await close(db)
+        await app(scope, receive, send)
+
+    return guarded

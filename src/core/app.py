@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from core.api_docs import add_docs_routes
+from core.api_docs import add_docs_routes, guard_docs, load_permission
 from core.containers.core import CoreContainer, build_container
 from core.context import is_running, reset_container, running, set_container, use_container
 from core.errors import ConfigurationError, NotRunningError
@@ -89,6 +89,10 @@ class CoreApp:
             **options,
         )
         self.fastapi.state.core_app = self
+        # TRACING_ENABLED: a server span per request (FastAPI's OpenTelemetry instrumentation).
+        tracing = container.tracing()
+        if tracing is not None:
+            tracing.instrument_app(self.fastapi)
         # Outside FastAPI's own middleware, so even its 500 answers carry the request id.
         self._asgi: Any = RequestIdMiddleware(self.fastapi)
         # METRICS_ENABLED: outermost, so the time and status are what the client gets.
@@ -109,6 +113,14 @@ class CoreApp:
             self.fastapi.add_api_route(
                 "/asyncapi.json", self._asyncapi, methods=["GET"], include_in_schema=False
             )
+            if self.settings.docs_permission:
+                # DOCS_PERMISSION: the pages and the documents they read, for allowed callers.
+                pages = {docs_url, redoc_url, self.fastapi.swagger_ui_oauth2_redirect_url}
+                guard_docs(
+                    self.fastapi,
+                    load_permission(self.settings.docs_permission),
+                    {self.fastapi.openapi_url, "/asyncapi.json", *filter(None, pages)},
+                )
         for router in routers:
             self.include_router(router)
         # After the project's routers, so one that serves /health itself wins. Probes of load
@@ -135,7 +147,7 @@ class CoreApp:
         - **Routes included** (the host does not mount this app): this app's routers are
           included into `host` (don't include them yourself). Their requests run on this
           app's container, Core's error handlers answer for them (404, 422 with
-          `invalid_lookup_value`, 400 on unique violations; the host's own routes keep the
+          `invalid_lookup_value`, 409 on unique violations; the host's own routes keep the
           host's handlers), and the host's OpenAPI lists their operations.
         - **Mounted** (`host.mount("/core", core_app)` before this call): requests reach this
           app whole, with its own error handlers and OpenAPI (`/core/openapi.json`).

@@ -19,7 +19,7 @@ import asyncio
 import atexit
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = (
+    "DeferredSession",
     "ambient_container",
     "ambient_session",
     "current_container",
@@ -106,6 +107,30 @@ def reset_container(token: Token[CoreContainer | None]) -> None:
 
 
 # -- the unit of work -----------------------------------------------------------------------
+class DeferredSession:
+    """An ambient unit of work whose session is opened on first use.
+
+    A task run without a `db` parameter makes one of these ambient instead of a session, so a
+    run that never touches the database opens none; `current_session()` and
+    `ambient_session()` open it (once) and give the session itself.
+
+    Args:
+        open_session: builds the session, called at most once.
+    """
+
+    __slots__ = ("_open", "session")
+
+    def __init__(self, open_session: Callable[[], Any]) -> None:
+        self._open = open_session
+        self.session: Any | None = None
+
+    def get(self) -> Any:
+        """The session, opened now if it was not yet."""
+        if self.session is None:
+            self.session = self._open()
+        return self.session
+
+
 def current_session() -> Any:
     """The unit of work (database session) of the current request, message, task or shell.
 
@@ -113,6 +138,8 @@ def current_session() -> Any:
         NoActiveContextError: outside one; pass the session explicitly with `.using(db)`.
     """
     session = _session.get()
+    if type(session) is DeferredSession:
+        return session.get()
     if session is None:
         raise NoActiveContextError(
             "No database session is active here: call `.using(db)` with a session, or run "
@@ -123,7 +150,10 @@ def current_session() -> Any:
 
 def ambient_session() -> Any | None:
     """The ambient unit of work, or None outside one."""
-    return _session.get()
+    session = _session.get()
+    if type(session) is DeferredSession:
+        return session.get()
+    return session
 
 
 @contextmanager

@@ -126,20 +126,24 @@ class IntegrityViolationError(CoreError, ValueError):
 
 
 class UniqueViolationError(IntegrityViolationError):
-    """A unique column or constraint already holds the value."""
+    """A unique column or constraint already holds the value (409: the body is well formed,
+    the rows the database holds refuse it)."""
 
+    status_code = 409
     code = "unique"
 
 
 class ForeignKeyViolationError(IntegrityViolationError):
-    """A foreign key points to a row that does not exist (or still has dependants)."""
+    """A foreign key points to a row that does not exist (or still has dependants) (409)."""
 
+    status_code = 409
     code = "foreign_key"
 
 
 class NotNullViolationError(IntegrityViolationError):
-    """A required column got no value."""
+    """A required column got no value, e.g. from a deleted row's dependants (409)."""
 
+    status_code = 409
     code = "not_null"
 
 
@@ -226,3 +230,50 @@ class ServiceBusyError(CoreError):
         super().__init__(detail)
         self.retry_after = retry_after
         self.headers = _retry_after(retry_after)
+
+
+class InvalidIdempotencyKeyError(ValidationFailedError):
+    """The `Idempotency-Key` header is empty, too long, sent twice or holds characters outside
+    visible ASCII (400); `field` names the header."""
+
+    code = "invalid_idempotency_key"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.field = "Idempotency-Key"
+
+
+class IdempotencyKeyMismatchError(CoreError, ValueError):
+    """An `Idempotency-Key` came back with another request than the one it was first used
+    with (another body, path or method): 422, nothing done."""
+
+    status_code = 422
+    code = "idempotency_key_mismatch"
+    default_detail = (
+        "This Idempotency-Key was already used with a different request; use a new key for a "
+        "new request."
+    )
+
+
+class IdempotencyKeyInUseError(CoreError):
+    """A request with this `Idempotency-Key` is still running and did not finish within
+    IDEMPOTENCY_WAIT_SECONDS (409 with `Retry-After`): retry, and get its response."""
+
+    status_code = 409
+    code = "idempotency_key_in_use"
+    default_detail = (
+        "A request with this Idempotency-Key is still in progress; retry after a moment."
+    )
+
+    def __init__(self, retry_after: float = 1.0, detail: Any = None) -> None:
+        super().__init__(detail)
+        self.headers = _retry_after(retry_after)
+
+
+class IdempotencyStoreUnavailableError(CoreError, ConnectionError):
+    """The idempotency store (Redis) could not be reached; the request was not run."""
+
+    status_code = 503
+    code = "idempotency_store_unavailable"
+    default_detail = "The service is temporarily unavailable; try again shortly."
+    headers = {"Retry-After": "5"}

@@ -23,11 +23,13 @@ from __future__ import annotations
 import copy
 import datetime
 import decimal
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import Field as PydanticField
 from pydantic import TypeAdapter, ValidationError
 
 from core.errors import ConfigurationError, FieldError, InvalidFilterError
@@ -107,6 +109,8 @@ class Filter:
         self.name = ""
         self.column_type: Any = None
         self.value_type: Any = str
+        # The integer column's range (documented; the lookup refuses values past it).
+        self.bounds: tuple[int, int] | None = None
         if self.lookup_expr not in FILTER_LOOKUPS:
             raise ConfigurationError(
                 f"Unknown lookup_expr {self.lookup_expr!r}. Lookups: "
@@ -122,6 +126,8 @@ class Filter:
         if model is not None:
             try:
                 bound.column_type = lookups.field_type(model, bound.field_name)
+                if "__" not in bound.field_name and bound.lookup_expr not in DATE_PARTS:
+                    bound.bounds = lookups.integer_bounds(model).get(bound.field_name)
             except FieldError as exc:
                 if self.method is None:  # a method filter may name no column at all
                     raise ConfigurationError(f"Filter {name!r}: {exc.detail}") from None
@@ -138,7 +144,9 @@ class Filter:
         if self.lookup_expr == "isnull":
             return bool
         if self.lookup_expr in DATE_PARTS:
-            return int
+            # Documented with its range, so a generated value is one the lookup takes.
+            low, high = lookups.DATE_PART_LIMITS[self.lookup_expr]
+            return Annotated[int, PydanticField(ge=low, le=high)]
         if self.lookup_expr == "date":
             return datetime.date
         return self.item_type()
@@ -154,10 +162,16 @@ class Filter:
     def convert(self, raw: str, param: str) -> Any:
         """`raw` as the filter's value type, or a 400 naming `param`."""
         try:
+            if self.value_type in (datetime.date, datetime.datetime) and _NUMERIC.match(raw):
+                # Pydantic reads digits as a Unix time; the document says ISO 8601.
+                raise ValidationError.from_exception_data("date", [])
             value = _adapter(self.value_type).validate_python(raw)
         except ValidationError:
             label = lookups.type_label(self.value_type)
-            if label == "value" or getattr(self.value_type, "__origin__", None) is Literal:
+            if self.lookup_expr in DATE_PARTS:
+                low, high = lookups.DATE_PART_LIMITS[self.lookup_expr]
+                label = f"an integer in [{low}, {high}]"
+            elif label == "value" or getattr(self.value_type, "__origin__", None) is Literal:
                 label = "one of " + ", ".join(map(str, self.choices_of()))
             raise InvalidFilterError(
                 f"Invalid value {_excerpt(raw)!r} for {param}: expected {label}.", field=param
@@ -209,13 +223,15 @@ class Filter:
         return f"{self.field_name} ({self.lookup_expr})."
 
     def openapi_parameters(self) -> list[dict[str, Any]]:
-        schema = _adapter(self.value_type).json_schema()
+        schema = _documented_schema(self)
         parameter: dict[str, Any] = {
             "name": self.name,
             "in": "query",
             "required": False,
             "description": self.description(),
         }
+        if schema.get("type") != "string" or "format" in schema:
+            parameter["allowEmptyValue"] = True  # empty is "not given", whatever the type
         if self.many:
             parameter.update(style="form", explode=False)
             schema = {"type": "array", "items": schema}
@@ -225,6 +241,18 @@ class Filter:
                 schema["maxItems"] = _MAX_CSV_ITEMS
         parameter["schema"] = schema
         return [parameter]
+
+
+_NUMERIC = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*$")
+
+
+def _documented_schema(item: Filter) -> dict[str, Any]:
+    """The JSON schema of a filter's value, with its integer column's range."""
+    schema: dict[str, Any] = _adapter(item.value_type).json_schema()
+    if item.bounds is not None and schema.get("type") == "integer":
+        schema.setdefault("minimum", item.bounds[0])
+        schema.setdefault("maximum", item.bounds[1])
+    return schema
 
 
 def _day(field: str, column_type: Any, value: datetime.date) -> Q:
@@ -348,7 +376,7 @@ class RangeFilter(Filter):
         return Q(**conditions)
 
     def openapi_parameters(self) -> list[dict[str, Any]]:
-        schema = _adapter(self.value_type).json_schema()
+        schema = _documented_schema(self)
         label = self.label or f"{self.field_name}"
         return [
             {
@@ -357,6 +385,7 @@ class RangeFilter(Filter):
                 "required": False,
                 "description": f"{label}: {'at least' if i == 0 else 'at most'} this value.",
                 "schema": schema,
+                "allowEmptyValue": True,  # empty is "not given"
             }
             for i, param in enumerate(self.query_params())
         ]

@@ -3,9 +3,9 @@
 - `GET /health/live`: the process is up and serving requests; touches nothing else, so a
   database outage never makes Kubernetes restart every API pod.
 - `GET /health/ready`: the process can do its work. The adapters the container selected for
-  the database, the event broker, the task queue, the token store and the rate limiter each
-  run their `check()` (part of each port's contract), at once, each within
-  HEALTH_CHECK_TIMEOUT seconds. 200 when every one answers, 503 when one does not; the body
+  the database, the event broker, the task queue, the token store, the rate limiter and the
+  idempotency store each run their `check()` (part of each port's contract), at once, each
+  within HEALTH_CHECK_TIMEOUT seconds. 200 when every one answers, 503 when one does not; the body
   names each check with its status and latency in milliseconds, never an address or an error
   text (the log has those). An adapter without `check()` (a user's, written before the method
   joined the contract) is reported as "unchecked" and does not fail readiness.
@@ -38,6 +38,7 @@ PORTS: dict[str, str] = {
     "tasks": "tasks.queue",
     "token_store": "auth.token_store",
     "rate_limiter": "throttling.rate_limiter",
+    "idempotency_store": "idempotency.store",
 }
 
 Status = Literal["ok", "unchecked", "timed out", "unavailable"]

@@ -53,7 +53,7 @@ _request_correlation: ContextVar[str | None] = ContextVar("core_request_correlat
 
 # The fields Core puts on records, and the attributes every LogRecord has: the rest of a
 # record's attributes came from `extra=` and are written as fields too.
-_ID_FIELDS = ("request_id", "correlation_id", "trace_id", "task_id")
+_ID_FIELDS = ("request_id", "correlation_id", "trace_id", "span_id", "task_id")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
@@ -129,26 +129,37 @@ def _use_correlation_id(correlation_id: str) -> Iterator[None]:
         _request_correlation.reset(token)
 
 
-def _trace_id() -> str | None:
-    # OpenTelemetry is optional: without it, or with no span recording, lines have no trace id.
+_NO_SPAN = (None, None)
+
+
+def _trace_ids() -> tuple[str | None, str | None]:
+    # OpenTelemetry is optional: without it, or with no span current, lines have no trace id.
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
-        return None
+        return _NO_SPAN
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
-        return None
-    return f"{context.trace_id:032x}"
+        return _NO_SPAN
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 class ContextFilter(logging.Filter):
-    """Put the current request id, correlation id, trace id and task id on every record.
+    """Put the current request id, correlation id, trace and span ids and task id on every
+    record.
 
     Core's handler carries one; add it to your own handlers to get the ids in your format
     (`handler.addFilter(ContextFilter())`). Ids set by the caller (`extra=`) are kept.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        values = (_request_id.get(), current_correlation_id(), _trace_id(), running_task_id.get())
+        trace_id, span_id = _trace_ids()
+        values = (
+            _request_id.get(),
+            current_correlation_id(),
+            trace_id,
+            span_id,
+            running_task_id.get(),
+        )
         for name, value in zip(_ID_FIELDS, values, strict=True):
             if getattr(record, name, None) is None:
                 setattr(record, name, value)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="Serve /docs, /redoc and /openapi.json; turn off to hide the API's "
         "description in production.",
     )
+    docs_permission: str | None = Field(
+        default=None,
+        description="The dotted path of a permission (`core.permissions.IsAdmin`) that "
+        "/docs, /redoc and /openapi.json require; a refused caller gets 401 or 403.",
+    )
     openapi_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/"],
         description="The OpenAPI `servers` URLs, comma-separated; `/` (where the document is "
@@ -269,6 +274,29 @@ class Settings(BaseSettings):
         description="Seconds an idempotency record (an event a group handled) is kept.",
     )
 
+    # -- idempotency keys (docs/idempotency.md) ------------------------------------------------
+    idempotency_store: Literal["database", "redis", "memory"] = Field(
+        default="database",
+        description="Where `Idempotency-Key`s and their responses live: `database` (the app's "
+        "own, in each request's transaction: exactly once), `redis` (shared, saved just after "
+        "the commit) or `memory` (this process).",
+    )
+    idempotency_store_url: str | None = Field(
+        default=None, description="Redis URL of the idempotency store; REDIS_URL when unset."
+    )
+    idempotency_key_prefix: str = "core:idempotency:"
+    idempotency_key_ttl_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Seconds a key and its response are kept: a retry within them is replayed.",
+    )
+    idempotency_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a retry waits for the request holding its key to finish before "
+        "answering 409 with Retry-After.",
+    )
+
     task_broker: Literal["memory", "redis"] = "memory"
     task_default_queue: str = "default"
     task_key_prefix: str = Field(
@@ -279,6 +307,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds before a task whose worker died is run again by another worker; "
         "keep it above the longest task's run time.",
+    )
+
+    # Traces (OpenTelemetry, the `tracing` extra): see docs/operations.md#traces. The exporter's
+    # endpoint, headers and sampler are the standard OTEL_* variables, read by the SDK itself.
+    tracing_enabled: bool = Field(
+        default=False,
+        description="Trace requests, database statements, outbox writes and relays, events "
+        "handled and tasks sent and run with OpenTelemetry (needs the `tracing` extra).",
+    )
+    tracing_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        description="Where the tracer provider Core installs sends spans: `otlp` (OTLP over "
+        "HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), `console`, or `none`. Unused when the "
+        "application installed its own tracer provider.",
+    )
+    tracing_service_name: str | None = Field(
+        default=None,
+        description="The traces' `service.name`; OTEL_SERVICE_NAME, else APP_NAME, when unset.",
     )
 
     # Garbage collection: core/heap.py, docs/operations.md#garbage-collection.

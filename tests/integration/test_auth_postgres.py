@@ -58,7 +58,7 @@ async def test_register_login_me_refresh_logout(http: httpx.AsyncClient) -> None
     duplicate = await http.post(
         f"{AUTH}/register/", json={"email": "ANN@example.com", "password": PASSWORD}
     )
-    assert duplicate.status_code == 400 and duplicate.json()["field"] == "email"
+    assert duplicate.status_code == 409 and duplicate.json()["field"] == "email"
 
     wrong = await http.post(f"{AUTH}/login/", json={"email": "ann@example.com", "password": "x"})
     unknown = await http.post(f"{AUTH}/login/", json={"email": "no@example.com", "password": "x"})

@@ -81,3 +81,6 @@ async def test_core_worker_logs_a_json_line_per_task(project: Project) -> None:
     runs = [line for line in _json_lines(output) if line.get("task") == "script.stamp"]
     assert [(r["outcome"], r["attempt"]) for r in runs] == [("success", 1), ("success", 1)]
     assert all(r["task_id"] and r["duration_ms"] >= 0 for r in runs)
+    # One line per run: Taskiq's own "Executing task" line would say it twice.
+    lines = _json_lines(output)
+    assert all(sum(line.get("task_id") == r["task_id"] for line in lines) == 1 for r in runs)

@@ -1,4 +1,4 @@
-"""Schemathesis over every operation of an app on PostgreSQL: no 5xx, responses as documented."""
+"""Schemathesis, with all its checks, over every operation of an app on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,20 +7,11 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from core.containers.core import build_container
 from core.settings import Settings
@@ -93,38 +84,44 @@ def _token() -> str:
     return backend.create_token(claims, token_type="access")
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    # An operation whose `security` names the bearer scheme refuses a request without it.
-    ignored_auth,
-]
-
-
-def test_every_operation(served: str) -> None:
-    # Driven by hand rather than schemathesis' pytest plugin, which does not load under pytest 9.
-    api = schemathesis.openapi.from_url(f"{served}/openapi.json")
-    # Spelled as the bearer scheme names it, so `ignored_auth`'s probes can take it away.
-    headers = {"Authorization": f"Bearer {_token()}"}
-    failures: dict[str, str] = {}
-    operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) >= 15
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
-        )
-        def run(case: Any) -> None:
-            case.call_and_validate(base_url=served, headers=headers, checks=CHECKS)
-
-        try:
-            run()
-        except Exception as exc:  # collect every operation's failure, then report them all
-            failures[operation.label] = str(exc)[:2000]
-    assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
+def test_every_operation_passes_every_schemathesis_check(served: str) -> None:
+    """`st run --checks all`: every check schemathesis has (conformance of statuses, bodies,
+    headers and content types; negative data refused and positive data accepted; unsupported
+    methods, missing headers, ignored auth, use after free, resources available after
+    creation, object-level authorization), over every operation, in every phase (examples,
+    coverage, fuzzing, stateful). Tuned to stay well under a minute."""
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("st")),
+            "run",
+            f"{served}/openapi.json",
+            "--checks",
+            "all",
+            "--header",
+            f"Authorization: Bearer {_token()}",
+            "--max-examples",
+            "10",
+            "--continue-on-failure",
+            "--generation-deterministic",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parent,
+    )
+    # One known conflict is left, between two specifications: a retry that reuses an
+    # Idempotency-Key with another body answers 422 (the IETF idempotency-key draft), which
+    # schemathesis' positive_data_acceptance counts as a valid request refused (the schema
+    # cannot say "a fresh key"). Every other failure of any check fails this test.
+    report = run.stdout.split("==== FAILURES ====")[-1].split("==== WARNINGS ====")[0]
+    cases = report.split("Test Case ID:")[1:]
+    unexpected = [
+        case for case in cases if not ("ST202" in case and "idempotency_key_mismatch" in case)
+    ]
+    assert not unexpected, run.stdout[-6000:]
+    assert run.returncode == 0 or cases, run.stdout[-6000:]
+    assert "22 selected / 22 total" in run.stdout  # every operation of the document
 
 
 def test_values_postgres_cannot_store_are_a_400(served: str) -> None:
@@ -134,9 +131,11 @@ def test_values_postgres_cannot_store_are_a_400(served: str) -> None:
         f"{served}/api/v1/authors/", json={"email": "a\x00b", "name": "x"}, headers=headers
     )
     assert nul.status_code == 400 and nul.json()["code"] == "invalid"
+    # Documented as a pattern without NUL; the database refuses it: a 400, never a 500.
     search = httpx.get(f"{served}/api/v1/articles/", params={"search": "a\x00"})
     assert search.status_code == 400
     huge = httpx.get(f"{served}/api/v1/articles/{2**40}/")
     assert huge.status_code == 422 and huge.json()["detail"]["error"] == "invalid_lookup_value"
     page = httpx.get(f"{served}/api/v1/authors/", params={"offset": 2**70})
-    assert page.status_code == 422
+    # The paginator reads its parameters itself: a 400 naming the parameter.
+    assert page.status_code == 400 and page.json()["code"] == "invalid_pagination"

@@ -92,6 +92,101 @@ async def test_acknowledged_tasks_leave_nothing_in_the_stream(redis_url: str, pr
         assert await redis.xlen(f"{prefix}:stream:default") == 0
 
 
+@pytest.mark.parametrize(("result_ttl", "expected_ms"), [(60, (50_000, 60_000)), (None, (-1, -1))])
+async def test_results_keep_their_ttl_when_stored_with_the_acknowledgement(
+    redis_url: str, prefix: str, result_ttl: int | None, expected_ms: tuple[int, int]
+) -> None:
+    # The worker stores a result and acknowledges its message in one script.
+    queue = TaskiqTaskQueue(redis_url, key_prefix=prefix, result_ttl=result_ttl)
+
+    async def same(n: int) -> int:
+        return n
+
+    queue.register("same", same, queue="default")
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["default"], concurrency=2))
+    try:
+        task_id = await queue.enqueue("same", (7,), queue="default")
+        assert (await _wait(queue, task_id)).value == 7
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await queue.stop()
+
+    async with Redis.from_url(redis_url) as redis:
+        low, high = expected_ms
+        assert low <= await redis.pttl(f"{prefix}:result:{task_id}") <= high
+        assert await redis.xlen(f"{prefix}:stream:default") == 0
+
+
+async def test_busy_workers_hold_no_more_entries_than_their_slots(
+    redis_url: str, prefix: str
+) -> None:
+    # A finished run reads the next entry for its slot; a busy worker must still never
+    # hold entries another worker could run.
+    queue = _queue(redis_url, prefix)
+    ran: list[int] = []
+
+    async def slow(n: int) -> int:
+        await asyncio.sleep(0.02)
+        ran.append(n)
+        return n
+
+    worker_queues = [_queue(redis_url, prefix) for _ in range(2)]  # two worker processes
+    for each in (queue, *worker_queues):
+        each.register("slow", slow, queue="default")
+    await queue.start()
+    workers = [
+        asyncio.create_task(each.run_worker(["default"], concurrency=2)) for each in worker_queues
+    ]
+    held: list[int] = []
+    try:
+        ids = [await queue.enqueue("slow", (n,), queue="default") for n in range(40)]
+        async with Redis.from_url(redis_url) as redis:
+            while len(ran) < 40:
+                consumers = await redis.xinfo_consumers(f"{prefix}:stream:default", "core-workers")
+                held.extend(int(consumer["pending"]) for consumer in consumers)
+                await asyncio.sleep(0.005)
+        values = [(await _wait(queue, task_id)).value for task_id in ids]
+    finally:
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with suppress(asyncio.CancelledError):
+                await worker
+        await queue.stop()
+
+    assert values == list(range(40))
+    assert max(held) <= 2
+
+
+async def test_a_busy_worker_reads_its_other_queues_too(redis_url: str, prefix: str) -> None:
+    queue = _queue(redis_url, prefix)
+    order: list[str] = []
+
+    async def step(name: str) -> None:
+        await asyncio.sleep(0.01)
+        order.append(name)
+
+    queue.register("step", step, queue="a")
+    await queue.start()
+    worker = asyncio.create_task(queue.run_worker(["a", "b"], concurrency=1))
+    try:
+        backlog = [await queue.enqueue("step", ("a",), queue="a") for _ in range(30)]
+        await _wait(queue, backlog[0])
+        other = await queue.enqueue("step", ("b",), queue="b")
+        for task_id in [*backlog, other]:
+            await _wait(queue, task_id)
+    finally:
+        worker.cancel()
+        with suppress(asyncio.CancelledError):
+            await worker
+        await queue.stop()
+
+    assert order.index("b") < len(order) - 5, "queue b waited for queue a's whole backlog"
+
+
 async def test_a_worker_outlives_its_stream_being_deleted(redis_url: str, prefix: str) -> None:
     queue = _queue(redis_url, prefix)
 

@@ -5,12 +5,14 @@ tests/integration/test_docs_offline.py."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from core import CoreApp
+from core.errors import ConfigurationError
 from core.testing import test_settings
 
 
@@ -95,3 +97,65 @@ async def test_a_mounted_app_points_its_pages_under_the_mount() -> None:
     assert "url: '/core/openapi.json'" in page
     assert urls and all(url.startswith("/core/docs-assets/") for url in urls), urls
     assert asset.status_code == 200
+
+
+# -- DOCS_PERMISSION ---------------------------------------------------------------------------
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi.json")
+SECRET = "docs-permission-secret-key-of-a-decent-length"
+
+
+def _token(app: CoreApp, **claims: Any) -> dict[str, str]:
+    token = app.container.auth.token_backend().create_token(
+        {"sub": "7", **claims}, token_type="access"
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_docs_permission_serves_the_docs_to_allowed_callers_only() -> None:
+    app = CoreApp(
+        settings=test_settings(secret_key=SECRET, docs_permission="core.permissions.IsAdmin")
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        admin, user = _token(app, is_superuser=True), _token(app)
+        for path in DOCS_PATHS:
+            anonymous = await client.get(path)
+            assert anonymous.status_code == 401, path
+            assert anonymous.json()["code"] == "not_authenticated"
+            assert anonymous.headers["www-authenticate"] == "Bearer"
+            refused = await client.get(path, headers=user)
+            assert refused.status_code == 403, path
+            assert refused.json() == {
+                "detail": "Administrator access required.",
+                "code": "permission_denied",
+            }
+            assert (await client.get(path, headers=admin)).status_code == 200, path
+        document = (await client.get("/openapi.json", headers=admin)).json()
+        assert document["info"]["title"]
+        # The rest of the app is not behind it: liveness and the pages' static files.
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/docs-assets/swagger-ui.css")).status_code == 200
+
+
+async def test_docs_permission_takes_any_permission_by_its_dotted_path() -> None:
+    app = CoreApp(
+        settings=test_settings(
+            secret_key=SECRET, docs_permission="core.permissions.IsAuthenticated"
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        assert (await client.get("/openapi.json")).status_code == 401
+        assert (await client.get("/openapi.json", headers=_token(app))).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["core.permissions.NoSuchThing", "no.such.module.X", "core.app"])
+def test_a_docs_permission_that_names_no_permission_fails_at_start(path: str) -> None:
+    with pytest.raises(ConfigurationError, match="DOCS_PERMISSION"):
+        CoreApp(settings=test_settings(docs_permission=path))

@@ -55,7 +55,7 @@ async def test_a_project_route_at_health_wins() -> None:
     assert response.json() == {"status": "mine"}
 
 
-PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter"}
+PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter", "idempotency_store"}
 
 
 async def test_live_and_ready_answer_ok_when_everything_answers() -> None:

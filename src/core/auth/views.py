@@ -106,13 +106,14 @@ _RETRY_AFTER = {
         "schema": {"type": "integer"},
     }
 }
-_ERROR_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"detail": {}, "code": {"type": "string"}},
-            "required": ["detail", "code"],
-        }
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+# Login, refresh and logout are open to anyone (AllowAny) and still answer 401: credentials or
+# a token that do not hold.
+_REFUSED = {
+    "401": {
+        "description": "Invalid credentials (`invalid_credentials`) or token (`invalid_token`)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": _ERROR_BODY,
     }
 }
 # What a throttled action can also answer (FastAPI merges these into the operation's responses).
@@ -130,19 +131,11 @@ _THROTTLED = {
 }
 
 
-def _body(
-    schema: type[BaseModel], *, throttled: bool = False, hashes: bool = True
-) -> dict[str, Any]:
-    # The handlers read the body themselves (`await request.json()`); this documents it.
-    extra: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
-    if throttled:
-        extra["responses"] = _THROTTLED if hashes else {"429": _THROTTLED["429"]}
-    return extra
+def _throttled(*, hashes: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    # `extra`: more responses of the action.
+    # What a throttled action can also answer (FastAPI merges these into its responses).
+    responses = dict(_THROTTLED) if hashes else {"429": _THROTTLED["429"]}
+    return {"responses": {**responses, **(extra or {})}}
 
 
 class AuthRateThrottle(SimpleRateThrottle):
@@ -162,8 +155,8 @@ class AuthViewSet(APIView):
 
     Register it like any view: `router.register("/auth", AuthViewSet)`.
 
-    - `POST register/` `{"email", "password"}` → 201 with the user. 400 when the email is taken
-      (`field: "email"`) or the password breaks the policy (every reason listed).
+    - `POST register/` `{"email", "password"}` → 201 with the user. 409 when the email is taken
+      (`field: "email"`), 400 when the password breaks the policy (every reason listed).
     - `POST login/` `{"email", "password"}` → `{"access_token", "refresh_token",
       "token_type"}`. The credentials go through the auth-backend chain (the user model,
       then registered backends). One 401 body for an unknown email, a wrong password and an
@@ -202,7 +195,18 @@ class AuthViewSet(APIView):
         methods=["POST"],
         detail=False,
         status_code=201,
-        openapi_extra=_body(RegisterInput, throttled=True),
+        openapi_extra=_throttled(
+            extra={
+                "400": {
+                    "description": "The password breaks the policy (`code: invalid_password`; "
+                    "`detail` maps `password` to every reason), or a malformed body"
+                },
+                "409": {
+                    "description": "The email is taken (`code: unique`, `field: email`)",
+                    "content": _ERROR_BODY,
+                },
+            }
+        ),
     )
     async def register(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Create an account."""
@@ -219,7 +223,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(LoginInput, throttled=True),
+        openapi_extra=_throttled(extra=_REFUSED),
         response_model=TokenPair,
     )
     async def login(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -240,7 +244,7 @@ class AuthViewSet(APIView):
     @action(
         methods=["POST"],
         detail=False,
-        openapi_extra=_body(RefreshInput, throttled=True, hashes=False),
+        openapi_extra=_throttled(hashes=False, extra=_REFUSED),
         response_model=TokenPair,
     )
     async def refresh(self, request: Request, db: Any, **kwargs: Any) -> Any:
@@ -273,7 +277,7 @@ class AuthViewSet(APIView):
         detail=False,
         status_code=204,
         response_class=Response,
-        openapi_extra=_body(RefreshInput),
+        openapi_extra={"responses": _REFUSED},
     )
     async def logout(self, request: Request, db: Any, **kwargs: Any) -> Any:
         """Revoke the tokens of this login: its refresh tokens, and its access tokens (the one
@@ -310,6 +314,18 @@ class AuthViewSet(APIView):
         )
         if not result.allowed:
             self.throttled(result.retry_after)
+
+    @classmethod
+    def request_model_for(cls, handler: str) -> type[BaseModel] | None:
+        """The bodies the actions read: `register_schema`, `login_schema`, and RefreshInput
+        for refresh and logout; each a named component of the OpenAPI document."""
+        bodies: dict[str, type[BaseModel]] = {
+            "register": cls.register_schema,
+            "login": cls.login_schema,
+            "refresh": RefreshInput,
+            "logout": RefreshInput,
+        }
+        return bodies.get(handler) or super().request_model_for(handler)
 
     @classmethod
     def response_model_for(cls, handler: str) -> Any:

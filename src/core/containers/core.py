@@ -6,6 +6,7 @@ from dependency_injector import containers, providers
 
 from core.containers.auth import AuthContainer
 from core.containers.database import DatabaseContainer
+from core.containers.idempotency import IdempotencyContainer
 from core.containers.messaging import MessagingContainer
 from core.containers.metrics import MetricsContainer
 from core.containers.tasks import TasksContainer
@@ -13,6 +14,11 @@ from core.containers.throttling import ThrottlingContainer
 from core.declarations import Declarations
 from core.declarations import declarations as process_declarations
 from core.settings import Settings
+from core.tracing import Tracing, build_tracing
+
+
+def _tracing(settings: Settings) -> Tracing | None:
+    return build_tracing(settings)
 
 
 class CoreContainer(containers.DeclarativeContainer):
@@ -32,8 +38,10 @@ class CoreContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
+    # Core's OpenTelemetry tracer, or None when TRACING_ENABLED is off (core.tracing).
+    tracing = providers.Singleton(_tracing, settings=settings)
 
-    database = providers.Container(DatabaseContainer, config=config)
+    database = providers.Container(DatabaseContainer, config=config, tracing=tracing)
     metrics = providers.Container(MetricsContainer, config=config)
     auth = providers.Container(
         AuthContainer, config=config, database=database.database, declarations=declarations
@@ -45,6 +53,7 @@ class CoreContainer(containers.DeclarativeContainer):
         declarations=declarations,
         context=context,
         metrics=metrics.recorder,
+        tracing=tracing,
     )
     tasks = providers.Container(
         TasksContainer,
@@ -52,8 +61,12 @@ class CoreContainer(containers.DeclarativeContainer):
         declarations=declarations,
         context=context,
         metrics=metrics.recorder,
+        tracing=tracing,
     )
     throttling = providers.Container(ThrottlingContainer, config=config)
+    idempotency = providers.Container(
+        IdempotencyContainer, config=config, database=database.database
+    )
 
 
 def build_container(

@@ -12,10 +12,13 @@ from core.adapters.memory.repository import InMemoryRepository
 from core.ports.repository import Database
 
 
-def _sqlalchemy_database(**options: Any) -> Database:
+def _sqlalchemy_database(tracing: Any, **options: Any) -> Database:
     from core.adapters.sqlalchemy.database import SqlAlchemyDatabase
 
-    return SqlAlchemyDatabase(**options)
+    database = SqlAlchemyDatabase(**options)
+    if tracing is not None:
+        database.trace(tracing)
+    return database
 
 
 def _sqlalchemy_repository(model: type[Any], session: Any) -> Any:
@@ -32,11 +35,14 @@ async def _database_lifecycle(database: Database) -> AsyncIterator[Database]:
 
 class DatabaseContainer(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
+    # Given by the root: Core's tracer (None when TRACING_ENABLED is off).
+    tracing: providers.Dependency[Any] = providers.Dependency()
 
     database = providers.Selector(
         config.database_backend,
         sqlalchemy=providers.Singleton(
             _sqlalchemy_database,
+            tracing=tracing,
             url=config.database_url,
             echo=config.database_echo,
             pool_size=config.database_pool_size,

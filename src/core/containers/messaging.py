@@ -18,45 +18,56 @@ if TYPE_CHECKING:
     from core.messaging.consumers import RetryPolicy
     from core.messaging.outbox import Outbox, OutboxRelay
     from core.messaging.runtime import MessagingRuntime
+    from core.tracing import Tracing
 
 # Each builder imports its adapter when called, so `import core` works without the broker's
 # extra (and loads no aiokafka, redis or aio-pika) until someone selects that broker.
 
 
-def _kafka(bootstrap_servers: str, client_id: str) -> EventBroker:
+def _kafka(bootstrap_servers: str, client_id: str, tracing: Tracing | None) -> EventBroker:
     try:
         from core.adapters.faststream.kafka import KafkaEventBroker
     except ImportError as exc:
         raise MissingDependencyError("aiokafka", "kafka") from exc
-    return KafkaEventBroker(bootstrap_servers, client_id=client_id)
+    return KafkaEventBroker(
+        bootstrap_servers, client_id=client_id, broker_options=_traced(tracing, "kafka")
+    )
 
 
-def _redis(url: str) -> EventBroker:
+def _redis(url: str, tracing: Tracing | None) -> EventBroker:
     try:
         from core.adapters.faststream.redis import RedisEventBroker
     except ImportError as exc:
         raise MissingDependencyError("redis", "redis") from exc
-    return RedisEventBroker(url)
+    return RedisEventBroker(url, broker_options=_traced(tracing, "redis"))
 
 
-def _rabbitmq(url: str) -> EventBroker:
+def _rabbitmq(url: str, tracing: Tracing | None) -> EventBroker:
     try:
         from core.adapters.faststream.rabbitmq import RabbitMqEventBroker
     except ImportError as exc:
         raise MissingDependencyError("aio-pika", "rabbitmq") from exc
-    return RabbitMqEventBroker(url)
+    return RabbitMqEventBroker(url, broker_options=_traced(tracing, "rabbitmq"))
+
+
+def _traced(tracing: Tracing | None, technology: str) -> dict[str, Any]:
+    # TRACING_ENABLED: FastStream's own OpenTelemetry middleware spans each publish and each
+    # message processed, and carries the context in the message's headers.
+    if tracing is None:
+        return {}
+    return {"middlewares": (tracing.broker_middleware(technology),)}
 
 
 # The builders below import `core.messaging` when called: it declares the outbox tables on the
 # models' metadata, which an app that never uses messaging must not get.
 
 
-def _outbox(database_backend: str) -> Outbox:
+def _outbox(database_backend: str, tracing: Tracing | None) -> Outbox:
     from core.messaging.outbox import Outbox
 
     # The in-memory database has no isolation between units of work: the relay must not see
     # rows whose unit of work has not committed yet.
-    return Outbox(track_in_flight=database_backend == "memory")
+    return Outbox(track_in_flight=database_backend == "memory", tracing=tracing)
 
 
 def _relay(**collaborators: Any) -> OutboxRelay:
@@ -130,6 +141,8 @@ class MessagingContainer(containers.DeclarativeContainer):
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
     metrics: providers.Dependency[Metrics] = providers.Dependency()
+    # Core's tracer, or None when TRACING_ENABLED is off.
+    tracing: providers.Dependency[Any] = providers.Dependency()
 
     broker = providers.Selector(
         config.message_broker,
@@ -138,12 +151,13 @@ class MessagingContainer(containers.DeclarativeContainer):
             _kafka,
             bootstrap_servers=config.kafka_bootstrap_servers,
             client_id=config.app_name,
+            tracing=tracing,
         ),
-        redis=providers.Singleton(_redis, url=config.redis_url),
-        rabbitmq=providers.Singleton(_rabbitmq, url=config.rabbitmq_url),
+        redis=providers.Singleton(_redis, url=config.redis_url, tracing=tracing),
+        rabbitmq=providers.Singleton(_rabbitmq, url=config.rabbitmq_url, tracing=tracing),
     )
 
-    outbox = providers.Singleton(_outbox, database_backend=config.database_backend)
+    outbox = providers.Singleton(_outbox, database_backend=config.database_backend, tracing=tracing)
 
     # `broker.provider`: the relay resolves the broker per pass, so an override made after it
     # was built takes effect.
@@ -158,6 +172,7 @@ class MessagingContainer(containers.DeclarativeContainer):
         max_attempts=config.outbox_max_attempts,
         retention=config.outbox_retention,
         processed_retention=config.processed_events_retention,
+        tracing=tracing,
     )
 
     retry_policy = providers.Factory(
@@ -183,6 +198,7 @@ class MessagingContainer(containers.DeclarativeContainer):
         consumers_in_process=config.consumers_in_process,
         run_relay=config.outbox_relay_in_process,
         metrics=metrics,
+        tracing=tracing,
     )
 
     lifecycle = providers.Resource(

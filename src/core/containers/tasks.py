@@ -44,6 +44,7 @@ def _binder(
     default_queue: str,
     declarations: Declarations,
     metrics: Metrics,
+    tracing: Any,
 ) -> TaskBinder:
     from core.tasks.binding import TaskBinder
 
@@ -53,6 +54,7 @@ def _binder(
         default_queue=default_queue,
         declarations=declarations,
         metrics=metrics,
+        tracing=tracing,
     )
 
 
@@ -84,6 +86,8 @@ class TasksContainer(containers.DeclarativeContainer):
     declarations = providers.Dependency(instance_of=Declarations)
     context = providers.Dependency(instance_of=containers.Container)
     metrics: providers.Dependency[Metrics] = providers.Dependency()
+    # Core's tracer, or None when TRACING_ENABLED is off.
+    tracing: providers.Dependency[Any] = providers.Dependency()
 
     queue = providers.Selector(
         config.task_broker,
@@ -96,7 +100,7 @@ class TasksContainer(containers.DeclarativeContainer):
         ),
     )
 
-    runner = providers.Factory(_runner, container=context, metrics=metrics)
+    runner = providers.Factory(_runner, container=context, metrics=metrics, tracing=tracing)
 
     # The queue and runner *providers*: a send resolves the queue per call, so an override of
     # `tasks.queue` made after the binder was built still wins.
@@ -107,6 +111,7 @@ class TasksContainer(containers.DeclarativeContainer):
         default_queue=config.task_default_queue,
         declarations=declarations,
         metrics=metrics,
+        tracing=tracing,
     )
 
     lifecycle = providers.Resource(_queue_lifecycle, queue, binder=binder)

@@ -29,6 +29,7 @@ from core.ports.metrics import NO_METRICS, Metrics
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
+    from core.tracing import Tracing
 
 __all__ = (
     "ConsumerDeclaration",
@@ -235,6 +236,21 @@ class RetryPolicy:
 Handler = Callable[[Event, Any], Awaitable[Any]]
 
 
+def _describe_span(span: Any, run: Mapping[str, Any], outcome: str) -> None:
+    for attribute, value in (
+        ("core.event.name", run["event"]),
+        ("core.event.id", run["event_id"]),
+        ("core.consumer.attempt", run["attempt"]),
+        ("core.consumer.outcome", outcome),
+    ):
+        if value is not None:
+            span.set_attribute(attribute, value)
+    if outcome in ("failed", "dead_lettered"):
+        from opentelemetry.trace import StatusCode
+
+        span.set_status(StatusCode.ERROR, f"event {outcome.replace('_', '-')}")
+
+
 class Dispatcher:
     """The broker handler of one (group, topic): runs each event's handler in a unit of work.
 
@@ -250,6 +266,9 @@ class Dispatcher:
             database gives the unit of work; handlers reach it as `self.container`).
         broker: gives the broker dead letters are published to.
         metrics: what each message's outcome and duration are recorded to.
+        tracing: Core's tracer (TRACING_ENABLED): each message is a consumer span, the child
+            of the broker's own span when its middleware opened one, else of the span whose
+            context the event's headers carry.
     """
 
     def __init__(
@@ -262,10 +281,12 @@ class Dispatcher:
         *,
         broker: Callable[[], EventBroker],
         metrics: Metrics = NO_METRICS,
+        tracing: Tracing | None = None,
     ) -> None:
         self.container = container
         self.broker = broker
         self.metrics = metrics
+        self.tracing = tracing
         self.group = group
         self.topic = topic
         self.handlers = dict(handlers)
@@ -274,6 +295,26 @@ class Dispatcher:
         self._ignored: set[str] = set()
 
     async def __call__(self, message: Message) -> None:
+        if self.tracing is None:
+            await self._handle(message, None)
+            return
+        headers = message.get("headers")
+        with self.tracing.span(
+            f"consume {self.topic}",
+            kind="consumer",
+            # FastStream's middleware made the span of the received message current; without
+            # one (the in-memory broker), the event's headers say where it comes from.
+            parent=None
+            if self.tracing.has_current_span() or not isinstance(headers, Mapping)
+            else headers,
+            attributes={
+                "messaging.destination.name": self.topic,
+                "messaging.consumer.group.name": self.group,
+            },
+        ) as span:
+            await self._handle(message, span)
+
+    async def _handle(self, message: Message, span: Any) -> None:
         with use_container(self.container):
             token = _group.set(self.group)
             started = time.perf_counter()
@@ -289,6 +330,8 @@ class Dispatcher:
                     seconds = time.perf_counter() - started
                     self.metrics.event_processed(self.topic, self.group, outcome, seconds)
                     self._log_run(run, outcome, seconds)
+                    if span is not None:
+                        _describe_span(span, run, outcome)
 
     def _log_run(self, run: dict[str, Any], outcome: str, seconds: float) -> None:
         duration_ms = round(seconds * 1000, 3)

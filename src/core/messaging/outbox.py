@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from core.context import use_container
@@ -25,10 +25,12 @@ from core.messaging.events import Event
 from core.messaging.models import FAILED, PENDING, SENT, OutboxMessage, ProcessedEvent
 from core.models.querysets import Q
 from core.models.session import on_commit, unit_of_work
+from core.tracing import TRACE_HEADERS
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
     from core.ports.broker import EventBroker
+    from core.tracing import Tracing
 
 logger = logging.getLogger("core.messaging.outbox")
 
@@ -50,10 +52,13 @@ class Outbox:
         track_in_flight: remember the rows of units of work that have not committed yet, for a
             database without isolation between units of work (the in-memory one), where the
             relay would otherwise see, and send, rows that may still be rolled back.
+        tracing: Core's tracer (TRACING_ENABLED): each write is a span, whose context the
+            row's headers and its event's headers carry to the relay and the consumers.
     """
 
-    def __init__(self, *, track_in_flight: bool = False) -> None:
+    def __init__(self, *, track_in_flight: bool = False, tracing: Tracing | None = None) -> None:
         self.track_in_flight = track_in_flight
+        self.tracing = tracing
         self._listeners: list[Callable[[], None]] = []
         # Per session, the ids of its rows not committed yet; weak, so a session dropped
         # without commit or rollback takes its entry along.
@@ -69,14 +74,18 @@ class Outbox:
         headers: Mapping[str, str] | None = None,
     ) -> OutboxMessage:
         """Write `event` for `topic` in `session`'s unit of work; it is relayed after commit."""
-        row: OutboxMessage = await OutboxMessage.objects.using(session).create(
-            event_id=event.id,
-            name=event.name,
-            topic=topic,
-            key=key,
-            headers=dict(headers or {}),
-            payload=event.to_message(),
-        )
+        if self.tracing is None:
+            row = await self._write(session, event, topic, key, dict(headers or {}))
+        else:
+            with self.tracing.span(
+                f"outbox write {topic}",
+                kind="producer",
+                attributes=_event_attributes(event, topic),
+            ):
+                # The row (for the relay) and the event (for consumers) continue this trace.
+                row = await self._write(
+                    session, event, topic, key, self.tracing.inject(dict(headers or {}))
+                )
         if self.track_in_flight:
             ids = self._in_flight.get(session)
             if ids is None:
@@ -85,6 +94,22 @@ class Outbox:
             on_commit(functools.partial(self._committed, ids, row.id), session)
         else:
             on_commit(self.notify, session)
+        return row
+
+    async def _write(
+        self, session: Any, event: Event, topic: str, key: str | None, headers: dict[str, str]
+    ) -> OutboxMessage:
+        payload = event.to_message()
+        if self.tracing is not None:
+            payload["headers"] = {**payload.get("headers", {}), **_trace_of(headers)}
+        row: OutboxMessage = await OutboxMessage.objects.using(session).create(
+            event_id=event.id,
+            name=event.name,
+            topic=topic,
+            key=key,
+            headers=headers,
+            payload=payload,
+        )
         return row
 
     def in_flight(self) -> set[int]:
@@ -172,8 +197,10 @@ class OutboxRelay:
         processed_retention: float = 7 * 86_400.0,
         concurrency: int = 16,
         clock: Clock = _utcnow,
+        tracing: Tracing | None = None,
     ) -> None:
         self.container = container
+        self.tracing = tracing
         self.outbox = outbox
         self.broker = broker
         self.batch_size = batch_size
@@ -218,7 +245,7 @@ class OutboxRelay:
         async with self._lock:
             broker = self.broker()
             failures: list[tuple[OutboxMessage, BaseException]] = []
-            with use_container(self.container):
+            with use_container(self.container), self._quiet():
                 sent = await self._pass(broker, failures, due_only=due_only)
         if failures:
             row, error = failures[0]
@@ -342,7 +369,7 @@ class OutboxRelay:
         """Delete sent rows older than `retention` and idempotency records older than
         `processed_retention`; return how many of each."""
         now = now if now is not None else self.clock()
-        with use_container(self.container):
+        with use_container(self.container), self._quiet():
             return await self._cleanup(now)
 
     async def _cleanup(self, now: datetime) -> tuple[int, int]:
@@ -408,9 +435,12 @@ class OutboxRelay:
         async def run(members: list[OutboxMessage]) -> None:
             for row in members:
                 try:
-                    await broker.publish(
-                        row.payload, topic=row.topic, key=row.key, headers=row.headers
-                    )
+                    if self.tracing is None:
+                        await broker.publish(
+                            row.payload, topic=row.topic, key=row.key, headers=row.headers
+                        )
+                    else:
+                        await self._traced_publish(broker, row)
                 except Exception as exc:
                     # The rest of this key's rows wait behind it, to keep their order.
                     failures.append((row, exc))
@@ -419,6 +449,41 @@ class OutboxRelay:
 
         await asyncio.gather(*(lane(members) for members in lanes.values()))
         return sent
+
+    def _quiet(self) -> contextlib.AbstractContextManager[None]:
+        # A pass's own statements (claiming rows, marking them sent) are not traced: polling
+        # every second, each idle pass would be a trace of its own. Each row's publish is.
+        return self.tracing.quiet() if self.tracing is not None else contextlib.nullcontext()
+
+    async def _traced_publish(self, broker: Any, row: OutboxMessage) -> None:
+        # A span in the trace of the request (or handler) that wrote the row, whose context
+        # replaces the write's in the headers and the event: consumers follow from the publish.
+        tracing = cast("Tracing", self.tracing)
+        with tracing.span(
+            f"outbox relay {row.topic}",
+            kind="producer",
+            parent=row.headers,
+            attributes={
+                "messaging.destination.name": row.topic,
+                "core.event.name": row.name,
+                "core.event.id": str(row.event_id),
+                "core.outbox.attempt": row.attempts + 1,
+            },
+        ):
+            headers = tracing.inject(
+                {k: v for k, v in row.headers.items() if k not in TRACE_HEADERS}
+            )
+            payload = dict(row.payload)
+            envelope = payload.get("headers")
+            payload["headers"] = {
+                **{
+                    k: v
+                    for k, v in (envelope if isinstance(envelope, dict) else {}).items()
+                    if k not in TRACE_HEADERS
+                },
+                **_trace_of(headers),
+            }
+            await broker.publish(payload, topic=row.topic, key=row.key, headers=headers)
 
     # -- the background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -521,6 +586,18 @@ async def requeue_failed(db: Any, ids: list[int] | None = None) -> int:
     if ids is not None:
         failed = failed.filter(id__in=sorted(ids))
     return await failed.update(status=PENDING, attempts=0, next_attempt_at=None)
+
+
+def _trace_of(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k in TRACE_HEADERS}
+
+
+def _event_attributes(event: Event, topic: str) -> dict[str, str]:
+    return {
+        "messaging.destination.name": topic,
+        "core.event.name": event.name,
+        "core.event.id": str(event.id),
+    }
 
 
 def _describe(error: BaseException) -> str:

@@ -114,6 +114,28 @@ async def publish_event(
         )
         return event
     broker = runtime.broker()
+    tracing = runtime.tracing
+    if tracing is not None:
+        with tracing.span(
+            f"publish {topic}",
+            kind="producer",
+            attributes={"messaging.destination.name": topic, "core.event.name": name},
+        ):
+            # The event's headers carry this span's context to the consumers.
+            traced = tracing.inject(dict(headers or {}))
+            return await _publish_now(runtime, broker, name, data, topic, key, traced)
+    return await _publish_now(runtime, broker, name, data, topic, key, headers)
+
+
+async def _publish_now(
+    runtime: Any,
+    broker: Any,
+    name: str,
+    data: Any,
+    topic: str,
+    key: str | None,
+    headers: Mapping[str, str] | None,
+) -> Event:
     # A capability of the broker's class (see EncodedEventBroker), not of its instance.
     if getattr(type(broker), "publish_body", None) is not None:
         # Encoded once, from the parts; the broker sends the bytes as they are. A value JSON

@@ -24,6 +24,7 @@ from core.ports.repository import Database
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
+    from core.tracing import Tracing
 
 __all__ = ("ALL_CONSUMERS", "MessagingRuntime", "flush_events")
 
@@ -68,9 +69,12 @@ class MessagingRuntime:
         consumers_in_process: bool,
         run_relay: bool,
         metrics: Metrics = NO_METRICS,
+        tracing: Tracing | None = None,
     ) -> None:
         self.container = container
         self.metrics = metrics
+        #: Core's tracer (TRACING_ENABLED), or None.
+        self.tracing = tracing
         self.source = source
         self.outbox = outbox
         self.relay = relay
@@ -144,6 +148,7 @@ class MessagingRuntime:
                 policy,
                 broker=self.broker,
                 metrics=self.metrics,
+                tracing=self.tracing,
             )
             # One subscription per topic, so a failing event is dead-lettered next to its own.
             broker.subscribe([topic], dispatcher, group=group)

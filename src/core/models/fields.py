@@ -55,7 +55,17 @@ def _server_default(value: Any) -> Any:
     return None
 
 
+def _documented(kw: dict[str, Any]) -> dict[str, Any]:
+    # `examples=[...]` is kept in the column's info: the schemas derived from the model show
+    # them in OpenAPI (as they show `doc=` as the field's description).
+    examples = kw.pop("examples", None)
+    if examples is not None:
+        kw["info"] = {**kw.get("info", {}), "examples": list(examples)}
+    return kw
+
+
 def _column(type_: Any, *args: Any, default: Any = _MISSING, **kw: Any) -> MappedColumn[Any]:
+    kw = _documented(kw)
     if default is not _MISSING:
         kw["default"] = default
         if not callable(default) and default is not None and "server_default" not in kw:
@@ -70,20 +80,23 @@ def _column(type_: Any, *args: Any, default: Any = _MISSING, **kw: Any) -> Mappe
 class Field:
     """Column shortcuts. Every keyword SQLAlchemy's `mapped_column` takes passes through.
 
+    Each also takes `examples=[...]` and SQLAlchemy's `doc="..."`: the schemas derived from
+    the model carry them, so OpenAPI shows them as the field's examples and description.
+
     Example:
         >>> from sqlalchemy.orm import Mapped
         >>> from core import Field, Model
         >>> class Post(Model):
         ...     __tablename__ = "doc_posts"
         ...     id: Mapped[int] = Field.pk()
-        ...     title: Mapped[str] = Field.string(max_length=200)
+        ...     title: Mapped[str] = Field.string(max_length=200, examples=["Hello"])
     """
 
     @staticmethod
     def pk(*, autoincrement: bool | Literal["auto"] = "auto", **kw: Any) -> MappedColumn[Any]:
         """Primary key; integer autoincrement for `Mapped[int]`, a uuid4 for `Mapped[uuid.UUID]`
         when given `default=uuid.uuid4`."""
-        return mapped_column(primary_key=True, autoincrement=autoincrement, **kw)
+        return mapped_column(primary_key=True, autoincrement=autoincrement, **_documented(kw))
 
     @staticmethod
     def string(

@@ -29,6 +29,10 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+#: The values a date part lookup (`created_at__month=`) takes.
+DATE_PART_LIMITS = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}
+
+
 def typed_cache(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """`functools.cache`, typed as the function it wraps.
 
@@ -262,7 +266,7 @@ def _lookup_value(
             raise FieldError(
                 f"Invalid value {value!r} for {model.__name__}.{name}__{lookup}: expected integer."
             ) from None
-        limits = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}[lookup]
+        limits = DATE_PART_LIMITS[lookup]
         if isinstance(value, bool) or not limits[0] <= part <= limits[1]:
             raise FieldError(
                 f"Invalid value {value!r} for {model.__name__}.{name}__{lookup}: expected an "

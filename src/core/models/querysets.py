@@ -145,9 +145,15 @@ class QuerySet(Generic[M]):
         return self._clone(offset=n)
 
     def only(self, *fields: str) -> QuerySet[M]:
-        """Select just these columns; used with `values()` to skip building model instances."""
+        """Select just these columns; used with `values()` to skip building model instances.
+
+        A name may follow to-one relations to a related object's column (`"author__name"`):
+        the read joins them, and the value is None when the object has none.
+        """
         for name in fields:
-            lookups.convert_value(self.model, name, None)
+            if not isinstance(name, str):
+                raise FieldError(f"A field name is a string, got {name!r}.")
+            relations.value_path(self.model, name)
         return self._clone(columns=tuple(fields))
 
     def select_related(self, *paths: str) -> QuerySet[M]:

@@ -148,3 +148,28 @@ def add_loads(
             if key not in chosen or (strategy == "joined" and len(key) == len(walked)):
                 chosen[key] = strategy
     return tuple(Load(path, strategy) for path, strategy in chosen.items())
+
+
+@typed_cache
+def value_path(model: type[Any], name: str) -> tuple[tuple[Step, ...], str]:
+    """The to-one relations and the column a value name reads (`"author__team__name"`: the
+    steps `author`, `team` and the column `name`; `"title"`: no steps), or a FieldError.
+
+    `values_list` reads such names from the row its query joins (LEFT OUTER JOIN): one value
+    per object, None when a relation on the path holds no object. A to-many relation would
+    give several values per object, so it is refused.
+    """
+    *path, column = name.split("__")
+    if not path:
+        lookups.convert_value(model, column, None)  # a FieldError naming the fields
+        return (), column
+    walked = steps(model, "__".join(path))
+    for i, step in enumerate(walked):
+        if not step.to_one:
+            owner = walked[i - 1].target if i else model
+            raise FieldError(
+                f"{owner.__name__}.{step.name} is a list: values_list reads one value per "
+                f"object, across to-one relations only ({name!r})."
+            )
+    lookups.convert_value(walked[-1].target, column, None)
+    return walked, column

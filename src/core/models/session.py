@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from core.context import current_container, current_session, use_session
+from core.context import (
+    DeferredSession,
+    current_container,
+    current_session,
+    reset_session,
+    set_session,
+    use_session,
+)
 
 if TYPE_CHECKING:
     from core.containers.core import CoreContainer
@@ -92,3 +99,33 @@ async def unit_of_work(container: CoreContainer | None = None) -> AsyncIterator[
         raise
     finally:
         await close(session)
+
+
+@asynccontextmanager
+async def deferred_unit_of_work(container: CoreContainer | None = None) -> AsyncIterator[None]:
+    """`unit_of_work` whose session is opened only if the code in the block asks for it
+    (`current_session()`, a QuerySet without `using`, `publish_event`...): a block that never
+    touches the database costs no session. What was opened is committed on success and
+    rolled back on error, as `unit_of_work` does.
+
+    Example:
+        >>> async with deferred_unit_of_work(app.container):  # doctest: +SKIP
+        ...     await Post.objects.filter(draft=True).delete()
+    """
+    container = container if container is not None else current_container()
+    deferred = DeferredSession(lambda: container.database.database().session())
+    try:
+        token = set_session(deferred)
+        try:
+            yield
+        finally:
+            reset_session(token)
+        if deferred.session is not None:
+            await commit(deferred.session)
+    except BaseException:
+        if deferred.session is not None:
+            await rollback(deferred.session)
+        raise
+    finally:
+        if deferred.session is not None:
+            await close(deferred.session)

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.context import current_container, reset_session, set_session
+from core.idempotency import Claim
 from core.models.session import close, commit, rollback
 from core.views.base import ViewSet
 from core.views.body import (
@@ -26,6 +28,8 @@ from core.views.errors import InvalidBodyError
 
 __all__ = ("action_endpoint",)
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def action_endpoint(
     view_class: type[ViewSet],
@@ -37,12 +41,15 @@ def action_endpoint(
     action_permissions: tuple[Any, ...] | None,
     with_db: bool = True,
     body_schema: type[BaseModel] | None = None,
+    idempotent: bool = False,
 ) -> Callable[..., Any]:
     """The FastAPI endpoint for one action: unit of work, user, permissions, body, handler, one
     JSON pass.
 
     The body is read only once the user is known and allowed: a refused caller gets its 401
-    or 403 whatever it sent, and nothing it sent is parsed.
+    or 403 whatever it sent, and nothing it sent is parsed. With `idempotent`, a request
+    carrying `Idempotency-Key` (other than GET, HEAD or OPTIONS) claims its key then, and the
+    response is saved with the unit of work; a retry gets the saved response back.
     """
 
     async def endpoint(request: Request, **params: Any) -> Response:
@@ -66,10 +73,16 @@ def action_endpoint(
         view._action_permissions = action_permissions
         db = container.database.database().session()
         token = set_session(db)
+        claim: Claim | None = None
         try:
             request.state.user = await view.authenticate(db)
             await view.check_permissions()
             await view.check_throttles()
+            if idempotent and request.method not in _SAFE_METHODS:
+                claim = await container.idempotency.keys().begin(request, db)
+                if claim is not None and claim.replayed is not None:
+                    # The key's first request answered: that answer again, nothing run.
+                    return claim.replayed
             values = {name: params[name] for name in passthrough}
             if body_schema is not None:
                 values["data"] = await _validated_body(view_class, request, body_schema)
@@ -78,9 +91,15 @@ def action_endpoint(
                 handler(request, db, **values) if with_db else handler(request, **values)
             )
             response = view.render(result, status_code)
+            if claim is not None:
+                await claim.before_commit(db, response)
             await commit(db)
+            if claim is not None:
+                await claim.after_commit(db)
         except BaseException:
             await rollback(db)
+            if claim is not None:
+                await claim.failed(db)
             raise
         finally:
             reset_session(token)
@@ -103,11 +122,17 @@ def action_endpoint(
 async def _validated_body(
     view_class: type[ViewSet], request: Request, schema: type[BaseModel]
 ) -> BaseModel:
-    raw = await read_json(request)
+    raw = await read_json(request)  # the parser's limits, and 400 on a malformed body
     if raw is ...:
         raise InvalidBodyError([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
     try:
-        return schema.model_validate(raw)
+        # JSON's own types, as the OpenAPI document states them: `0` is no boolean and `"5"`
+        # no integer (pydantic's strict JSON mode; dates, UUIDs and enums still come as strings).
+        body = await request.body()
+        if b"." in body or b"e" in body or b"E" in body:
+            # The parser reads 5.0 as 5 (JSON Schema counts it an integer): validate what it read.
+            body = to_json(raw)
+        return schema.model_validate_json(body, strict=True)
     except ValidationError as exc:
         write_only = getattr(view_class, "write_only_fields", ())
         raise InvalidBodyError.from_validation(exc, schema, write_only) from None

@@ -11,6 +11,7 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from core.errors import ConfigurationError
@@ -147,6 +148,19 @@ class _Route(APIRoute):
     method of a path is a route of its own, and Starlette's 405 names only the one it tried)."""
 
     allowed: tuple[str, ...] = ()
+    # The literal paths of the router this path's parameters would capture (`/posts/featured/`
+    # for `/posts/{id}/`): a method they do not serve is their 405, not this route's request.
+    shadowed: tuple[re.Pattern[str], ...] = ()
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE and self.shadowed:
+            path, root = scope.get("path", ""), scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted: match as Starlette does, under it
+                path = path[len(root) :]
+            if any(pattern.match(path) for pattern in self.shadowed):
+                return Match.NONE, {}
+        return match, child_scope
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.allowed and self.methods and scope["method"] not in self.methods:
@@ -161,12 +175,19 @@ class _Route(APIRoute):
 
 def _share_allowed_methods(router: APIRouter) -> None:
     by_path: dict[str, set[str]] = {}
+    literal: dict[str, re.Pattern[str]] = {}
     for route in router.routes:
         if isinstance(route, _Route):
             by_path.setdefault(route.path, set()).update(route.methods or ())
+            if not route.param_convertors:
+                literal[route.path] = route.path_regex
     for route in router.routes:
         if isinstance(route, _Route):
             route.allowed = tuple(sorted(by_path[route.path]))
+            if route.param_convertors:
+                route.shadowed = tuple(
+                    pattern for path, pattern in literal.items() if route.path_regex.match(path)
+                )
 
 
 def _refuse_duplicate_names(specs: Sequence[RouteSpec]) -> None:

@@ -11,8 +11,11 @@ from typing import Any, get_type_hints
 
 from fastapi import Path, Query
 from pydantic import BaseModel
+from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
 from starlette.responses import Response
 
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from core.models import lookups
 from core.permissions import can_refuse, resolve_permissions
 from core.routing.endpoint import action_endpoint
@@ -25,8 +28,21 @@ from core.views.viewsets import ORDERING_PARAM, SEARCH_PARAM, GenericViewSet
 
 #: The name of the bearer-token security scheme in `components.securitySchemes`.
 BEARER_SCHEME = "BearerAuth"
+#: The endpoint attribute naming the schema of the JSON body its handler reads itself.
+REQUEST_MODEL = "core_request_model"
+#: The endpoint attribute giving, per body field that writes a column, the JSON Schema limits
+#: of the column (by JSON type: an integer's range, a string's characters).
+REQUEST_RANGES = "core_request_ranges"
 
-__all__ = ("BEARER_SCHEME", "RouteSpec", "apiview_routes", "join", "viewset_routes")
+__all__ = (
+    "BEARER_SCHEME",
+    "REQUEST_MODEL",
+    "RouteSpec",
+    "apiview_routes",
+    "document_request_model",
+    "join",
+    "viewset_routes",
+)
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _CRUD = (
@@ -39,6 +55,9 @@ _CRUD = (
     ("destroy", ("DELETE",), True, 204),
 )
 
+# The CRUD actions that accept `Idempotency-Key`: POST and PATCH (PUT and DELETE are
+# idempotent by themselves).
+_IDEMPOTENT = frozenset({"create", "partial_update"})
 
 # (summary, description) of each CRUD operation; `{model}` is the model's class name.
 _CRUD_TEXTS = {
@@ -61,10 +80,10 @@ _CRUD_TEXTS = {
 # 403 only where the action's permissions can refuse).
 _ERRORS = {
     "list": (400, 404, 422),
-    "create": (400, 413, 415, 422),
+    "create": (400, 409, 413, 415, 422),
     "retrieve": (404, 422),
     "update": (400, 404, 413, 415, 422),
-    "partial_update": (400, 404, 413, 415, 422),
+    "partial_update": (400, 404, 409, 413, 415, 422),
     "destroy": (400, 404, 422),
 }
 
@@ -81,6 +100,8 @@ class RouteSpec:
     permissions: tuple[Any, ...]
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Whether the route accepts `Idempotency-Key` (create, partial_update, opted-in actions).
+    idempotent: bool = field(default=False, compare=False)
 
     @property
     def operation_id(self) -> str:
@@ -94,13 +115,62 @@ def join(*parts: str) -> str:
     return "/" + path if path else ""
 
 
-def _request_body(schema: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI `requestBody` of a route that reads its body itself, after the permissions."""
+def document_request_model(
+    endpoint: Callable[..., Any],
+    schema: type[BaseModel] | None,
+    model: type[Any] | None = None,
+) -> Callable[..., Any]:
+    """Document `schema` as the JSON body of `endpoint`'s routes: a `$ref` to a named
+    component (see `core.routing.openapi`). The endpoint reads the body itself, after the
+    permissions, so FastAPI does not see it. With the `model` the body writes, its integer
+    fields are documented with their columns' ranges (the database refuses values past them)."""
+    if schema is not None:
+        setattr(endpoint, REQUEST_MODEL, schema)
+        if model is not None:
+            bounds = lookups.integer_bounds(model)
+            types = lookups.column_types(model)
+            limits: dict[str, dict[str, Any]] = {}
+            for name in schema.model_fields:
+                if name in bounds:
+                    limits[name] = {
+                        "integer": {"minimum": bounds[name][0], "maximum": bounds[name][1]}
+                    }
+                elif types.get(name) is str:
+                    # Text columns hold no NUL character (PostgreSQL's refuse it: a 400).
+                    limits[name] = {"string": {"pattern": "^[^\\x00]*$"}}
+            setattr(endpoint, REQUEST_RANGES, limits)
+    return endpoint
+
+
+def _idempotency(methods: tuple[str, ...]) -> dict[str, Any]:
+    """The `Idempotency-Key` header parameter of an operation that accepts it (none for a
+    GET-only action), and the table its keys are kept in declared on the models' metadata."""
+    if not set(methods) - {"GET", "HEAD", "OPTIONS"}:
+        return {}
+    # Declares `core_idempotency_keys` for the database store (and `core makemigrations`).
+    import core.idempotency.models  # noqa: F401
+
     return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schemas.inline_json_schema(schema)}},
-        }
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": (
+                    "A key of the client's choosing (a UUID, say) that makes retrying this "
+                    "request safe: a retry with the same key and the same request gets the "
+                    "first response back (with `Idempotent-Replayed: true`) and changes "
+                    "nothing; the same key with another request is a 422; while the first "
+                    "request runs, a retry waits for it or gets a 409."
+                ),
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": KEY_PATTERN,
+                },
+            }
+        ]
     }
 
 
@@ -120,6 +190,16 @@ def _security(permissions: Any) -> dict[str, Any]:
 def _with_extra(options: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`options` with `extra` merged into its `openapi_extra` (the route's own keys win)."""
     return {**options, "openapi_extra": {**extra, **options.get("openapi_extra", {})}}
+
+
+def _with_parameters(options: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:
+    """`options` with `parameters` added to its `openapi_extra` parameters (kept, not
+    replaced)."""
+    if not parameters:
+        return options
+    extra = dict(options.get("openapi_extra", {}))
+    extra["parameters"] = [*extra.get("parameters", []), *parameters]
+    return {**options, "openapi_extra": extra}
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -169,12 +249,18 @@ def _list_query_docs(view: type[GenericViewSet]) -> list[dict[str, Any]]:
                 description = "The page's position, from a previous page's `next` or `previous`."
                 params.append(_query(name, _nullable({"type": "string"}), description))
             elif name in ("page_size", "limit"):
-                # Larger values are capped at max_page_size: document the real maximum.
+                # Larger values are accepted and capped at max_page_size, so the schema's
+                # `maximum` is what the paginator refuses; the description gives the cap.
                 description = (
                     f"Objects per page, at most {view.max_page_size} "
                     f"(larger values are capped); {view.page_size} by default."
                 )
-                schema = {"type": "integer", "minimum": 1, "maximum": view.max_page_size}
+                schema = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE,
+                    "default": view.page_size,
+                }
                 params.append(_query(name, schema, description))
             else:
                 low, high = (0, MAX_OFFSET) if name == "offset" else (1, MAX_PAGE)
@@ -182,7 +268,9 @@ def _list_query_docs(view: type[GenericViewSet]) -> list[dict[str, Any]]:
                 params.append(_query(name, _nullable(schema)))
     if view.search_fields:
         description = f"Search in {', '.join(view.search_fields)}."
-        params.append(_query(SEARCH_PARAM, _nullable({"type": "string"}), description))
+        # Text columns hold no NUL character (PostgreSQL's refuse it: a 400).
+        text = {"type": "string", "pattern": "^[^\\x00]*$"}
+        params.append(_query(SEARCH_PARAM, _nullable(text), description))
     if view.ordering_fields:
         description = (
             f"Order by {', '.join(view.ordering_fields)} (prefix - for descending); "
@@ -190,21 +278,76 @@ def _list_query_docs(view: type[GenericViewSet]) -> list[dict[str, Any]]:
         )
         # What clients may name; the handler checks each name of a list itself.
         names = [name for field in view.ordering_fields for name in (field, f"-{field}")]
-        params.append(_query(ORDERING_PARAM, {"type": "string", "enum": names}, description))
+        ordering = {
+            "type": "string",
+            "enum": names,
+            # Names for generated clients' enums (`-title` is TITLE_DESC).
+            "x-enum-varnames": [
+                name
+                for field in view.ordering_fields
+                for name in (field.upper(), f"{field.upper()}_DESC")
+            ],
+        }
+        params.append(_query(ORDERING_PARAM, ordering, description))
     return params
 
 
 def _list_parameters(view: type[GenericViewSet]) -> list[inspect.Parameter]:
     """The `filterset_fields` on plain columns, typed from the model (a value of the wrong type
-    is a 422); the handler reads them, and their lookup variants (`?views__gte=`), from the
-    request."""
+    is a 422; an integer, within its column's range); the handler reads them, and their lookup
+    variants (`?views__gte=`), from the request."""
     params: list[inspect.Parameter] = []
     types = lookups.column_types(view.model)
     declared = view.filterset_class.query_params() if view.filterset_class else frozenset()
+    bounds: dict[str, Any] = lookups.integer_bounds(view.model)
     for name in view.filterset_fields:
         if "__" not in name and name in types and name not in declared:
-            params.append(_keyword(name, (types[name] or str) | None, Query(None)))
+            low, high = bounds.get(name, (None, None))
+            query = Query(None, ge=low, le=high)
+            params.append(_keyword(name, (types[name] or str) | None, query))
     return params
+
+
+def _referenced(view: type[GenericViewSet]) -> bool:
+    """Whether another table's foreign key points at the view's model (a delete can conflict)."""
+    table: Any = lookups.mapper_of(view.model).local_table
+    return any(
+        key.column.table is table
+        for other in table.metadata.tables.values()
+        for key in other.foreign_keys
+        if other is not table or key.parent.table is not table
+    )
+
+
+def _conflicts(
+    view: type[GenericViewSet], handler: str, body: type[BaseModel] | None, unique: list[str]
+) -> tuple[int, ...]:
+    """409 where the stored rows can refuse the write: a unique or foreign-key column written,
+    or a delete of a row other tables refer to."""
+    if handler == "destroy":
+        return (409,) if _referenced(view) else ()
+    if body is None:
+        return ()
+    table: Any = lookups.mapper_of(view.model).local_table
+    keys = {column.key for column in table.columns if column.foreign_keys}
+    return (409,) if unique or keys & set(body.model_fields) else ()
+
+
+def _unique_columns(view: type[GenericViewSet], body: type[BaseModel]) -> list[str]:
+    """The fields of `body` a write may find taken: `unique_fields`, and the columns (the
+    primary key included) that a unique constraint or index of their own covers."""
+    table: Any = lookups.mapper_of(view.model).local_table
+    single: set[str] = {column.key for column in table.columns if column.unique}
+    for constraint in (*getattr(table, "constraints", ()), *getattr(table, "indexes", ())):
+        columns = list(getattr(constraint, "columns", ()))
+        if len(columns) == 1 and (
+            isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint)
+            or (isinstance(constraint, Index) and constraint.unique)
+        ):
+            single.add(columns[0].key)
+    found = [name for name in view.unique_fields if name in body.model_fields]
+    found += [name for name in body.model_fields if name in single and name not in found]
+    return found
 
 
 def _envelope_count(pagination: type[Pagination]) -> str:
@@ -237,18 +380,27 @@ def viewset_routes(
             "status_code": status,
             "summary": summary.format(model=model),
             "description": description.format(model=model),
-            "responses": error_responses(*sorted({*_ERRORS[handler], *_refusals(permissions)})),
             "openapi_extra": _security(permissions),
         }
+        unique: list[str] = []
         if detail:
             params.append(lookup)
             passthrough = (view.lookup_field,)
+        idempotent = handler in _IDEMPOTENT
+        if idempotent:
+            options["openapi_extra"].update(_idempotency(methods))
         body: type[BaseModel] | None = None
         if handler in ("create", "update", "partial_update"):
             body = view.resolved_input_schema()
+            unique = _unique_columns(view, body)
             if handler == "partial_update":
                 body = schemas.partial_schema_for(body)
-            options["openapi_extra"].update(_request_body(body))
+        statuses = {
+            *_ERRORS[handler],
+            *_refusals(permissions),
+            *_conflicts(view, handler, body, unique),
+        }
+        options["responses"] = error_responses(*sorted(statuses), unique=unique, model=model)
         if handler == "list":
             params.extend(_list_parameters(view))
             documented = _list_query_docs(view)
@@ -275,10 +427,23 @@ def viewset_routes(
                 action=handler,
                 view=view,
                 permissions=tuple(permissions),
-                endpoint=action_endpoint(
-                    view, handler, handler, status, params, passthrough, None, body_schema=body
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view,
+                        handler,
+                        handler,
+                        status,
+                        params,
+                        passthrough,
+                        None,
+                        body_schema=body,
+                        idempotent=idempotent,
+                    ),
+                    body,
+                    view.model,
                 ),
                 options=options,
+                idempotent=idempotent,
             )
         )
     # Collection routes and collection actions first: `/posts/featured/` must not be taken for
@@ -313,10 +478,16 @@ def _action_routes(
             "tags": tags,
             "status_code": status,
             "summary": info.summary or _summary(info.name, view),
-            "responses": error_responses(*sorted({400, 404, 413, 422, *_refusals(declared)})),
+            "responses": error_responses(
+                *sorted(
+                    {400, 404, 413, 422, *_refusals(declared), *((409,) if info.idempotent else ())}
+                )
+            ),
             **info.route_options,
         }
         options = _with_extra(options, _security(declared))
+        if info.idempotent:
+            options = _with_parameters(options, _idempotency(info.methods).get("parameters", []))
         if "response_model" not in options and "response_class" not in options:
             response = _response_model(view, info.name)
             if response is not None:
@@ -329,10 +500,21 @@ def _action_routes(
                 action=info.name,
                 view=view,
                 permissions=tuple(declared),
-                endpoint=action_endpoint(
-                    view, info.name, info.name, status, params, passthrough, permissions
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view,
+                        info.name,
+                        info.name,
+                        status,
+                        params,
+                        passthrough,
+                        permissions,
+                        idempotent=info.idempotent,
+                    ),
+                    info.request_model or view.request_model_for(info.name),
                 ),
                 options=options,
+                idempotent=info.idempotent,
             )
         )
     return specs
@@ -362,8 +544,11 @@ def apiview_routes(
                 action=method,
                 view=view,
                 permissions=tuple(permissions),
-                endpoint=action_endpoint(
-                    view, method, method, 200, params, passthrough, None, with_db=False
+                endpoint=document_request_model(
+                    action_endpoint(
+                        view, method, method, 200, params, passthrough, None, with_db=False
+                    ),
+                    view.request_model_for(method),
                 ),
                 options=_typed(
                     view,

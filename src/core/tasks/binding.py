@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from core.context import reset_container, set_container
@@ -23,6 +23,9 @@ from core.ports.metrics import NO_METRICS, Metrics
 from core.ports.tasks import TaskQueue, describe_error, running_task_id
 from core.tasks.registry import declared_tasks
 from core.tasks.task import RETRY_KEY, Task
+
+if TYPE_CHECKING:
+    from core.tracing import Tracing
 
 __all__ = ("RETRIED_KEY", "TaskBinder", "TaskRunner", "send")
 
@@ -48,9 +51,11 @@ class TaskRunner:
         queue: the queue it is registered on, which its retries go to.
         home: the task's home queue's name.
         metrics: what each attempt's start, outcome and duration are recorded to.
+        tracing: Core's tracer (TRACING_ENABLED): each attempt is a consumer span, the child
+            of the span that sent the task (its context travels in the task's message).
     """
 
-    __slots__ = ("container", "home", "metrics", "queue", "task")
+    __slots__ = ("container", "home", "metrics", "queue", "task", "tracing")
 
     def __init__(
         self,
@@ -59,17 +64,33 @@ class TaskRunner:
         queue: TaskQueue,
         home: str,
         metrics: Metrics = NO_METRICS,
+        tracing: Tracing | None = None,
     ) -> None:
         self.task = task
         self.container = container
         self.queue = queue
         self.home = home
         self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         retry: Mapping[str, Any] = kwargs.pop(RETRY_KEY, None) or {}
-        with use_log_ids(retry.get("request_id"), retry.get("correlation_id")):
+        if not retry and self.tracing is None:  # no ids to carry, no span to open
             return await self._run(retry, args, kwargs)
+        with use_log_ids(retry.get("request_id"), retry.get("correlation_id")):
+            if self.tracing is None:
+                return await self._run(retry, args, kwargs)
+            with self.tracing.span(
+                f"task run {self.task.name}",
+                kind="consumer",
+                parent=retry,
+                attributes={
+                    "core.task.name": self.task.name,
+                    "core.task.id": running_task_id.get() or "",
+                    "core.task.attempt": int(retry.get("attempt", 0)) + 1,
+                },
+            ):
+                return await self._run(retry, args, kwargs)
 
     async def _run(self, retry: Mapping[str, Any], args: Any, kwargs: dict[str, Any]) -> Any:
         attempt = int(retry.get("attempt", 0))
@@ -156,6 +177,8 @@ class TaskBinder:
         default_queue: the home queue of tasks that name none (TASK_DEFAULT_QUEUE).
         declarations: where the declared tasks are.
         metrics: what each run sent is recorded to.
+        tracing: Core's tracer (TRACING_ENABLED): each send is a producer span, whose context
+            the task's message carries to the run.
     """
 
     def __init__(
@@ -166,7 +189,9 @@ class TaskBinder:
         default_queue: str,
         declarations: Declarations,
         metrics: Metrics = NO_METRICS,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.queue = queue
         self.runner = runner
         self.default_queue = default_queue
@@ -215,6 +240,26 @@ class TaskBinder:
         queue: str | None = None,
     ) -> str:
         """Enqueue one run of `task` on the container's queue; return the task id."""
+        if self.tracing is None:
+            return await self._send(task, args, kwargs, countdown, eta, queue)
+        with self.tracing.span(
+            f"task send {task.name}",
+            kind="producer",
+            attributes={"core.task.name": task.name},
+        ) as span:
+            task_id = await self._send(task, args, kwargs, countdown, eta, queue)
+            span.set_attribute("core.task.id", task_id)
+            return task_id
+
+    async def _send(
+        self,
+        task: Task[Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        countdown: float | None,
+        eta: datetime | None,
+        queue: str | None,
+    ) -> str:
         task_queue = self.queue()
         home = self.home_queue(task, task_queue)
         context: dict[str, Any] = {}
@@ -227,6 +272,9 @@ class TaskBinder:
             context["request_id"] = request_id
         if correlation_id := current_correlation_id():
             context["correlation_id"] = correlation_id
+        if self.tracing is not None:
+            # `traceparent` (W3C): the run continues the sender's trace, on any engine.
+            self.tracing.inject(context)
         if context:
             kwargs = {**kwargs, RETRY_KEY: {"attempt": 0, **context}}
         try:

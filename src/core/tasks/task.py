@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 from core.context import ambient_session, current_container, is_running
 from core.declarations import Declarations
 from core.errors import CoreError, NoActiveContextError, NotRunningError
-from core.models.session import unit_of_work
+from core.models.session import deferred_unit_of_work, unit_of_work
 from core.tasks.registry import declare
 
 __all__ = ("INJECTED_PARAMETERS", "Task", "TaskOptions", "TaskTimeoutError", "task")
@@ -305,10 +305,14 @@ class Task(Generic[R]):
     async def _in_unit_of_work(
         self, container: Any, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> R:
-        # Every run gets a unit of work, even a task without `db`: its QuerySets use the
-        # ambient session (`await Session.objects.filter(...).delete()` in the spec).
-        async with unit_of_work(container) as db:
-            return await self.function(*args, **self._inject(args, kwargs, db, container))
+        if "db" in self.injects:
+            async with unit_of_work(container) as db:
+                return await self.function(*args, **self._inject(args, kwargs, db, container))
+        # A task without `db` still runs in a unit of work: its QuerySets use the ambient
+        # session (`await Session.objects.filter(...).delete()` in the spec). It is opened on
+        # first use, so a run that never touches the database opens none.
+        async with deferred_unit_of_work(container):
+            return await self.function(*args, **self._inject(args, kwargs, None, container))
 
     def _inject(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], db: Any, container: Any

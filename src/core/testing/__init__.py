@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.adapters.memory.broker import InMemoryEventBroker
 from core.adapters.memory.database import InMemoryDatabase
+from core.adapters.memory.idempotency import InMemoryIdempotencyStore
 from core.adapters.memory.ratelimit import InMemoryRateLimiter
 from core.adapters.memory.repository import InMemoryRepository
 from core.adapters.memory.tasks import InMemoryTaskQueue, ManualClock
@@ -15,6 +16,7 @@ from core.testing.plugin import isolated_declarations, test_settings
 if TYPE_CHECKING:
     from core.testing.contracts import (
         BrokerContract,
+        IdempotencyStoreContract,
         Inbox,
         PasswordHasherContract,
         RateLimiterContract,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 _CONTRACTS = frozenset(
     {
         "BrokerContract",
+        "IdempotencyStoreContract",
         "Inbox",
         "PasswordHasherContract",
         "RateLimiterContract",
@@ -42,8 +45,10 @@ _CONTRACTS = frozenset(
 
 __all__ = (
     "BrokerContract",
+    "IdempotencyStoreContract",
     "InMemoryDatabase",
     "InMemoryEventBroker",
+    "InMemoryIdempotencyStore",
     "InMemoryRateLimiter",
     "InMemoryRepository",
     "InMemoryTaskQueue",

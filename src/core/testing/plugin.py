@@ -30,6 +30,7 @@ def test_settings(**overrides: Any) -> Settings:
         "database_url": "memory://",
         "message_broker": "memory",
         "task_broker": "memory",
+        "idempotency_store": "memory",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -19,6 +19,8 @@ class ActionInfo:
     url_name: str
     status_code: int | None = None
     summary: str | None = None
+    request_model: Any = None
+    idempotent: bool = False
     route_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -29,6 +31,8 @@ def action(
     url_path: str | None = None,
     url_name: str | None = None,
     status_code: int | None = None,
+    request_model: Any = None,
+    idempotent: bool = False,
     **route_options: Any,
 ) -> Callable[[F], F]:
     """Mark a ViewSet method as an extra route.
@@ -45,6 +49,12 @@ def action(
         url_path: the path segment; the method's name (dashes for underscores kept) by default.
         url_name: the route name's suffix (`post-<url_name>`); the method's name by default.
         status_code: the success status; 200 by default.
+        request_model: the pydantic model of the JSON body the handler reads
+            (`await request.json()`), documented in OpenAPI as a named component. The handler
+            validates the body itself, as the spec's handlers do (`Model.model_validate(body)`).
+        idempotent: accept an `Idempotency-Key` header on its POST, PUT, PATCH and DELETE
+            requests: a retry with the same key gets the first response back and runs nothing
+            (see docs/idempotency.md).
         route_options: passed to FastAPI's `add_api_route` (e.g. `response_model`, `summary`).
 
     Example:
@@ -69,6 +79,8 @@ def action(
             url_path=(url_path if url_path is not None else name).strip("/"),
             url_name=url_name or name,
             status_code=status_code,
+            request_model=request_model,
+            idempotent=idempotent,
             route_options=route_options,
         )
         return function

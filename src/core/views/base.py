@@ -121,6 +121,13 @@ class ViewSet:
         known only to the class (e.g. a model set on a subclass)."""
         return None
 
+    @classmethod
+    def request_model_for(cls, handler: str) -> type[BaseModel] | None:
+        """The JSON body `handler` (an @action or an APIView method) reads, for OpenAPI; None
+        when it reads none or `@action(request_model=...)` says it. Override when the schema
+        is known only to the class (e.g. a schema a subclass sets)."""
+        return None
+
     def render(self, result: Any, status_code: int = 200) -> Response:
         """A response for whatever a handler returned: Response, model instance(s), pydantic, or
         JSON data."""
@@ -142,7 +149,9 @@ class ViewSet:
             and _is_model_instance(result[0])
         ):
             adapter = list_adapter(schema)
-            return adapter.dump_json(adapter.validate_python(result, from_attributes=True))
+            return adapter.dump_json(
+                adapter.validate_python(result, from_attributes=True), by_alias=True
+            )
         return to_json(result, by_alias=True)
 
 

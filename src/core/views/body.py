@@ -137,11 +137,27 @@ def parse_json(body: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
         if "recursion limit" in reason:
             reason = f"nested deeper than {max_depth} levels"
         raise MalformedBodyError(f"Malformed JSON body: {reason}.") from None
-    _check_value(value, max_depth)
+    if _check_value(value, max_depth):
+        # JSON Schema counts 5.0 as an integer: read it as one, so strict validation takes it.
+        value = _integral_floats_as_ints(value)
     return value
 
 
-def _check_value(value: Any, max_depth: int) -> None:
+def _integral(value: Any) -> bool:
+    return isinstance(value, float) and value.is_integer() and abs(value) < _INT64
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    return int(value) if _integral(value) else value
+
+
+def _check_value(value: Any, max_depth: int) -> bool:
+    """Refuse what cannot be held; answers whether `value` holds an integral float."""
+    integral = False
     # Iterative, so a deep document cannot exhaust the stack here either.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -155,10 +171,12 @@ def _check_value(value: Any, max_depth: int) -> None:
                 raise MalformedBodyError("Malformed JSON body: a number is out of range.")
             if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= _INT64:
                 raise MalformedBodyError("Malformed JSON body: an integer is out of range.")
+            integral = integral or _integral(item)
             continue
         if depth > max_depth:
             raise MalformedBodyError(f"Malformed JSON body: nested deeper than {max_depth} levels.")
         stack.extend((child, depth + 1) for child in children)
+    return integral
 
 
 def is_json_content_type(value: str | None) -> bool:

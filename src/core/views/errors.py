@@ -12,18 +12,23 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException
 
-from core.errors import CoreError, IntegrityViolationError, InvalidFilterError
+from core.errors import (
+    CoreError,
+    IntegrityViolationError,
+    InvalidFilterError,
+    InvalidIdempotencyKeyError,
+)
 from core.views.body import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_JSON_DEPTH,
@@ -77,57 +82,126 @@ EXCERPT_LENGTH = 32
 _MESSAGE_LENGTH = 200
 
 
+#: What an error's `detail` holds besides a 422's: a sentence, or a map of field to messages
+#: (a new password the policy refuses: `{"password": [reasons...]}`).
+ErrorDetail = str | dict[str, list[str]]
+#: An excerpt of the value a field error or a lookup error echoes (never an object or array).
+Excerpt = str | int | float | bool | None
+
+
 class ErrorBody(BaseModel):
     """The error envelope: what went wrong, a stable code, and the field when one is to blame."""
 
-    detail: Any
-    code: str
-    field: str | None = None
+    detail: ErrorDetail = Field(
+        description="A sentence for people, or a map of field name to messages."
+    )
+    code: str = Field(
+        description="A stable name for programs: `not_found`, `permission_denied`, `unique`, ...",
+        examples=["not_found"],
+    )
+    field: str | None = Field(
+        None,
+        description="The column or query parameter to blame (a unique or foreign-key "
+        "violation, an `invalid_filter`); absent otherwise.",
+    )
 
 
 class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-    input: Any = None
-    ctx: dict[str, Any] | None = None
+    """One reason the body or the query does not fit its schema."""
+
+    loc: list[str | int] = Field(
+        description="Where: `body` or `query`, then the field names and list indexes.",
+        examples=[["body", "title"]],
+    )
+    msg: str = Field(examples=["String should have at most 200 characters"])
+    type: str = Field(description="Pydantic's error type.", examples=["string_too_long"])
+    input: Excerpt = Field(
+        None,
+        description="An excerpt of the value sent; absent for secrets, objects and arrays.",
+    )
+    ctx: dict[str, Any] | None = Field(None, description="The limit or rule that was broken.")
 
 
 class LookupErrorDetail(BaseModel):
-    error: str
-    message: str
-    field: str
-    value: Any
-    expected_type: str
+    """A path value of the wrong type (`/posts/abc/` for an integer id)."""
+
+    error: str = Field(examples=["invalid_lookup_value"])
+    message: str = Field(examples=["Invalid id format. Expected integer."])
+    field: str = Field(examples=["id"])
+    value: Excerpt = None
+    expected_type: str = Field(examples=["integer"])
 
 
 class ValidationErrorBody(BaseModel):
-    """422: the field errors of the body or query, or a path value of the wrong type."""
+    """422: the field errors of the body or query, a path value of the wrong type, or (a
+    sentence) an `Idempotency-Key` reused with another request."""
 
-    detail: list[FieldError] | LookupErrorDetail
-    code: str
+    detail: list[FieldError] | LookupErrorDetail | str
+    code: str = Field(
+        description="`validation_error` (a list of field errors), `invalid_lookup_value`, or "
+        "`idempotency_key_mismatch` (a sentence).",
+        examples=["validation_error"],
+    )
 
 
 _DESCRIBED = {
-    400: "Malformed body, invalid input or a constraint violated",
+    400: "Malformed body, invalid input or a query parameter the list refuses",
     401: "Not authenticated",
     403: "Permission denied",
     404: "Not found",
+    409: "A conflict: the stored rows refuse the write (a unique value already taken, "
+    "`unique`; a related row missing or still referring to this one, `foreign_key`, "
+    "`not_null`; `field` names the column), or a request with this Idempotency-Key is still "
+    "in progress (`idempotency_key_in_use`)",
     413: "Request body too large",
     415: "Body is not JSON",
     422: "Validation error",
 }
 
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "`Bearer`: send an access token.",
+        "schema": {"type": "string"},
+    }
+}
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error statuses a route can answer."""
-    return {
-        status: {
+
+def error_responses(
+    *statuses: int, unique: Sequence[str] = (), model: str | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route can answer.
+
+    `unique` names the columns whose values a write may find taken: the 409 then says so,
+    with an example of the `unique` answer; `model` names the model.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
             "model": ValidationErrorBody if status == 422 else ErrorBody,
             "description": _DESCRIBED[status],
         }
-        for status in statuses
-    }
+        if status == 401:
+            response["headers"] = _CHALLENGE
+        if status == 409 and unique:
+            names = ", ".join(f"`{name}`" for name in unique)
+            response["description"] += f". Unique here: {names}"
+            response["content"] = {
+                "application/json": {
+                    "examples": {
+                        "unique": {
+                            "summary": "A unique value already taken",
+                            "value": {
+                                "detail": f"{model or 'Object'} with this {unique[0]} "
+                                "already exists.",
+                                "code": "unique",
+                                "field": unique[0],
+                            },
+                        }
+                    }
+                }
+            }
+        responses[status] = response
+    return responses
 
 
 # -- field errors without secrets -------------------------------------------------------------
@@ -232,7 +306,10 @@ def envelope(
 
 async def core_error(_: Request, exc: CoreError) -> JSONResponse:
     extra = {}
-    if isinstance(exc, IntegrityViolationError | InvalidFilterError) and exc.field:
+    if (
+        isinstance(exc, IntegrityViolationError | InvalidFilterError | InvalidIdempotencyKeyError)
+        and exc.field
+    ):
         extra["field"] = exc.field
     detail = exc.detail
     if exc.status_code >= 500:

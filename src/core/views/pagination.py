@@ -52,7 +52,8 @@ class Window:
 
 # Past these, offsets stop fitting the database's integers; no real client pages that far.
 MAX_PAGE = 2**31 - 1
-MAX_OFFSET = 2**53
+# The database binds OFFSET as a 32-bit integer (PostgreSQL's int4 through asyncpg).
+MAX_OFFSET = 2**31 - 1
 
 
 def _int_param(params: Any, name: str, default: int, minimum: int, maximum: int = MAX_PAGE) -> int:
@@ -128,6 +129,8 @@ class PageNumberPagination(Pagination):
         size = min(
             _int_param(params, self.page_size_query_param, self.page_size, 1), self.max_page_size
         )
+        if (page - 1) * size > MAX_OFFSET:
+            raise InvalidPage()  # past any table this database can page through
         return Window(offset=(page - 1) * size, limit=size, page=page)
 
     def check(self, window: Window, count: int) -> None:

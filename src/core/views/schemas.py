@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 import datetime
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydanticField
+from pydantic_core import to_json
+from sqlalchemy.orm import MANYTOONE
 
 from core.models import lookups
 from core.models.lookups import typed_cache
@@ -95,6 +97,17 @@ def _constrained(model: type[Any], name: str, py: Any, column: Any) -> Any:
     return py
 
 
+def _documentation(column: Any) -> dict[str, Any]:
+    """The column's `examples` (`Field.string(examples=[...])`) and `doc`, for OpenAPI."""
+    found: dict[str, Any] = {}
+    examples = column.info.get("examples")
+    if examples:
+        found["examples"] = list(examples)
+    if column.doc:
+        found["description"] = column.doc
+    return found
+
+
 @typed_cache
 def input_schema_for(
     model: type[Any],
@@ -111,14 +124,16 @@ def input_schema_for(
         if name in read_only or (server_owned(model, name, column) and name not in write_only):
             continue
         annotation = _constrained(model, name, py, column)
+        documented = _documentation(column)
         if column.nullable:
-            fields[name] = (Optional[annotation], None)  # noqa: UP045
+            annotation, default = Optional[annotation], None  # noqa: UP045
         elif column.default is not None and not column.default.is_callable:
-            fields[name] = (annotation, column.default.arg)
+            default = column.default.arg
         elif column.default is not None or column.server_default is not None:
-            fields[name] = (annotation, None)
+            default = None
         else:
-            fields[name] = (annotation, ...)
+            default = ...
+        fields[name] = (annotation, PydanticField(default, **documented) if documented else default)
     return create_model(f"{model.__name__}Input", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -137,7 +152,11 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
         "__doc__": f"{schema.__name__}, every field optional (PATCH).",
         "__annotations__": {},
         # A default is never validated here, so an unsent field stays unset and harmless.
-        "model_config": {**schema.model_config, "validate_default": False},
+        "model_config": {
+            **schema.model_config,
+            "validate_default": False,
+            "json_schema_extra": _without_defaults(schema.model_config.get("json_schema_extra")),
+        },
     }
     for name, field in schema.model_fields.items():
         info = copy.copy(field)
@@ -154,33 +173,24 @@ def partial_schema_for(schema: type[BaseModel]) -> type[BaseModel]:
     return partial
 
 
+def _without_defaults(extra: Any) -> Any:
+    """A `json_schema_extra` that also drops the properties' defaults: a field PATCH does not
+    send stays as it is, it does not take a default."""
+
+    def drop(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+        if callable(extra):
+            extra(schema, cls)
+        elif isinstance(extra, dict):
+            schema.update(extra)
+        for prop in schema.get("properties", {}).values():
+            if isinstance(prop, dict):
+                prop.pop("default", None)
+
+    return drop
+
+
 def has_model_validators(schema: type[BaseModel]) -> bool:
     return bool(schema.__pydantic_decorators__.model_validators)
-
-
-@typed_cache
-def inline_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """`schema`'s JSON schema with every `$defs` reference inlined: an OpenAPI document can
-    hold it anywhere, with no component to register. A recursive reference becomes `{}`."""
-    document = schema.model_json_schema(mode="validation")
-    definitions: dict[str, Any] = document.pop("$defs", {})
-
-    def inline(node: Any, seen: frozenset[str]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                name = ref.removeprefix("#/$defs/")
-                if name in seen or name not in definitions:
-                    return {}
-                rest = {k: inline(v, seen) for k, v in node.items() if k != "$ref"}
-                return {**inline(definitions[name], seen | {name}), **rest}
-            return {k: inline(v, seen) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(item, seen) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(document, frozenset())
-    return inlined
 
 
 # The page links: absolute URLs (documented as such; the page is rendered without parsing them).
@@ -233,21 +243,14 @@ _PLAIN_CONFIG = frozenset(
 )
 
 
-@typed_cache
-def plain_columns(schema: type[BaseModel], model: type[Any]) -> tuple[str, ...] | None:
-    """The model columns `schema` is made of, when its JSON is exactly those columns' values.
-
-    That holds when every field is a column of `model` with the column's own Python type
-    (optional or not), no alias, no exclusion and no serializer, and the schema has no
-    validators, computed fields or serialization settings. Rows of those columns can then go
-    straight to JSON, with the same bytes validating instances through the schema would give:
-    the list and retrieve actions read them without building model instances. None otherwise.
-    """
+def _plain_schema(schema: Any) -> bool:
+    """Whether `schema` writes its fields' values as they are: no validators, serializers,
+    computed fields or serialization settings."""
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        return None
+        return False
     decorators = schema.__pydantic_decorators__
-    if (
-        any(
+    return (
+        not any(
             (
                 decorators.validators,
                 decorators.field_validators,
@@ -258,22 +261,178 @@ def plain_columns(schema: type[BaseModel], model: type[Any]) -> tuple[str, ...] 
                 decorators.computed_fields,
             )
         )
-        or not set(schema.model_config) <= _PLAIN_CONFIG
-    ):
+        and set(schema.model_config) <= _PLAIN_CONFIG
+    )
+
+
+def _plain_field(field: Any, name: str) -> bool:
+    """Whether a field reads and writes `name` as it is: no alias, exclusion or constraint
+    beyond annotated_types' (which never change a valid value)."""
+    return (
+        field.alias in (None, name)
+        and field.serialization_alias in (None, name)
+        and not field.exclude
+        and all(type(m).__module__.startswith("annotated_types") for m in field.metadata)
+    )
+
+
+@typed_cache
+def plain_columns(schema: type[BaseModel], model: type[Any]) -> tuple[str, ...] | None:
+    """The model columns `schema` is made of, when its JSON is exactly those columns' values.
+
+    That holds when every field is a column of `model` with the column's own Python type
+    (optional or not), no alias, no exclusion and no serializer, and the schema has no
+    validators, computed fields or serialization settings. Rows of those columns can then go
+    straight to JSON, with the same bytes validating instances through the schema would give:
+    the list and retrieve actions read them without building model instances. None otherwise.
+    """
+    if not _plain_schema(schema):
         return None
     types = lookups.column_types(model)
     for name, field in schema.model_fields.items():
         python_type = types.get(name)
         if (
             python_type is None
-            or field.alias not in (None, name)
-            or field.serialization_alias not in (None, name)
-            or field.exclude
-            or any(not type(m).__module__.startswith("annotated_types") for m in field.metadata)
+            or not _plain_field(field, name)
             or field.annotation not in (python_type, Optional[python_type])  # noqa: UP045
         ):
             return None
     return tuple(schema.model_fields) or None
+
+
+Render = Callable[[Sequence[Any]], Any]
+
+
+class RowShape:
+    """How rows of flat values (`columns`, as `QuerySet.values_list` reads them, across to-one
+    relations: `"author__name"`) become the JSON of an output schema, nested objects included.
+
+    `row_shape` makes one for a schema whose JSON is exactly its columns' values and its to-one
+    relations' (nested the same way); the bytes equal what validating instances through the
+    schema and dumping them gives.
+    """
+
+    __slots__ = ("_render", "columns", "relations")
+
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        render: Render | None,
+        relations: frozenset[tuple[str, ...]] = frozenset(),
+    ) -> None:
+        self.columns = columns
+        # None: the row's leading values are the schema's fields, in order (plain columns).
+        self._render = render
+        # The relation paths the rows join (`("author",)`, `("team", "lead")`).
+        self.relations = relations
+
+    def json(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """A JSON array of the objects these rows (with any further values after) hold."""
+        render = self._render
+        if render is None:
+            columns = self.columns
+            width = len(columns)
+            return to_json(
+                [dict(zip(columns, row[:width], strict=True)) for row in rows],
+                inf_nan_mode="null",
+            )
+        return to_json([render(row) for row in rows], inf_nan_mode="null")
+
+    def one_json(self, row: Sequence[Any]) -> bytes:
+        """The JSON object this row holds."""
+        if self._render is None:
+            columns = self.columns
+            return to_json(
+                dict(zip(columns, row[: len(columns)], strict=True)), inf_nan_mode="null"
+            )
+        return to_json(self._render(row), inf_nan_mode="null")
+
+
+@typed_cache
+def row_shape(schema: type[BaseModel], model: type[Any]) -> RowShape | None:
+    """How to write `schema`'s JSON from rows of `model`, or None when it needs instances.
+
+    Plain columns (`plain_columns`) read their own values. A field named after a to-one
+    relation, typed as a schema of the same kind (`AuthorOut`, `AuthorOut | None` when the
+    relation may hold none), reads the related object's columns from the same row (a LEFT
+    OUTER JOIN), nested as deep as the schemas go; a relation with no object is null.
+    Anything else (to-many relations, aliases, serializers, a schema inside itself) is None.
+    """
+    columns = plain_columns(schema, model)
+    if columns is not None:
+        return RowShape(columns, None)
+    selected: dict[str, int] = {}
+    render = _row_render(schema, model, (), selected, frozenset({(schema, model)}))
+    if render is None:
+        return None
+    joined = {tuple(name.split("__")[:-1]) for name in selected}
+    return RowShape(tuple(selected), render, frozenset(joined - {()}))
+
+
+def _row_render(
+    schema: Any,
+    model: type[Any],
+    path: tuple[str, ...],
+    selected: dict[str, int],
+    seen: frozenset[tuple[Any, type[Any]]],
+) -> Render | None:
+    """The function writing `schema`'s fields (of the `model` reached by `path`) from a row,
+    adding the value names it reads to `selected`; None when the schema needs instances."""
+    if not _plain_schema(schema):
+        return None
+    types = lookups.column_types(model)
+    mapper = lookups.mapper_of(model)
+    prefix = "".join(f"{step}__" for step in path)
+    parts: list[tuple[str, int, Render | None]] = []
+    for name, field in schema.model_fields.items():
+        if not _plain_field(field, name):
+            return None
+        python_type = types.get(name)
+        if python_type is not None:
+            if field.annotation not in (python_type, Optional[python_type]):  # noqa: UP045
+                return None
+            parts.append((name, selected.setdefault(prefix + name, len(selected)), None))
+            continue
+        prop = mapper.relationships.get(name)
+        # Many-to-one only: the object a foreign key names, at most one per row.
+        if prop is None or prop.direction is not MANYTOONE or prop.secondary is not None:
+            return None
+        nested, optional = _optional_of(field.annotation)
+        target = prop.mapper.class_
+        if (
+            nested is None
+            or (nested, target) in seen
+            or (not optional and any(column.nullable for column in prop.local_columns))
+            or len(prop.local_remote_pairs or ()) != 1
+        ):
+            return None
+        inner = _row_render(nested, target, (*path, name), selected, seen | {(nested, target)})
+        if inner is None:
+            return None
+        # The related object's key says whether the join found one (its columns may be NULL).
+        key = selected.setdefault(f"{prefix}{name}__{lookups.primary_key(target)}", len(selected))
+        parts.append((name, key, inner))
+
+    def render(row: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: row[at] if inner is None or row[at] is None else inner(row)
+            for name, at, inner in parts
+        }
+
+    return render
+
+
+def _optional_of(annotation: Any) -> tuple[Any, bool]:
+    """(`X`, whether None is allowed) for an annotation `X`, `X | None` or `Optional[X]` where
+    `X` is a pydantic model; (None, False) for anything else."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) in (Union, types.UnionType):
+        arguments = [a for a in get_args(annotation) if a is not type(None)]
+        if len(arguments) == 1 and len(get_args(annotation)) == 2:
+            found, _ = _optional_of(arguments[0])
+            return found, found is not None
+    return None, False
 
 
 def _nested_schemas(annotation: Any) -> Iterator[type[BaseModel]]:

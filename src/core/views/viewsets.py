@@ -44,7 +44,7 @@ class GenericViewSet(ViewSet):
         input_schema / output_schema: pydantic models; derived from the model when absent.
         lookup_field: the column a detail route looks objects up by (`id`); its type types the
             path parameter, and a value that does not convert answers 422 `invalid_lookup_value`.
-        unique_fields: columns checked for an existing value before a write (400 naming the field).
+        unique_fields: columns checked for an existing value before a write (409 naming the field).
         page_size / max_page_size / pagination_class: the list's pages (`?page=`, `?page_size=`).
         filterset_fields: columns clients may filter on (`?is_published=true`, `?views__gte=10`).
         filterset_class: a `core.filters.FilterSet` of declared, typed filters (beside
@@ -222,17 +222,28 @@ class GenericViewSet(ViewSet):
             queryset = queryset.order_by(lookups.primary_key(self.model))
         return queryset
 
-    def _row_columns(self) -> tuple[str, ...] | None:
-        """The output columns when one object's response can be written from its row alone.
+    def _row_shape(self) -> schemas.RowShape | None:
+        """How to write one object's response from its row alone, when it can be.
 
-        That is when the output schema is plain columns, `get_object`, the object permissions
-        and rendering are the framework's own, and no permission of the action looks at objects
-        (`permissions.checks_objects`). Otherwise None: load the instance.
+        That is when the output schema is columns and to-one relations (`schemas.row_shape`),
+        `get_object`, the object permissions and rendering are the framework's own, and no
+        permission of the action looks at objects (`permissions.checks_objects`). Otherwise
+        None: load the instance.
         """
-        columns = schemas.plain_columns(self.get_output_schema(), self.model)
-        if columns is None or not _renders_rows(type(self), self.get_permissions()):
+        shape = schemas.row_shape(self.get_output_schema(), self.model)
+        if shape is None or not _renders_rows(type(self), self.get_permissions()):
             return None
-        return columns
+        return shape
+
+    def _rows_of(self, queryset: QuerySet[Any]) -> schemas.RowShape | None:
+        """How to write `queryset`'s objects from rows (`schemas.row_shape`), unless it asks
+        to prefetch a relation the rows would join: that choice is kept (instances)."""
+        shape = schemas.row_shape(self.get_output_schema(), queryset.model)
+        if shape is not None and shape.relations:
+            for load in queryset.query.loads:
+                if load.strategy == "selectin" and load.path in shape.relations:
+                    return None
+        return shape
 
     def _insert_columns(self, values: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The output columns when a create can insert the row and answer from what the INSERT
@@ -278,9 +289,9 @@ class GenericViewSet(ViewSet):
         return {name: value for name, value in whole.model_dump().items() if name in sent}
 
     async def check_unique(self, db: Any, data: Mapping[str, Any], instance: Any = None) -> None:
-        """Refuse a write that would duplicate a `unique_fields` value (400 naming the field).
+        """Refuse a write that would duplicate a `unique_fields` value (409 naming the field).
 
-        The database's own constraint still decides under a race; it answers the same 400.
+        The database's own constraint still decides under a race; it answers the same 409.
         """
         for field in self.unique_fields:
             if field not in data or data[field] is None:
@@ -316,47 +327,44 @@ class GenericViewSet(ViewSet):
     async def _results_json(self, queryset: QuerySet[Any]) -> bytes:
         """The objects of `queryset` as a JSON array in the output schema.
 
-        When the schema is plain columns (`schemas.plain_columns`), their rows go straight to
-        JSON: no model instances, no validation of what the database returned.
+        When the schema is columns and to-one relations (`schemas.row_shape`), their rows (one
+        statement, the relations joined) go straight to JSON: no model instances, no validation
+        of what the database returned.
         """
-        schema = self.get_output_schema()
-        columns = schemas.plain_columns(schema, queryset.model)
-        if columns is not None:
-            rows = await queryset.values_list(*columns)
-            return _rows_json(columns, rows)
-        adapter = list_adapter(schema)
+        shape = self._rows_of(queryset)
+        if shape is not None:
+            return shape.json(await queryset.values_list(*shape.columns))
+        adapter = list_adapter(self.get_output_schema())
         objects = await queryset.all()
-        return adapter.dump_json(adapter.validate_python(objects, from_attributes=True))
+        return adapter.dump_json(
+            adapter.validate_python(objects, from_attributes=True), by_alias=True
+        )
 
     async def _page(
         self, queryset: QuerySet[Any], keys: tuple[str, ...] = (), counted: bool = False
     ) -> tuple[list[Any], list[tuple[Any, ...]], int | None, Callable[[list[Any]], bytes]]:
-        """The objects of `queryset` (rows when the output schema is plain columns, else
-        instances), the values of the `keys` columns in each, the count of all rows matching
-        without the slice when `counted` and the rows path read it in the same statement
-        (else None), and how to write a list of those objects as JSON."""
-        schema = self.get_output_schema()
-        columns = schemas.plain_columns(schema, queryset.model)
-        if columns is not None:
-            extra = tuple(k for k in keys if k not in columns)
-            selected = columns + extra
+        """The objects of `queryset` (rows when the output schema can be written from rows, see
+        `schemas.row_shape`, else instances), the values of the `keys` columns in each, the
+        count of all rows matching without the slice when `counted` and the rows path read it
+        in the same statement (else None), and how to write a list of those objects as JSON."""
+        shape = self._rows_of(queryset)
+        if shape is not None:
+            columns = shape.columns
+            selected = columns + tuple(k for k in keys if k not in columns)
             total: int | None = None
             if counted:
                 rows, total = await queryset.values_list_counted(*selected)
             else:
                 rows = await queryset.values_list(*selected)
             at = [selected.index(k) for k in keys]
-            width = len(columns)
-
-            def rows_json(items: list[Any]) -> bytes:
-                return _rows_json(columns, [row[:width] for row in items] if extra else items)
-
-            return rows, [tuple(row[i] for i in at) for row in rows], total, rows_json
-        adapter = list_adapter(schema)
+            return rows, [tuple(row[i] for i in at) for row in rows], total, shape.json
+        adapter = list_adapter(self.get_output_schema())
         objects = await queryset.all()
 
         def objects_json(items: list[Any]) -> bytes:
-            return adapter.dump_json(adapter.validate_python(items, from_attributes=True))
+            return adapter.dump_json(
+                adapter.validate_python(items, from_attributes=True), by_alias=True
+            )
 
         values = [tuple(getattr(obj, k) for k in keys) for obj in objects]
         return objects, values, None, objects_json
@@ -475,10 +483,6 @@ def _row_json(columns: tuple[str, ...], row: Sequence[Any]) -> bytes:
     return to_json(dict(zip(columns, row, strict=True)), inf_nan_mode="null")
 
 
-def _rows_json(columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> bytes:
-    return to_json([dict(zip(columns, row, strict=True)) for row in rows], inf_nan_mode="null")
-
-
 def _json_str(value: str | None) -> bytes:
     return to_json(value)
 
@@ -493,22 +497,23 @@ class ListModelMixin:
 class RetrieveModelMixin:
     async def retrieve(self: Any, request: Request, db: Any, **kwargs: Any) -> Any:
         """GET /things/{lookup}/ — one object."""
-        columns = (
-            self._row_columns() if type(self).retrieve is RetrieveModelMixin.retrieve else None
-        )
-        if columns is None:
+        shape = self._row_shape() if type(self).retrieve is RetrieveModelMixin.retrieve else None
+        if shape is None:
             return await self.get_object(db, **kwargs)
-        # Nothing needs the instance (see `_row_columns`): the row goes straight to JSON.
+        # Nothing needs the instance (see `_row_shape`): the row (its to-one relations joined)
+        # goes straight to JSON.
         queryset = self.scope_queryset(self.get_queryset(db))
+        if shape is not self._rows_of(queryset):  # a relation the queryset prefetches
+            return await self.get_object(db, **kwargs)
         queryset = queryset.filter(**{self.lookup_field: kwargs[self.lookup_field]})
-        rows = await queryset[:2].values_list(*columns)
+        rows = await queryset[:2].values_list(*shape.columns)
         if not rows:
             raise NotFoundError(f"{self.model.__name__} not found.")
         if len(rows) > 1:
             raise self.model.MultipleObjectsReturned(
                 f"More than one {self.model.__name__} has this {self.lookup_field}."
             )
-        return JSONBytesResponse(_row_json(columns, rows[0]))
+        return JSONBytesResponse(shape.one_json(rows[0]))
 
 
 class CreateModelMixin:

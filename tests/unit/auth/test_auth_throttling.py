@@ -127,7 +127,7 @@ async def test_register_is_throttled_per_address_and_per_email(
         fresh = await http.post(REGISTER, json={"email": "cid@example.com", "password": PASSWORD})
         over = await http.post(REGISTER, json={"email": "dee@example.com", "password": PASSWORD})
 
-        assert [r.status_code for r in taken] == [400, 400, 429]
+        assert [r.status_code for r in taken] == [409, 409, 429]
         assert fresh.status_code == 201
         assert over.status_code == 429
 

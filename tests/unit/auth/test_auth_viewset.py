@@ -87,14 +87,14 @@ async def test_inactive_users_cannot_log_in(
     assert response.json()["code"] == "invalid_credentials"
 
 
-async def test_register_with_an_existing_email_is_a_400_naming_the_field(
+async def test_register_with_an_existing_email_is_a_409_naming_the_field(
     http: httpx.AsyncClient, ann: User
 ) -> None:
     response = await http.post(
         f"{AUTH}/register/", json={"email": "ANN@example.com", "password": PASSWORD}
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["field"] == "email"
     assert response.json()["code"] == "unique"
 
@@ -316,5 +316,14 @@ def test_openapi_documents_the_auth_routes(auth_app: CoreApp) -> None:
     login_op = schema["paths"][f"{AUTH}/login/"]["post"]
     assert login_op["tags"] == ["Auth"]
     body = login_op["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"email", "username", "password"}
+    # Named components, not inlined copies: generated clients get one class per body.
+    assert body == {"$ref": "#/components/schemas/LoginInput"}
+    components = schema["components"]["schemas"]
+    assert set(components["LoginInput"]["properties"]) == {"email", "username", "password"}
+    for name, body_of in (("register", "RegisterInput"), ("refresh", "RefreshInput")):
+        operation = schema["paths"][f"{AUTH}/{name}/"]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{body_of}"
+    assert components["RefreshInput"]["required"] == ["refresh_token"]
+    assert components["RegisterInput"]["additionalProperties"] is False
     assert schema["paths"][f"{AUTH}/register/"]["post"]["responses"].get("201") is not None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.unit.cli.test_cli_edges import run_core
 
-PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter"}
+PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter", "idempotency_store"}
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:

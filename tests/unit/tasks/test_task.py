@@ -398,6 +398,48 @@ async def test_a_task_without_db_still_has_an_ambient_session(app: CoreApp) -> N
         return await Author.objects.count()
 
     assert (await finished(await count_authors.delay())).value == 1
+    async with app.session() as db:
+        assert await Author.objects.using(db).count() == 1, "the ambient session was committed"
+
+
+async def test_a_task_without_db_rolls_its_ambient_session_back_when_it_fails(
+    app: CoreApp,
+) -> None:
+    @task
+    async def half_done() -> None:
+        await Author.objects.create(email="ghost@x.io", name="Ghost")
+        raise RuntimeError("after the write")
+
+    assert (await finished(await half_done.delay())).error == "RuntimeError: after the write"
+    async with app.session() as db:
+        assert await Author.objects.using(db).count() == 0
+
+
+async def test_a_run_that_never_touches_the_database_opens_no_session(
+    app: CoreApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = app.container.database.database()
+    opened: list[Any] = []
+    open_session = database.session
+
+    def counting() -> Any:
+        opened.append(session := open_session())
+        return session
+
+    monkeypatch.setattr(database, "session", counting)
+
+    @task
+    async def pure(n: int) -> int:
+        return n * 2
+
+    @task
+    async def reads() -> int:
+        return await Author.objects.count()
+
+    assert (await finished(await pure.delay(21))).value == 42
+    assert opened == []
+    assert (await finished(await reads.delay())).value == 0
+    assert len(opened) == 1, "opened on first use, once"
 
 
 async def test_a_container_parameter_gets_the_app_container(app: CoreApp) -> None:

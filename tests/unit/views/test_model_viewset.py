@@ -141,27 +141,27 @@ async def test_create_is_201_and_validates(
     assert malformed.status_code == 400 and malformed.json()["code"] == "parse_error"
 
 
-async def test_unique_and_foreign_key_violations_are_400(
+async def test_unique_and_foreign_key_violations_are_409(
     client: httpx.AsyncClient, app: CoreApp, seeded: dict[str, Any]
 ) -> None:
     payload = {"title": "Dup", "slug": "hello", "author_id": seeded["ann"].id}
     response = await client.post("/api/v1/articles/", json=payload, headers=H_ANN)
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["field"] == "slug" and "already exists" in response.json()["detail"]
     orphan = await client.post(
         "/api/v1/articles/", json={**payload, "slug": "orphan", "author_id": 424242}, headers=H_ANN
     )
-    assert orphan.status_code == 400 and orphan.json()["code"] == "foreign_key"
+    assert orphan.status_code == 409 and orphan.json()["code"] == "foreign_key"
     async with app.session() as db:
         assert await Article.objects.using(db).count() == 4  # nothing written, nothing lost
 
 
-async def test_unique_race_answers_400_from_the_database(
+async def test_unique_race_answers_409_from_the_database(
     client: httpx.AsyncClient, seeded: dict[str, Any]
 ) -> None:
     # Authors declare no unique_fields: only the column's constraint catches the duplicate.
     response = await client.post("/api/v1/authors/", json={"email": "ann@x.io", "name": "Again"})
-    assert response.status_code == 400 and response.json()["field"] == "email"
+    assert response.status_code == 409 and response.json()["field"] == "email"
 
 
 async def test_update_partial_update_destroy(
@@ -179,7 +179,7 @@ async def test_update_partial_update_destroy(
         and response.json()["title"] == "Hello!"
     )
     taken = await client.patch(url, json={"slug": "draft"}, headers=H_ANN)
-    assert taken.status_code == 400 and taken.json()["field"] == "slug"
+    assert taken.status_code == 409 and taken.json()["field"] == "slug"
     response = await client.delete(url, headers={"x-user": "mod"})
     assert response.status_code == 204 and response.content == b""
     assert (await client.get(url)).status_code == 404

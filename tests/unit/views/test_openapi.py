@@ -11,13 +11,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
+from pydantic import Field as PydanticField
+from sqlalchemy.orm import Mapped
 from starlette.requests import Request
 from starlette.routing import Router
 
-from core import APIView, AutoRouter, CoreApp, ModelViewSet, action
+from core import APIView, AutoRouter, CoreApp, Field, Model, ModelViewSet, action
 from core.auth.views import AuthViewSet
-from core.permissions import AllowAny, IsAuthenticated
+from core.permissions import AllowAny, IsAuthenticated, can_refuse, resolve_permissions
 from core.testing import test_settings
 from tests.apps import ArticleInput, ArticleOutput, build_app
 from tests.models import Article
@@ -124,8 +126,25 @@ def test_operations_carry_the_security_their_permissions_need(document: dict[str
     assert _operation(document, "report_touch")["security"] == bearer
     for _, _, operation in _operations(document):
         assert "security" in operation, operation["operationId"]
-        refusable = "401" in operation["responses"]
+        refusable = "403" in operation["responses"]
         assert (operation["security"] == bearer) is refusable, operation["operationId"]
+
+
+def test_each_operations_security_follows_its_permission_classes() -> None:
+    app = _app()
+    document = app.fastapi.openapi()
+    by_id = {operation["operationId"]: operation for _, _, operation in _operations(document)}
+    checked = 0
+    for spec in app.routes:
+        operation = by_id[spec.operation_id]
+        permissions = resolve_permissions(list(spec.permissions))
+        if any(can_refuse(permission) for permission in permissions):
+            expected: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+        else:  # AllowAny alone (or nothing that refuses an anonymous caller)
+            expected = []
+        assert operation["security"] == expected, (spec.operation_id, permissions)
+        checked += 1
+    assert checked == len(by_id)  # every operation of the document
 
 
 def test_the_document_has_no_scheme_when_nothing_needs_one() -> None:
@@ -235,6 +254,28 @@ async def test_a_405_allows_every_method_of_its_path(client: httpx.AsyncClient) 
     assert read_only.status_code == 405 and read_only.headers["allow"] == "GET"
     action_route = await client.get("/api/v1/articles/1/publish/")
     assert action_route.status_code == 405 and action_route.headers["allow"] == "POST"
+    # A collection action's path is no object id: PUT there is its 405, not `/{id}/`'s 422.
+    for path in ("/api/v1/articles/featured/", "/api/v1/articles/featured"):
+        shadowed = await client.put(path, json={})
+        assert shadowed.status_code == 405, shadowed.text
+        assert shadowed.headers["allow"] == "GET"
+    assert (await client.put("/api/v1/articles/bulk-hide/")).headers["allow"] == "POST"
+
+
+async def test_bodies_take_json_types_as_documented(
+    client: httpx.AsyncClient, seeded: dict[str, Any]
+) -> None:
+    # The document says boolean, integer and string: 0, "5" and 7 are refused, not coerced.
+    ann = {"x-user": "ann"}
+    body = {"title": "T", "slug": "strict", "author_id": seeded["ann"].id}
+    for field, value in (("is_published", 0), ("views", "5"), ("title", 7)):
+        response = await client.post("/api/v1/articles/", json={**body, field: value}, headers=ann)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["body", field]
+    # 5.0 is an integer to JSON Schema, so it is one here too.
+    created = await client.post("/api/v1/articles/", json={**body, "views": 5.0}, headers=ann)
+    assert created.status_code == 201, created.text
+    assert created.json()["views"] == 5
 
 
 def test_a_host_app_gets_the_scheme_its_core_operations_name() -> None:
@@ -257,3 +298,159 @@ async def test_a_bare_router_answers_its_405_with_the_allow_header() -> None:
     ) as client:
         response = await client.delete("/api/reports/")
     assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+
+
+# -- request bodies as named components ----------------------------------------------------------
+class Move(BaseModel):
+    """Where to move an article."""
+
+    position: int = 0
+
+
+class Tagged(BaseModel):
+    """Both a body and an answer, whose two schemas differ (`length` is only sent)."""
+
+    tag: str = "news"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def length(self) -> int:
+        return len(self.tag)
+
+
+class SignUp(BaseModel):
+    email: str
+    password: str
+    invitation: str
+
+
+class InvitedAuthViewSet(AuthViewSet):
+    register_schema = SignUp
+
+
+class MoveViewSet(ModelViewSet):
+    model = Article
+    input_schema = ArticleInput
+    output_schema = ArticleOutput
+    permission_classes = [AllowAny]
+
+    @action(methods=["POST"], detail=True, request_model=Move)
+    async def move(self, request: Request, db: Any, **kwargs: Any) -> dict[str, int]:
+        return {"position": Move.model_validate(await request.json()).position}
+
+    @action(methods=["POST"], detail=False, request_model=Tagged, response_model=Tagged)
+    async def tag(self, request: Request, db: Any, **kwargs: Any) -> Any:
+        return Tagged.model_validate(await request.json())
+
+
+def _body_ref(operation: dict[str, Any]) -> str:
+    ref: str = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return ref.removeprefix("#/components/schemas/")
+
+
+def test_bodies_are_named_components(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for operation_id, name in (
+        ("auth_register", "RegisterInput"),
+        ("auth_login", "LoginInput"),
+        ("auth_refresh", "RefreshInput"),
+        ("auth_logout", "RefreshInput"),
+        ("article_create", "ArticleInput"),
+        ("article_update", "ArticleInput"),
+        ("article_partial_update", "ArticleInputPartial"),
+    ):
+        operation = _operation(document, operation_id)
+        assert operation["requestBody"]["required"] is True
+        assert _body_ref(operation) == name, operation_id
+        assert schemas[name]["title"] == name
+    # PATCH: every field optional, none given a default it would not take.
+    partial = schemas["ArticleInputPartial"]
+    assert "required" not in partial
+    assert all("default" not in field for field in partial["properties"].values())
+    assert schemas["ArticleInput"]["required"] == ["title", "slug", "author_id"]
+
+
+def test_an_action_names_its_body_and_a_subclass_its_own_schema() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/auth", InvitedAuthViewSet, basename="auth")
+    router.register("/moves", MoveViewSet, basename="move")
+    document = CoreApp(settings=test_settings(), routers=[router]).fastapi.openapi()
+    validate(document)
+    schemas = document["components"]["schemas"]
+
+    assert _body_ref(_operation(document, "auth_register")) == "SignUp"
+    assert "invitation" in schemas["SignUp"]["required"]
+    assert "RegisterInput" not in schemas
+    move = _operation(document, "move_move")
+    assert _body_ref(move) == "Move"
+    assert schemas["Move"]["description"] == "Where to move an article."
+    # One model as body and answer: the answer keeps the name, the body is `<name>-Input`.
+    tag = _operation(document, "move_tag")
+    assert _ok_schema(tag) == {"$ref": "#/components/schemas/Tagged"}
+    assert _body_ref(tag) == "Tagged-Input"
+    assert set(schemas["Tagged"]["properties"]) == {"tag", "length"}
+    assert set(schemas["Tagged-Input"]["properties"]) == {"tag"}
+
+
+async def test_a_documented_body_is_still_read_by_the_handler() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/moves", MoveViewSet, basename="move")
+    app = CoreApp(settings=test_settings(), routers=[router])
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        answer = await http.post("/api/moves/tag/", json={"tag": "sport"})
+    assert answer.status_code == 200 and answer.json() == {"tag": "sport", "length": 5}
+
+
+# -- field examples -------------------------------------------------------------------------------
+class Recipe(Model):
+    __tablename__ = "openapi_recipes"
+
+    id: Mapped[int] = Field.pk()
+    title: Mapped[str] = Field.string(
+        max_length=120, examples=["Pão de queijo"], doc="What the dish is called."
+    )
+    servings: Mapped[int] = Field.integer(default=2, examples=[4])
+    notes: Mapped[str | None] = Field.text(nullable=True, examples=["Best warm."])
+    slug: Mapped[str] = Field.string(unique=True)
+
+
+class RecipeIn(BaseModel):
+    title: str = PydanticField(examples=["Feijoada"])
+    servings: int = 2
+
+
+class RecipeViewSet(ModelViewSet):
+    model = Recipe
+    permission_classes = [AllowAny]
+
+
+class DeclaredRecipeViewSet(ModelViewSet):
+    model = Recipe
+    input_schema = RecipeIn
+    permission_classes = [AllowAny]
+
+
+def test_input_schemas_carry_the_examples_the_model_or_schema_declares() -> None:
+    router = AutoRouter(prefix="/api")
+    router.register("/recipes", RecipeViewSet, basename="recipe")
+    router.register("/declared", DeclaredRecipeViewSet, basename="declared")
+    document = CoreApp(settings=test_settings(), routers=[router]).fastapi.openapi()
+    validate(document)
+    schemas = document["components"]["schemas"]
+
+    derived = schemas[_body_ref(_operation(document, "recipe_create"))]["properties"]
+    assert derived["title"]["examples"] == ["Pão de queijo"]
+    assert derived["title"]["description"] == "What the dish is called."
+    assert derived["title"]["maxLength"] == 120  # the column's limit stays
+    assert derived["servings"]["examples"] == [4] and derived["servings"]["default"] == 2
+    assert derived["notes"]["examples"] == ["Best warm."]
+    assert "examples" not in derived["slug"]
+    partial = schemas[_body_ref(_operation(document, "recipe_partial_update"))]["properties"]
+    assert partial["title"]["examples"] == ["Pão de queijo"]
+    declared = schemas[_body_ref(_operation(document, "declared_create"))]["properties"]
+    assert declared["title"]["examples"] == ["Feijoada"]
+    # The examples are documentation: the column still takes any value that fits.
+    assert Recipe.__table__.c.title.info == {"examples": ["Pão de queijo"]}

@@ -123,9 +123,9 @@ def test_the_row_paths_are_taken_exactly_when_nothing_needs_an_instance() -> Non
         instance.action = action
         return instance
 
-    assert view(ArticleRows, "retrieve")._row_columns() is not None
+    assert view(ArticleRows, "retrieve")._row_shape() is not None
     assert view(ArticleRows, "create")._insert_columns({"title": "x", "slug": "x"}) is not None
     assert view(ArticleRows, "create")._insert_columns({"author": None}) is None  # a relation
-    assert view(ArticleInstances, "retrieve")._row_columns() is None
+    assert view(ArticleInstances, "retrieve")._row_shape() is None
     assert view(ArticleInstances, "create")._insert_columns({"title": "x"}) is None
-    assert view(ObjectChecked, "retrieve")._row_columns() is None
+    assert view(ObjectChecked, "retrieve")._row_shape() is None

@@ -22,7 +22,7 @@ from core.errors import (
     NotNullViolationError,
     UniqueViolationError,
 )
-from core.models import lookups
+from core.models import lookups, relations
 from core.models.lookups import typed_cache
 from core.ports.repository import Condition, Load, Node, Query
 
@@ -267,11 +267,47 @@ class InMemoryRepository:
 
     async def values(self, query: Query) -> builtins.list[dict[str, Any]]:
         names = query.columns or tuple(schema(query.model).columns)
-        return [{name: row.get(name) for name in names} for row in self._rows(query)]
+        return [dict(zip(names, row, strict=True)) for row in await self.values_list(query)]
 
     async def values_list(self, query: Query) -> builtins.list[tuple[Any, ...]]:
         names = query.columns or tuple(schema(query.model).columns)
-        return [tuple(row.get(name) for name in names) for row in self._rows(query)]
+        rows = self._rows(query)
+        if not any("__" in name for name in names):
+            return [tuple(row.get(name) for name in names) for row in rows]
+        # Across to-one relations (`author__name`): the related row, as a LEFT OUTER JOIN
+        # finds it (None when there is none).
+        paths = [relations.value_path(query.model, name) for name in names]
+        found: list[tuple[Any, ...]] = []
+        for row in rows:
+            reached: dict[tuple[str, ...], dict[str, Any] | None] = {(): row}
+            values = []
+            for walked, column in paths:
+                current: dict[str, Any] | None = row
+                owner: type[Any] = query.model
+                path: tuple[str, ...] = ()
+                for step in walked:
+                    path = (*path, step.name)
+                    if path not in reached:
+                        reached[path] = self._related(owner, step.name, current)
+                    current, owner = reached[path], step.target
+                values.append(None if current is None else current.get(column))
+            found.append(tuple(values))
+        return found
+
+    def _related(
+        self, model: type[Any], name: str, row: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The row the to-one relation `name` of `row` (a `model` row) leads to, or None."""
+        if row is None:
+            return None
+        relation = schema(model).relation(name)
+        value = row.get(relation.local)
+        if value is None:
+            return None
+        table = self.database.table(relation.target)
+        if relation.remote == schema(relation.target).pk:
+            return table.get(value)
+        return next((r for r in table.values() if r.get(relation.remote) == value), None)
 
     async def values_list_counted(
         self, query: Query

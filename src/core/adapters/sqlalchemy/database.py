@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from core.adapters.sqlalchemy import driver
 from core.adapters.sqlalchemy.errors import unavailable_as_503
 from core.errors import ConfigurationError, MissingDependencyError
 
@@ -75,6 +76,13 @@ class SqlAlchemyDatabase:
         self._sessions = async_sessionmaker(
             self.engine, class_=_Session, expire_on_commit=False, autoflush=False
         )
+
+    def trace(self, tracing: Any) -> None:
+        """Trace every statement of this engine: SQLAlchemy's own execution through
+        OpenTelemetry's SQLAlchemy instrumentation, reads and inserts run on the driver
+        (`driver.run`) by the same span shape."""
+        tracing.instrument_engine(self.engine)
+        driver.trace(self.engine, tracing)
 
     def session(self) -> AsyncSession:
         return self._sessions()

@@ -12,6 +12,7 @@ rows equal what `session.execute` would return.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from sqlalchemy.util import LRUCache
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from core.adapters.sqlalchemy.errors import is_unavailable
+
+# Per traced engine (`trace`), what opens a span around each statement run here.
+_TRACED: WeakKeyDictionary[Any, Callable[[str], Any]] = WeakKeyDictionary()
 
 # Compiled plans per dialect, keyed by shape: as many as SQLAlchemy's own compiled cache keeps.
 _PLANS: WeakKeyDictionary[Dialect, LRUCache[Any, Plan]] = WeakKeyDictionary()
@@ -179,6 +183,24 @@ def _result_processor(dialect: Dialect, type_: TypeEngine[Any]) -> Processor | N
     return type_.dialect_impl(dialect).result_processor(dialect, coltype)
 
 
+def trace(engine: AsyncEngine, tracing: Any) -> None:
+    """Open a client span around each statement `run` runs on `engine`, shaped as
+    OpenTelemetry's SQLAlchemy instrumentation shapes those of SQLAlchemy's own execution."""
+    sync = engine.sync_engine
+    attributes = {"db.system": sync.dialect.name}
+    if sync.url.database:
+        attributes["db.name"] = sync.url.database
+
+    def span(sql: str) -> Any:
+        if not tracing.instrumenting():  # as the SQLAlchemy instrumentation does
+            return contextlib.nullcontext()
+        operation = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "SQL"
+        name = f"{operation} {sync.url.database}" if sync.url.database else operation
+        return tracing.span(name, kind="client", attributes={**attributes, "db.statement": sql})
+
+    _TRACED[sync] = span
+
+
 async def run(
     engine: AsyncEngine,
     statement: Callable[[Any, bool, str, list[Any]], Awaitable[Any]],
@@ -194,7 +216,11 @@ async def run(
     than put back, so the pool never hands it out again (SQLAlchemy does the same on its own
     path).
     """
-    return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
+    span = _TRACED.get(engine.sync_engine) if _TRACED else None
+    if span is None:
+        return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
+    with span(sql):
+        return await greenlet_spawn(_run_borrowed, engine, statement, postgres, sql, args)
 
 
 def _run_borrowed(

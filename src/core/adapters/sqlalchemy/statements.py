@@ -28,6 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased, joinedload, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
+from core.models import relations
 from core.models.lookups import typed_cache
 from core.ports.repository import DATE_PARTS, Condition, Load, Node, Query
 
@@ -254,6 +255,27 @@ def filtered(statement: Select[Any], query: Query, binder: Binder | None = None)
     return statement
 
 
+def _selected(model: type[Any], names: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
+    """The columns named (`"author__name"` across to-one relations, `relations.value_path`)
+    and the LEFT OUTER JOINs they need, one per relation path, each to its own alias."""
+    columns: list[Any] = []
+    joins: list[tuple[Any, Any]] = []
+    reached: dict[tuple[str, ...], Any] = {}
+    for name in names:
+        walked, column = relations.value_path(model, name)
+        owner: Any = model
+        path: tuple[str, ...] = ()
+        for step in walked:
+            path = (*path, step.name)
+            found = reached.get(path)
+            if found is None:
+                found = reached[path] = aliased(step.target)
+                joins.append((found, getattr(owner, step.name).of_type(found)))
+            owner = found
+        columns.append(getattr(owner, column))
+    return columns, joins
+
+
 def read_statement(
     kind: str, query: Query, names: tuple[str, ...], binder: Binder | None = None
 ) -> Select[Any]:
@@ -262,7 +284,7 @@ def read_statement(
     query's values, or (with `binder`) named parameters for them."""
     bound = binder is not None
     if kind in ("rows", "rows_counted"):
-        selected: list[Any] = [getattr(query.model, name) for name in names]
+        selected, joins = _selected(query.model, names)
         if kind == "rows_counted":
             # The count of every matching row, whatever the page's LIMIT/OFFSET: an uncorrelated
             # scalar subquery, which PostgreSQL (an InitPlan) and SQLite run once per statement.
@@ -277,6 +299,10 @@ def read_statement(
             )
             selected.append(count.correlate(None).scalar_subquery())
         statement = select(*selected)
+        if joins:
+            statement = statement.select_from(query.model)
+            for target, onclause in joins:
+                statement = statement.outerjoin(target, onclause)
         return windowed(filtered(statement, query, binder), query, bound)
     if kind == "count":
         if query.limit is not None or query.offset:

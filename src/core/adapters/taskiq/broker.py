@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -71,6 +73,68 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('XDEL', KEYS[1], ARGV[2])
 """
 
+# Stores a run's result, then acknowledges and deletes its entry: one round trip where Taskiq
+# makes two (each costs the worker about as much CPU as a no-op task's own code). A failing
+# SET (out of memory, say) aborts the script before the XACK, so an entry is never
+# acknowledged without its result. Then, when asked (ARGV[6] = 1), it reads the next entry
+# for the slot the run frees, from the first of KEYS[3..] that has one, so a busy worker needs
+# no read of its own per task. KEYS: result key, stream, streams to read; ARGV: result, TTL in
+# ms (0: none), group, entry id, consumer, 1 to read the next entry. Returns the entry read,
+# as {stream, id, {field, value, ...}}, or false.
+STORE_AND_ACK = """
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+redis.call('XDEL', KEYS[2], ARGV[4])
+if ARGV[6] ~= '1' then
+  return false
+end
+for i = 3, #KEYS do
+  local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[3], ARGV[5], 'COUNT', 1,
+                           'STREAMS', KEYS[i], '>')
+  if type(read) == 'table' and read[1] then
+    local entry = read[1][2][1]
+    return {KEYS[i], entry[1], entry[2]}
+  end
+end
+return false
+"""
+
+
+class RunLinesFilter(logging.Filter):
+    """Drops the line Taskiq's receiver logs as each task starts ("Executing task ... with
+    ID: ..."): `core worker` logs one line per run already, with its outcome and duration,
+    and formatting a second one costs as much CPU per task as the task layer's own work."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Executing task"))
+
+
+RECEIVER_LOGGER = "taskiq.receiver.receiver"
+
+
+class _Completion:
+    """One message's run, between the receiver storing its result and acknowledging it.
+
+    Taskiq's receiver stores the result, then acknowledges the message, in the asyncio task
+    that runs the message (`CoreReceiver.callback` opens one of these there). `ResultStore`
+    leaves the result here instead of sending it, and the acknowledgement sends both in one
+    script; whatever is still here when the run ends (no acknowledgement: a hard stop, a
+    message acknowledged before it ran) is stored on its own.
+    """
+
+    __slots__ = ("acknowledged", "result")
+
+    def __init__(self) -> None:
+        self.result: tuple[str, bytes, int] | None = None  # key, JSON, TTL in ms (0: none)
+        self.acknowledged = False
+
+
+_completion: ContextVar[_Completion | None] = ContextVar("core_taskiq_completion", default=None)
+
 
 class StreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker with the delivery rules the TaskQueue port promises.
@@ -124,7 +188,13 @@ class StreamBroker(RedisStreamBroker):
         # Fetched and not yet acknowledged. Counting a message the receiver dropped without
         # acknowledging it only makes reads smaller, never larger than the free slots.
         self.in_flight = 0
+        # Entries the acknowledgement script read for the slots their runs freed, waiting for
+        # the receiver to ask (it does as soon as the acknowledged run's task ends).
+        self._ready: deque[tuple[Any, Any, Any]] = deque()
+        self._reading = False  # the listen loop is waiting in XREADGROUP
+        self._next_stream = 0  # the stream an acknowledgement reads first (round robin)
         self._client: Redis | None = None
+        self._scripts: dict[str, Any] = {}
 
     def client(self) -> Redis:
         """One redis-py client over this broker's pool, for every command it sends.
@@ -136,6 +206,14 @@ class StreamBroker(RedisStreamBroker):
             self._client = Redis(connection_pool=self.connection_pool)
         return self._client
 
+    def script(self, body: str) -> Any:
+        """`body` registered on the shared client: sent by its SHA1, loaded again if Redis
+        lost it (a restart, SCRIPT FLUSH)."""
+        script = self._scripts.get(body)
+        if script is None:
+            script = self._scripts[body] = self.client().register_script(body)
+        return script
+
     async def kick(self, message: BrokerMessage) -> None:
         # taskiq-redis's kick, on the shared client.
         stream = message.labels.get("queue_name") or self.queue_name
@@ -146,7 +224,10 @@ class StreamBroker(RedisStreamBroker):
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         loop = asyncio.get_running_loop()
         next_claim = loop.time()
-        async with Redis(connection_pool=self.connection_pool) as redis:
+        # One connection held for the loop's reads: no pool checkout and release per read.
+        async with Redis(
+            connection_pool=self.connection_pool, single_connection_client=True
+        ) as redis:
             while True:
                 raise_if_cancelled()
                 try:
@@ -170,18 +251,31 @@ class StreamBroker(RedisStreamBroker):
                                     continue
                                 logger.warning("Running abandoned task message %s again", entry_id)
                                 yield self._message(stream, entry_id, fields)
+                    if self._ready:
+                        # Read by an acknowledgement, for the slot this request fills.
+                        stream, entry_id, fields = self._ready.popleft()
+                        if b"data" not in fields:
+                            self.in_flight -= 1
+                            await self._reject_entry(stream, entry_id, fields)
+                            continue
+                        yield self._message(stream, entry_id, fields, counted=True)
+                        continue
                     # The receiver asks for a message only once it holds a free slot, so at
                     # least one is free; reading more than are free would leave entries
                     # waiting in this worker while another could run them. COUNT is per
                     # stream, hence the division.
                     free = self.concurrency - self.in_flight
-                    fetched: Any = await redis.xreadgroup(
-                        GROUP,
-                        self.consumer_name,
-                        dict.fromkeys(self.streams, ">"),
-                        count=max(1, free // len(self.streams)),
-                        block=self.block,
-                    )
+                    self._reading = True
+                    try:
+                        fetched: Any = await redis.xreadgroup(
+                            GROUP,
+                            self.consumer_name,
+                            dict.fromkeys(self.streams, ">"),
+                            count=max(1, free // len(self.streams)),
+                            block=self.block,
+                        )
+                    finally:
+                        self._reading = False
                 except ResponseError as exc:
                     # The stream or group vanished (a FLUSHDB, a deleted key): a blocked read
                     # says UNBLOCKED, the next one NOGROUP. Declare them again and read on.
@@ -230,8 +324,11 @@ class StreamBroker(RedisStreamBroker):
             # Still pending: claimed and rejected again later.
             logger.warning("Could not dead-letter task message %s", entry_id, exc_info=True)
 
-    def _message(self, stream: Any, entry_id: Any, fields: Any) -> AckableMessage:
-        self.in_flight += 1
+    def _message(
+        self, stream: Any, entry_id: Any, fields: Any, *, counted: bool = False
+    ) -> AckableMessage:
+        if not counted:
+            self.in_flight += 1
         return AckableMessage(data=fields[b"data"], ack=self._ack_generator(entry_id, stream))
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
@@ -242,7 +339,40 @@ class StreamBroker(RedisStreamBroker):
                 # pending is what makes a task abandoned by a hard stop run again elsewhere.
                 logger.warning("Task message %s abandoned unacknowledged; it will run again", id)
                 return
-            await self.client().eval(ACK_AND_DELETE, 1, queue_name, GROUP, id)
+            completion = _completion.get()
+            if completion is None:
+                await self.script(ACK_AND_DELETE)(keys=[queue_name], args=[GROUP, id])
+                return
+            completion.acknowledged = True
+            stored, completion.result = completion.result, None
+            if stored is None:
+                await self.script(ACK_AND_DELETE)(keys=[queue_name], args=[GROUP, id])
+                return
+            key, value, ttl_ms = stored
+            # The run is over and its slot free. Read the next entry for it here, unless the
+            # listen loop is reading already (it gets what arrives) or no slot is free; the
+            # slot is reserved while the script runs, so the loop never reads for it too.
+            read_next = not self._reading and self.in_flight < self.concurrency
+            streams: list[Any] = []
+            if read_next:
+                self.in_flight += 1
+                start = self._next_stream = (self._next_stream + 1) % len(self.streams)
+                streams = self.streams[start:] + self.streams[:start]
+            try:
+                entry: Any = await self.script(STORE_AND_ACK)(
+                    keys=[key, queue_name, *streams],
+                    args=[value, ttl_ms, GROUP, id, self.consumer_name, int(read_next)],
+                )
+            except BaseException:
+                if read_next:
+                    self.in_flight -= 1
+                raise
+            if not entry:
+                if read_next:
+                    self.in_flight -= 1
+                return
+            stream, entry_id, flat = entry
+            self._ready.append((stream, entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
 
         return ack
 
@@ -319,9 +449,23 @@ class ResultStore(RedisAsyncResultBackend[Any]):
         except PydanticSerializationError:
             # ...except strings UTF-8 cannot carry (lone surrogates), which json escapes.
             value = self.serializer.dumpb(result.model_dump(mode="json"))
-        await self.client.set(
-            self._task_name(task_id), value, ex=self.result_ex_time, px=self.result_px_time
-        )
+        completion = _completion.get()
+        if completion is not None and not completion.acknowledged:
+            # A worker's run: stored together with the acknowledgement that follows.
+            completion.result = (self._task_name(task_id), value, self.ttl_ms)
+            return
+        await self.write(self._task_name(task_id), value)
+
+    @property
+    def ttl_ms(self) -> int:
+        """How long results are kept, in milliseconds; 0 for ever."""
+        if self.result_px_time:
+            return int(self.result_px_time)
+        return int(self.result_ex_time or 0) * 1000
+
+    async def write(self, key: str, value: bytes) -> None:
+        """SET one encoded result under `key`, with the results' TTL."""
+        await self.client.set(key, value, ex=self.result_ex_time, px=self.result_px_time)
 
     async def get_result(self, task_id: str, with_logs: bool = False) -> TaskiqResult[Any]:
         name = self._task_name(task_id)
@@ -406,13 +550,29 @@ class CoreReceiver(Receiver):
         task = asyncio.current_task()
         if task is not None:
             self.running.add(task)
+        # Each message runs in an asyncio task of its own, so this is this message's alone.
+        completion = _Completion()
+        token = _completion.set(completion)
         try:
             if isinstance(message, AckableMessage) and await self._rejected(message):
                 return
             await super().callback(message, raise_err)
         finally:
+            _completion.reset(token)
             if task is not None:
                 self.running.discard(task)
+            if completion.result is not None:
+                await self._store_unacknowledged(*completion.result[:2])
+
+    async def _store_unacknowledged(self, key: str, value: bytes) -> None:
+        # The result of a run whose message was not acknowledged after it (left pending by a
+        # hard stop, or acknowledged before it ran): stored on its own, as Taskiq would.
+        backend = self.broker.result_backend
+        try:
+            if isinstance(backend, ResultStore):
+                await backend.write(key, value)
+        except Exception:
+            logger.exception("Can't set result in result backend.")
 
     async def _rejected(self, message: AckableMessage) -> bool:
         """Dead-letter and acknowledge a message taskiq cannot run; True if it was one.

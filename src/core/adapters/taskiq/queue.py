@@ -21,10 +21,12 @@ from core.adapters.taskiq.broker import (
     ERROR_LABEL,
     GROUP,
     MOVE_DUE,
+    RECEIVER_LOGGER,
     UNREACHABLE,
     CoreReceiver,
     CoreResults,
     ResultStore,
+    RunLinesFilter,
     StreamBroker,
     plain,
 )
@@ -227,6 +229,8 @@ class TaskiqTaskQueue:
             ack_type=AcknowledgeType.WHEN_SAVED,
             wait_tasks_timeout=None,
         )
+        run_lines = RunLinesFilter()
+        logging.getLogger(RECEIVER_LOGGER).addFilter(run_lines)
         finish = asyncio.Event()
         listening = asyncio.create_task(receiver.listen(finish), name="core-taskiq-listen")
         moving = asyncio.create_task(self._move_delayed(broker, queues), name="core-taskiq-eta")
@@ -248,6 +252,7 @@ class TaskiqTaskQueue:
         except UNREACHABLE as exc:
             raise TaskQueueUnavailableError(f"Redis at {self._url} is unreachable.") from exc
         finally:
+            logging.getLogger(RECEIVER_LOGGER).removeFilter(run_lines)
             for task in (moving, listening):
                 task.cancel()
             await asyncio.gather(moving, listening, return_exceptions=True)

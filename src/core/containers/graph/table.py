@@ -154,6 +154,19 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
         },
     ),
     PortEntry(
+        "idempotency.store",
+        "IdempotencyStore",
+        "idempotency_store",
+        {
+            "database": Adapter("core.adapters.sqlalchemy.idempotency.SqlAlchemyIdempotencyStore"),
+            "redis": Adapter(
+                "core.adapters.redis.idempotency.RedisIdempotencyStore",
+                ("idempotency_store_url", "redis_url", "idempotency_key_prefix"),
+            ),
+            "memory": Adapter("core.adapters.memory.idempotency.InMemoryIdempotencyStore"),
+        },
+    ),
+    PortEntry(
         "messaging.broker",
         "EventBroker",
         "message_broker",
@@ -197,12 +210,14 @@ ADAPTERS: Final[tuple[PortEntry, ...]] = (
 BUILDERS: Final[Mapping[str, str]] = {
     "auth.password_policy": "core.auth.passwords.PasswordPolicy",
     "auth.refresh_tokens": "core.auth.refresh.RefreshTokens",
+    "idempotency.keys": "core.idempotency.IdempotencyKeys",
     "messaging.outbox": "core.messaging.outbox.Outbox",
     "messaging.relay": "core.messaging.outbox.OutboxRelay",
     "messaging.retry_policy": "core.messaging.consumers.RetryPolicy",
     "messaging.runtime": "core.messaging.runtime.MessagingRuntime",
     "tasks.runner": "core.tasks.binding.TaskRunner",
     "tasks.binder": "core.tasks.binding.TaskBinder",
+    "tracing": "core.tracing.Tracing",
 }
 
 #: Settings a `configure_auth` keyword overrides: Settings field -> keyword.

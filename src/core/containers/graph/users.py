@@ -21,6 +21,8 @@ PROJECT_HANDLER: Final = "(its own code may resolve more)"
 ROUTE: Final = ("database.database", "auth.authenticator")
 #: A throttle counting a request: the client's address, the rate, the count.
 THROTTLE: Final = ("throttling.trusted_proxies", "throttling.rates", "throttling.rate_limiter")
+#: A route that accepts `Idempotency-Key` claims its key and saves its response.
+IDEMPOTENCY: Final = ("idempotency.keys",)
 #: A view without `throttle_classes` of its own reads THROTTLE_DEFAULT_CLASSES.
 DEFAULT_THROTTLES: Final = "throttling.default_throttle_classes"
 #: A consumer's message: the broker feeds it, the runtime dispatches it in a unit of work.
@@ -92,7 +94,8 @@ def _viewset_users(app: Any | None, config: Mapping[str, Any]) -> list[ProviderU
         if own is None:
             detail += f" {PROJECT_HANDLER}"
         throttles = _throttles(spec.view, spec.action, config)
-        resolved = tuple(dict.fromkeys((*ROUTE, *throttles, *(own or ()))))
+        keys = IDEMPOTENCY if getattr(spec, "idempotent", False) else ()
+        resolved = tuple(dict.fromkeys((*ROUTE, *throttles, *keys, *(own or ()))))
         users.append(
             ProviderUser(
                 kind="viewset",

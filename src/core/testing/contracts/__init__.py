@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from core.testing.contracts.broker import BrokerContract, Inbox
     from core.testing.contracts.hashing import PasswordHasherContract
+    from core.testing.contracts.idempotency import IdempotencyStoreContract
     from core.testing.contracts.ratelimit import RateLimiterContract
     from core.testing.contracts.repository import RepositoryContract
     from core.testing.contracts.tasks import TaskQueueContract, TaskQueueHarness
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "BrokerContract": "broker",
     "Inbox": "broker",
+    "IdempotencyStoreContract": "idempotency",
     "PasswordHasherContract": "hashing",
     "RateLimiterContract": "ratelimit",
     "RepositoryContract": "repository",
@@ -40,6 +42,7 @@ _MODULES = {
 
 __all__ = (
     "BrokerContract",
+    "IdempotencyStoreContract",
     "Inbox",
     "PasswordHasherContract",
     "RateLimiterContract",
