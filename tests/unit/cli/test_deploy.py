@@ -399,6 +399,13 @@ def test_k8s_has_a_deployment_per_process_probes_and_an_hpa(tmp_path: Path) -> N
     api = deployments["shop-api"]["spec"]["template"]["spec"]
     assert api["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert api["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    # docs/operations.md shows these probes as written.
+    operations = (Path(__file__).parents[3] / "docs" / "operations.md").read_text()
+    block = operations.split("```yaml\nreadinessProbe:", 1)[1].split("```", 1)[0]
+    documented = yaml.safe_load("readinessProbe:" + block)
+    assert documented == {
+        probe: api["containers"][0][probe] for probe in ("readinessProbe", "livenessProbe")
+    }
     assert api["initContainers"][0]["command"] == ["core", "migrate"]
     scheduler = deployments["shop-scheduler"]["spec"]
     assert scheduler["replicas"] == 1 and scheduler["strategy"] == {"type": "Recreate"}
