@@ -16,7 +16,7 @@ from tests.unit.cli.test_cli_edges import run_core
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
-PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter"}
+PORTS = {"database", "broker", "tasks", "token_store", "rate_limiter", "idempotency_store"}
 
 
 def _settings(database_url: str, redis_url: str) -> dict[str, str]:
@@ -27,6 +27,7 @@ def _settings(database_url: str, redis_url: str) -> dict[str, str]:
         "task_broker": "redis",
         "auth_token_store": "redis",
         "throttle_store": "redis",
+        "idempotency_store": "redis",
         "redis_url": redis_url,
         "task_key_prefix": f"core-health-{uuid.uuid4().hex[:8]}",
     }
@@ -70,7 +71,13 @@ async def test_not_ready_when_redis_is_stopped(postgres_url: str) -> None:
     response = await _ready(**_settings(postgres_url, stopped))
 
     assert response.status_code == 503
-    assert _failing(response) == {"broker", "tasks", "token_store", "rate_limiter"}
+    assert _failing(response) == {
+        "broker",
+        "tasks",
+        "token_store",
+        "rate_limiter",
+        "idempotency_store",
+    }
     assert stopped.split("//")[1].split("/")[0] not in response.text
 
 

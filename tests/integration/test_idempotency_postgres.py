@@ -131,8 +131,9 @@ class TestPostgresIdempotencyStore(IdempotencyStoreContract):
 
 @pytest.fixture(autouse=True)
 def _declared() -> Iterator[None]:
-    global GATE
+    global GATE, delivered
     GATE = Gate()
+    delivered = asyncio.Event()  # each test's own: an Event binds to the loop that waits on it
     saved = declarations().snapshot()
 
     @consumer(f"core-idem-{uuid.uuid4().hex[:8]}", topics=[TOPIC])
