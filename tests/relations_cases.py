@@ -295,3 +295,14 @@ async def retrieve_create_update_show_relations(app: CoreApp) -> None:
         assert moved.json()["author"] == {"id": authors[1], "name": "Author 1"}
         again = (await http.get(f"/posts-full/{listed[0]['id']}/")).json()
         assert again["author"]["id"] == authors[1]
+
+
+# Each backend's test file runs every one of these against its own app.
+VIEWSET_CASES = (
+    list_with_author_costs_fixed_statements,
+    list_without_relations_loads_none,
+    list_with_lists_prefetches,
+    nested_prefetch_paths,
+    queryset_loads_are_respected,
+    retrieve_create_update_show_relations,
+)

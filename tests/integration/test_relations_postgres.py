@@ -31,14 +31,7 @@ async def app(postgres_url: str) -> AsyncIterator[CoreApp]:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        cases.list_with_author_costs_fixed_statements,
-        cases.list_without_relations_loads_none,
-        cases.list_with_lists_prefetches,
-        cases.nested_prefetch_paths,
-        cases.queryset_loads_are_respected,
-        cases.retrieve_create_update_show_relations,
-    ],
+    cases.VIEWSET_CASES,
     ids=lambda case: case.__name__,
 )
 async def test_viewset_relation_loading(
