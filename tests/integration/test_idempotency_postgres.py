@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from core.ports.idempotency import IdempotencyStore
 from core.testing import IdempotencyStoreContract, test_settings
 from core.testing.contracts.idempotency import Units
 from tests import services
+from tests.unit.test_idempotency_store import session_units
 
 pytestmark = pytest.mark.postgres
 
@@ -116,17 +116,7 @@ class TestPostgresIdempotencyStore(IdempotencyStoreContract):
 
     @pytest.fixture
     def units(self, database: SqlAlchemyDatabase) -> Units:
-        @asynccontextmanager
-        async def unit() -> AsyncIterator[Any]:
-            async with database.session() as session:
-                try:
-                    yield session
-                except BaseException:
-                    await session.rollback()
-                    raise
-                await session.commit()
-
-        return unit
+        return session_units(database)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,23 @@ from core.testing import IdempotencyStoreContract, InMemoryIdempotencyStore, tes
 from core.testing.contracts.idempotency import Units
 
 
+def session_units(database: SqlAlchemyDatabase) -> Units:
+    """Units of work on `database`'s sessions, as the contract's `units` fixture wants them:
+    commit at the end, roll back on an error."""
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[Any]:
+        async with database.session() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
+    return unit
+
+
 class EpochClock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -69,17 +86,7 @@ class TestSqliteIdempotencyStore(IdempotencyStoreContract):
 
     @pytest.fixture
     def units(self, database: SqlAlchemyDatabase) -> Units:
-        @asynccontextmanager
-        async def unit() -> AsyncIterator[Any]:
-            async with database.session() as session:
-                try:
-                    yield session
-                except BaseException:
-                    await session.rollback()
-                    raise
-                await session.commit()
-
-        return unit
+        return session_units(database)
 
     async def advance(self, seconds: float) -> None:
         self.clock.now += timedelta(seconds=seconds)
