@@ -70,8 +70,9 @@ class CoreApp:
         self.settings: Settings = container.settings()
         self._user_lifespan = lifespan
         self._routers: list[Any] = []
-        # The FastAPI routers included, in order: what `attach` includes into a host.
-        self._api_routers: list[APIRouter] = []
+        # The routers included, in order (AutoRouters and FastAPI APIRouters): what `attach`
+        # includes into a host.
+        self._included: list[Any] = []
         self._hosts: list[FastAPI] = []
         # Core serves the docs pages itself (core.api_docs), so they work with no internet.
         # DOCS_ENABLED, OPENAPI_SERVERS, OPENAPI_LICENSE_*; the caller's options win.
@@ -133,12 +134,20 @@ class CoreApp:
 
     def include_router(self, router: Any) -> None:
         """Mount an AutoRouter (anything with `api_router()`) or a FastAPI APIRouter."""
-        build = getattr(router, "api_router", None)
-        if callable(build):
+        self._included.append(router)
+        if callable(getattr(router, "api_router", None)):
             self._routers.append(router)
-        api_router = build() if callable(build) else router
-        self._api_routers.append(api_router)
-        self.fastapi.include_router(api_router)
+            # Onto the app's own router, not included: see AutoRouter.add_routes.
+            router.add_routes(self.fastapi.router)
+        else:
+            self.fastapi.include_router(router)
+
+    def _api_routers(self) -> list[APIRouter]:
+        """The FastAPI routers of what this app includes, in order."""
+        return [
+            router.api_router() if callable(getattr(router, "api_router", None)) else router
+            for router in self._included
+        ]
 
     def attach(self, host: FastAPI) -> None:
         """Serve this app's Core parts inside an existing FastAPI app, `host`: one call, either
@@ -172,7 +181,8 @@ class CoreApp:
         if any(attached is host for attached in self._hosts):
             raise ConfigurationError(f"CoreApp {self.name!r} is already attached to this app.")
         if not _mounts(host.router.routes, self):
-            ours = {id(router) for router in self._api_routers}
+            api_routers = self._api_routers()
+            ours = {id(router) for router in api_routers}
             if any(id(getattr(route, "original_router", None)) in ours for route in host.routes):
                 raise ConfigurationError(
                     f"The host app already includes CoreApp {self.name!r}'s routers: remove "
@@ -180,9 +190,9 @@ class CoreApp:
                     "them with Core's context and error handlers."
                 )
             context = Depends(self._request_context)
-            for api_router in self._api_routers:
+            for api_router in api_routers:
                 host.include_router(api_router, dependencies=[context])
-            core_routes = {id(route) for route in _routes(self._api_routers)}
+            core_routes = {id(route) for route in _routes(api_routers)}
             errors.install_on_host(
                 host, lambda request: id(request.scope.get("route")) in core_routes
             )

@@ -259,8 +259,8 @@ async def test_an_attached_host_served_without_its_lifespan_says_so(seen: Seen) 
 def test_attach_refuses_routes_the_host_already_includes(seen: Seen) -> None:
     core = core_app(seen)
     host = FastAPI()
-    for router in core._api_routers:
-        host.include_router(router)
+    for router in core._routers:  # the AutoRouters given to CoreApp
+        host.include_router(router.api_router())
 
     with pytest.raises(ConfigurationError, match="already includes"):
         core.attach(host)
