@@ -95,10 +95,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./app.db"
     database_echo: bool = False
-    # Connections over pool_size are closed as they come back: a pool smaller than the usual
-    # concurrency opens a new connection (on PostgreSQL a server process) for many requests.
+    # The pool keeps up to pool_size connections open; a request that finds them all busy waits
+    # for one (up to pool_timeout). Overflow connections are closed as they come back, so under
+    # a steady load above pool_size they are opened again and again (on PostgreSQL each is a
+    # server process, an SSL attempt and a login: bench/http/README.md measured it halving
+    # throughput at 50 concurrent requests). None by default: raise pool_size instead.
     database_pool_size: int = 20
-    database_max_overflow: int = 10
+    database_max_overflow: int = 0
     database_pool_timeout: float = 30.0
     database_pool_recycle: int = 1800
     # Off by default: the asyncpg ping is three round trips per checkout (see bench/http);

@@ -25,7 +25,7 @@ class SqlAlchemyDatabase:
         *,
         echo: bool = False,
         pool_size: int = 20,
-        max_overflow: int = 10,
+        max_overflow: int = 0,
         pool_timeout: float = 30.0,
         pool_recycle: int = 1800,
         pool_pre_ping: bool = False,
