@@ -105,3 +105,51 @@ def test_a_route_name_used_twice_is_refused_at_start_up() -> None:
     router.register("stories", ArticleViewSet)  # both default to basename "article"
     with pytest.raises(ConfigurationError, match="own basename"):
         CoreApp(settings=test_settings(), routers=[router])
+
+
+BAD_FILTER = "/api/articles/?is_published=maybe"
+
+
+async def test_the_apps_own_dependencies_and_their_overrides_apply_to_autorouter_routes() -> None:
+    calls: list[str] = []
+
+    async def audit(request: Request) -> None:
+        calls.append(f"audit {request.method} {request.url.path}")
+
+    async def audit_in_tests(request: Request) -> None:
+        calls.append("overridden")
+
+    router = AutoRouter(prefix="/api")
+    router.register("/articles", ArticleViewSet, basename="article")
+    app = CoreApp(settings=test_settings(), routers=[router], dependencies=[Depends(audit)])
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http,
+    ):
+        await app.create_all()
+        assert (await http.get("/api/articles/")).status_code == 200
+        invalid = [await http.get(path) for path in ("/api/articles/abc/", BAD_FILTER)]
+        assert calls == [
+            "audit GET /api/articles/",
+            "audit GET /api/articles/abc/",
+            "audit GET /api/articles/",
+        ]
+        calls.clear()
+        app.fastapi.dependency_overrides[audit] = audit_in_tests
+        assert (await http.get("/api/articles/")).status_code == 200
+        assert calls == ["overridden"]
+    # With a dependency a route runs FastAPI's own request handler; without, Core's (which only
+    # validates the parameters): a bad lookup value or filter is the same 422 either way.
+    plain = CoreApp(settings=test_settings(), routers=[router])
+    async with (
+        plain.lifespan(),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=plain), base_url="http://testserver"
+        ) as http,
+    ):
+        same = [await http.get(path) for path in ("/api/articles/abc/", BAD_FILTER)]
+    assert [r.status_code for r in invalid] == [r.status_code for r in same] == [422, 422]
+    assert [r.json() for r in invalid] == [r.json() for r in same]
+    assert invalid[0].json()["code"] == "invalid_lookup_value"
