@@ -168,9 +168,13 @@ class _Outages:
         # Weakly keyed by engine: an engine gone with its outage takes the mark along (an id
         # could be reused by the next engine).
         self._down: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        # Engines whose pool ran out of connections, reported once until a statement runs.
+        self._busy: weakref.WeakSet[Any] = weakref.WeakSet()
 
     async def failed(self, bind: Any, exc: BaseException) -> DatabaseUnavailableError:
         key = bind if bind is not None else _NO_BIND
+        if isinstance(exc, PoolTimeoutError):
+            return self._pool_exhausted(key, bind, exc)
         driver_error = _chain(exc)[-1]
         cause = str(driver_error).splitlines()[0] if str(driver_error) else ""
         error = DatabaseUnavailableError(cause or type(driver_error).__name__)
@@ -186,11 +190,30 @@ class _Outages:
             await _empty_pool(bind)
         return error
 
+    def _pool_exhausted(self, key: Any, bind: Any, exc: BaseException) -> DatabaseUnavailableError:
+        # The database answers: every connection of this process's pool stayed busy for the
+        # pool's timeout. The request's work was not done, so it is a 503 all the same, but no
+        # outage: emptying the pool would make the next requests connect afresh, under the very
+        # load that exhausted it.
+        error = DatabaseUnavailableError(str(exc).splitlines()[0])
+        if key not in self._busy:
+            self._busy.add(key)
+            logger.warning(
+                "Every connection of the pool to database %s stayed busy for the pool's timeout"
+                " (%s); requests that find none answer 503. DATABASE_POOL_SIZE and"
+                " DATABASE_POOL_TIMEOUT set the pool.",
+                _name(bind),
+                error.args[0],
+            )
+        return error
+
     def answered(self, bind: Any) -> None:
         if self._down:
             name = self._down.pop(bind if bind is not None else _NO_BIND, None)
             if name is not None:
                 logger.warning("Database %s is available again.", name)
+        if self._busy:
+            self._busy.discard(bind if bind is not None else _NO_BIND)
 
 
 class _NoBind:
